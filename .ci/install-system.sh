@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# System packages the suite needs: a CJK font (posters, screenshots), Chromium (browser tests),
+# wrk (benchmarks), Node packages (Prism, Twilio's API mock). Idempotent; quiet when present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v chromium >/dev/null || need_apt+=(chromium)
+[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
+command -v wrk >/dev/null || need_apt+=(wrk)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ -f package.json ] && [ ! -x node_modules/.bin/prism ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# PostgreSQL and Redis run on CI's machine before the session; start them if they stopped.
+if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+fi
+if command -v redis-server >/dev/null && ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+fi

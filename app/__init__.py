@@ -1,0 +1,88 @@
+"""ScanJoin: scan a poster, join the union."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, request, session
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+
+def create_app(config: Any | None = None, env: Mapping[str, str] | None = None) -> Flask:
+    """Build the app from a config object, or from `env` / the process environment."""
+    from config import load_config
+
+    config = config or load_config(env)
+    app = Flask(__name__, instance_path=config.INSTANCE_PATH, instance_relative_config=False)
+    app.config.update(config.as_dict())
+    app.config["APP_ENV"] = config.ENV_NAME
+    app.config["TESTING"] = config.TESTING
+    if config.PROXY_FIX_X_FOR:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.PROXY_FIX_X_FOR, x_proto=1)  # type: ignore[method-assign]
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    from app.logs import install_redaction
+
+    install_redaction(app.config["LOG_LEVEL"])
+
+
+def register_extensions(app: Flask) -> None:
+    from app import db, security
+    from app.extensions import babel, csrf, login_manager
+    from app.services.crypto import PiiCipher
+    from app.services.sms import make_gateway
+    from app.services.tokens import QrSigner
+
+    db.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    login_manager.init_app(app)
+    security.init_app(app)
+    app.extensions["pii"] = PiiCipher(app.config["PII_ENCRYPTION_KEYS"], app.config["PII_INDEX_KEY"])
+    app.extensions["qr_signer"] = QrSigner(app.config["QR_SECRETS"], app.config["QR_MAX_AGE_DAYS"])
+    app.extensions["sms"] = make_gateway(app.config)
+    app.context_processor(template_globals)
+
+
+def template_globals() -> dict[str, object]:
+    from flask_babel import get_locale
+
+    return {"get_locale": get_locale}
+
+
+def select_locale() -> str:
+    """The worker's choice, else the browser's preference, else Chinese."""
+    chosen = session.get("lang")
+    if chosen in ("zh_Hans_CN", "en"):
+        return chosen
+    best = request.accept_languages.best_match(["zh", "en"], default="zh")
+    return "en" if best == "en" else "zh_Hans_CN"
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.web import auth, errors, join, meta
+
+    app.url_map.converters["qrtoken"] = join.QrTokenConverter
+    for module in (meta, auth, join, errors):
+        app.register_blueprint(module.bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from app.web.errors import register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import register
+
+    register(app)

@@ -1,0 +1,91 @@
+"""Engine per app, session per request, SQLite tuned for many readers and one writer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask, current_app, g, request
+from sqlalchemy import Engine, event
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, create_engine
+
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine; SQLite gets WAL, a busy timeout, foreign keys and explicit BEGINs."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    kwargs: dict[str, object] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        kwargs["poolclass"] = StaticPool
+    engine = create_engine(url, **kwargs)
+    _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy emit BEGIN itself, so writes can take the lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON", "synchronous=NORMAL"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        # BEGIN IMMEDIATE for writing requests: a deferred read transaction that later upgrades
+        # to a write fails with "database is locked" instead of waiting for busy_timeout.
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def init_app(app: Flask) -> None:
+    """Attach the engine and close the request's session at teardown."""
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["db_engine"] = engine
+    app.teardown_appcontext(close_session)
+
+
+def engine() -> Engine:
+    return current_app.extensions["db_engine"]
+
+
+def writer_engine() -> Engine:
+    """The engine whose transactions start with BEGIN IMMEDIATE on SQLite."""
+    return engine().execution_options(sqlite_begin="IMMEDIATE")
+
+
+def get_session() -> Session:
+    """The session of this request (or CLI command), opened on first use."""
+    if "db_session" not in g:
+        writing = not _in_request() or request.method not in READ_METHODS
+        g.db_session = Session(writer_engine() if writing else engine(), expire_on_commit=False)
+    return g.db_session
+
+
+def _in_request() -> bool:
+    from flask import has_request_context
+
+    return has_request_context()
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A committed-or-rolled-back session for work outside a request (threads, scripts)."""
+    with Session(writer_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,214 @@
+"""Tables and input models.
+
+Times are timezone-aware UTC (`utcnow()`); SQLModel's UTCDateTime keeps them so on SQLite too. Names and phones are
+never stored in clear: `*_enc` columns hold Fernet ciphertext and `phone_index` an HMAC
+(blind index) used for lookups and uniqueness.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Column, Enum, JSON, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PlaceKind(str, enum.Enum):
+    district = "district"
+    workplace = "workplace"
+
+
+class WorkplaceKind(str, enum.Enum):
+    delivery_station = "delivery_station"
+    rest_station = "rest_station"
+    hub = "hub"
+    other = "other"
+
+
+class MemberStatus(str, enum.Enum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    official = "official"
+    organizer = "organizer"
+
+
+class Platform(str, enum.Enum):
+    meituan = "meituan"
+    eleme = "eleme"
+    didi = "didi"
+    huolala = "huolala"
+    shansong = "shansong"
+    sf_intra_city = "sf_intra_city"
+    other = "other"
+
+
+def _enum(enum_cls: type[enum.Enum], name: str) -> Column:  # type: ignore[type-arg]
+    # Stored as plain strings with a CHECK constraint, so adding a value is a small migration.
+    return Column(Enum(enum_cls, name=name, native_enum=False, create_constraint=True, length=32), nullable=False)
+
+
+class QrState(SQLModel):
+    """The signed-code state every place carries: rotate bumps the version."""
+
+    qr_version: int = Field(default=1)
+    qr_issued_at: datetime = Field(default_factory=utcnow)
+    qr_revoked_at: datetime | None = None
+
+
+class District(QrState, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True, index=True)
+    name: str = Field(max_length=200)
+    member_seq: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Workplace(QrState, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True, index=True)
+    name: str = Field(max_length=200)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    kind: WorkplaceKind = Field(default=WorkplaceKind.other, sa_column=_enum(WorkplaceKind, "workplace_kind"))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Member(SQLModel, table=True):
+    """One row per person (phone); a rejected applicant who reapplies reuses the row."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    workplace_id: int | None = Field(default=None, foreign_key="workplace.id", index=True)
+    name_enc: str
+    phone_enc: str
+    phone_index: str = Field(max_length=64, unique=True)
+    phone_last4_index: str = Field(max_length=64, index=True)
+    platform: Platform = Field(sa_column=_enum(Platform, "platform"))
+    status: MemberStatus = Field(default=MemberStatus.pending, sa_column=_enum(MemberStatus, "member_status"))
+    consent_version: str = Field(max_length=32)
+    consent_at: datetime
+    source_kind: PlaceKind = Field(sa_column=_enum(PlaceKind, "place_kind"))
+    source_qr_version: int
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    verified_at: datetime
+    decided_at: datetime | None = Field(default=None, index=True)
+    decided_by_id: int | None = Field(default=None, foreign_key="user.id")
+    reject_reason: str | None = Field(default=None, max_length=500)
+    member_number: str | None = Field(default=None, max_length=40, unique=True)
+
+
+class JoinAttempt(SQLModel, table=True):
+    """A submitted form waiting for its SMS code (the draft); deleted by retention."""
+
+    __tablename__ = "join_attempt"
+
+    id: str = Field(primary_key=True, max_length=32)
+    form_key: str = Field(max_length=64, unique=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    workplace_id: int | None = Field(default=None, foreign_key="workplace.id")
+    source_kind: PlaceKind = Field(sa_column=_enum(PlaceKind, "place_kind"))
+    source_qr_version: int
+    name_enc: str
+    phone_enc: str
+    phone_index: str = Field(max_length=64, index=True)
+    platform: Platform = Field(sa_column=_enum(Platform, "platform"))
+    consent_version: str = Field(max_length=32)
+    consent_at: datetime
+    locale: str = Field(default="zh", max_length=8)
+    code_hash: str | None = Field(default=None, max_length=64)
+    code_sent_at: datetime | None = None
+    code_expires_at: datetime | None = None
+    code_tries: int = Field(default=0)
+    sends: int = Field(default=0)
+    verified_at: datetime | None = None
+    member_id: int | None = Field(default=None, foreign_key="member.id", ondelete="SET NULL")
+    outcome: str | None = Field(default=None, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    password_hash: str = Field(max_length=255)
+    role: Role = Field(sa_column=_enum(Role, "role"))
+    active: bool = Field(default=True)
+    # Bumped on sign-out, password change or deactivation: every older session stops working.
+    session_version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+    # Consecutive failed sign-ins; at the hard limit the account locks until an admin resets it.
+    failed_logins: int = Field(default=0)
+    locked_at: datetime | None = None
+
+
+class UserDistrict(SQLModel, table=True):
+    """The districts a non-admin user may act in."""
+
+    __tablename__ = "user_district"
+    __table_args__ = (UniqueConstraint("user_id", "district_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    district_id: int = Field(foreign_key="district.id", index=True, ondelete="CASCADE")
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which record. Ids and codes only: never a name or a phone."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    action: str = Field(max_length=64, index=True)
+    target_type: str = Field(max_length=32)
+    target_id: str | None = Field(default=None, max_length=64)
+    details: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for /api/v1; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class PlaceStat(SQLModel, table=True):
+    """The funnel of one poster (place and token version) on one day. No personal data."""
+
+    __tablename__ = "place_stat"
+    __table_args__ = (UniqueConstraint("place_kind", "place_id", "qr_version", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    place_kind: PlaceKind = Field(sa_column=_enum(PlaceKind, "place_kind"))
+    place_id: int = Field(index=True)
+    qr_version: int
+    day: date
+    scans: int = Field(default=0)
+    forms: int = Field(default=0)
+    verified: int = Field(default=0)
+    joins: int = Field(default=0)
+
+
+class SmsOptOut(SQLModel, table=True):
+    """A phone (by blind index) that told the provider to stop (Twilio 21610, STOP, 退订)."""
+
+    __tablename__ = "sms_opt_out"
+
+    phone_index: str = Field(primary_key=True, max_length=64)
+    at: datetime = Field(default_factory=utcnow)

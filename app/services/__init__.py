@@ -1,0 +1,1 @@
+"""Domain logic. Services take a session and collaborators, flush, and never commit."""

@@ -1,0 +1,115 @@
+"""SMS codes for a join attempt: issue, resend, check. Codes are kept only as an HMAC.
+
+The attempt row holds the counters, so they survive across requests and processes; the view
+commits after every check, right or wrong, so a wrong try is never forgotten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from app.models import JoinAttempt
+from app.services.sms import SmsGateway
+
+CODE_DIGITS = 6
+
+
+class CodeError(Exception):
+    """Base for every reason a code is not accepted."""
+
+
+class CodeExpired(CodeError):
+    """The code is older than its time to live, or none was sent."""
+
+
+class CodeLocked(CodeError):
+    """Too many wrong tries on this code: a new one is needed."""
+
+
+class CodeWrong(CodeError):
+    def __init__(self, tries_left: int) -> None:
+        super().__init__(f"wrong code, {tries_left} tries left")
+        self.tries_left = tries_left
+
+
+class ResendTooSoon(CodeError):
+    def __init__(self, wait_seconds: int) -> None:
+        super().__init__(f"wait {wait_seconds} s")
+        self.wait_seconds = wait_seconds
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def code_hash(key: str, attempt_id: str, code: str) -> str:
+    return hmac.new(key.encode(), f"otp\x00{attempt_id}\x00{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def code_text(code: str, locale: str) -> str:
+    """The SMS: neutral wording that names no union (a supervisor may read the phone)."""
+    if locale.startswith("en"):
+        return f"Your verification code is {code}. It expires in 10 minutes. Do not share it."
+    return f"验证码 {code}，10分钟内有效，请勿告诉他人。"
+
+
+def issue(attempt: JoinAttempt, *, gateway: SmsGateway, key: str, now: datetime, ttl: int) -> str | None:
+    """Start a fresh code; return it for sending after the commit (None when the provider makes it)."""
+    attempt.code_sent_at = now
+    attempt.code_expires_at = now + timedelta(seconds=ttl)
+    attempt.code_tries = 0
+    attempt.sends += 1
+    if gateway.provides_codes:
+        attempt.code_hash = None
+        return None
+    code = new_code()
+    attempt.code_hash = code_hash(key, attempt.id, code)
+    return code
+
+
+def resend_wait(attempt: JoinAttempt, *, now: datetime, cooldown: int) -> int:
+    """Seconds left before another code may be sent (0 when it may)."""
+    if attempt.code_sent_at is None:
+        return 0
+    left = attempt.code_sent_at + timedelta(seconds=cooldown) - now
+    return max(0, int(left.total_seconds() + 0.999))
+
+
+def deliver(gateway: SmsGateway, *, to: str, code: str | None, locale: str) -> None:
+    """Send the code (after the commit). Raises SmsError."""
+    if gateway.provides_codes:
+        gateway.start_verification(to, "en" if locale.startswith("en") else "zh")
+    else:
+        assert code is not None
+        gateway.send_text(to, code_text(code, locale))
+
+
+def check(
+    attempt: JoinAttempt, code: str, *, phone: str, gateway: SmsGateway, key: str, now: datetime, max_tries: int
+) -> None:
+    """Accept the code once, or raise a CodeError. Counts the try before judging it."""
+    if attempt.code_expires_at is None or now >= attempt.code_expires_at:
+        raise CodeExpired()
+    if attempt.code_tries >= max_tries:
+        raise CodeLocked()
+    attempt.code_tries += 1
+    if not _matches(attempt, code, phone=phone, gateway=gateway, key=key):
+        left = max_tries - attempt.code_tries
+        if left <= 0:
+            raise CodeLocked()
+        raise CodeWrong(left)
+    attempt.verified_at = now
+    attempt.code_hash = None
+    attempt.code_expires_at = None
+
+
+def _matches(attempt: JoinAttempt, code: str, *, phone: str, gateway: SmsGateway, key: str) -> bool:
+    code = code.strip()
+    if len(code) != CODE_DIGITS or not code.isdigit():
+        return False
+    if gateway.provides_codes:
+        return gateway.check_verification(phone, code)
+    return attempt.code_hash is not None and hmac.compare_digest(attempt.code_hash, code_hash(key, attempt.id, code))

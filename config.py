@@ -1,0 +1,186 @@
+"""Settings, read from the environment (and an optional `.env`) when the app is created.
+
+Nothing here runs at import time: `load_config()` builds a config object from a mapping of
+environment variables, so tests pass their own mapping instead of patching `os.environ`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_INSTANCE = ROOT / "instance"
+
+# Secrets that must come from the environment in production. Development writes any missing
+# one to instance/secrets.json once (mode 0600) so restarts keep sessions and posters valid.
+SECRET_SETTINGS = ("SECRET_KEY", "QR_SECRET", "PII_ENCRYPTION_KEY", "PII_INDEX_KEY")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message names it."""
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _new_secret(name: str) -> str:
+    return Fernet.generate_key().decode() if name == "PII_ENCRYPTION_KEY" else secrets.token_urlsafe(48)
+
+
+class Config:
+    """Settings shared by every environment. Each attribute is documented in README.md."""
+
+    ENV_NAME = "base"
+    DEBUG = False
+    TESTING = False
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.INSTANCE_PATH = str(Path(env.get("INSTANCE_PATH", DEFAULT_INSTANCE)).resolve())
+        instance = Path(self.INSTANCE_PATH)
+        self.SECRET_KEY = env.get("SECRET_KEY", "")
+        self.QR_SECRETS = _split(env.get("QR_SECRET", ""))
+        self.PII_ENCRYPTION_KEYS = _split(env.get("PII_ENCRYPTION_KEY", ""))
+        self.PII_INDEX_KEY = env.get("PII_INDEX_KEY", "")
+        self.PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+        self.DATABASE_URL = env.get("DATABASE_URL", f"sqlite:///{instance / 'scanjoin.db'}")
+        self.SMS_BACKEND = env.get("SMS_BACKEND", "console")
+        self.SMS_OUTBOX = env.get("SMS_OUTBOX", str(instance / "sms-outbox.jsonl"))
+        self.TWILIO_ACCOUNT_SID = env.get("TWILIO_ACCOUNT_SID", "")
+        self.TWILIO_AUTH_TOKEN = env.get("TWILIO_AUTH_TOKEN", "")
+        self.TWILIO_VERIFY_SERVICE_SID = env.get("TWILIO_VERIFY_SERVICE_SID", "")
+        self.TWILIO_FROM = env.get("TWILIO_FROM", "")
+        self.TWILIO_TIMEOUT = float(env.get("TWILIO_TIMEOUT", "10"))
+        # Only for tests against a local mock of Twilio's API; empty means Twilio itself.
+        self.TWILIO_API_BASE_URL = env.get("TWILIO_API_BASE_URL", "")
+        self.TWILIO_VERIFY_BASE_URL = env.get("TWILIO_VERIFY_BASE_URL", "")
+        self.ALLOWED_REGIONS = [r.upper() for r in _split(env.get("ALLOWED_REGIONS", "CN"))]
+        self.QR_MAX_AGE_DAYS = int(env.get("QR_MAX_AGE_DAYS", "365"))
+        self.CODE_TTL_SECONDS = int(env.get("CODE_TTL_SECONDS", "600"))
+        self.CODE_MAX_TRIES = int(env.get("CODE_MAX_TRIES", "5"))
+        self.RESEND_COOLDOWN_SECONDS = int(env.get("RESEND_COOLDOWN_SECONDS", "60"))
+        self.UNION_NAME = env.get("UNION_NAME", "")
+        self.MAX_CONTENT_LENGTH = int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
+        self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+        self.REDIS_URL = env.get("REDIS_URL", "")
+        self.PROXY_FIX_X_FOR = int(env.get("PROXY_FIX_X_FOR", "0"))
+        self.TRUSTED_HOSTS = _split(env.get("TRUSTED_HOSTS", "")) or None
+        self.SESSION_COOKIE_SECURE = _bool(env.get("SESSION_COOKIE_SECURE", "false"))
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.PERMANENT_SESSION_LIFETIME = 24 * 3600
+        # Slow typists on weak networks: a join form stays valid for two hours (SECURITY.md E4).
+        self.WTF_CSRF_TIME_LIMIT = 2 * 3600
+        self.BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
+        self.BABEL_SUPPORTED_LOCALES = ["zh_Hans_CN", "en"]
+        self.BABEL_DEFAULT_TIMEZONE = env.get("TIMEZONE", "Asia/Shanghai")
+
+    def check(self) -> None:
+        """Raise ConfigError when a setting cannot work."""
+        missing = [name for name in SECRET_SETTINGS if not self._secret_value(name)]
+        if missing:
+            raise ConfigError(f"missing required settings: {', '.join(missing)}")
+        for key in self.PII_ENCRYPTION_KEYS:
+            try:
+                Fernet(key)
+            except ValueError as exc:
+                raise ConfigError("PII_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes)") from exc
+        if self.SMS_BACKEND not in {"console", "twilio-verify", "twilio-messaging", "memory"}:
+            raise ConfigError(f"SMS_BACKEND must be console, twilio-verify or twilio-messaging, not {self.SMS_BACKEND!r}")
+
+    def _secret_value(self, name: str) -> str | list[str]:
+        return {
+            "SECRET_KEY": self.SECRET_KEY,
+            "QR_SECRET": self.QR_SECRETS,
+            "PII_ENCRYPTION_KEY": self.PII_ENCRYPTION_KEYS,
+            "PII_INDEX_KEY": self.PII_INDEX_KEY,
+        }[name]
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: v for k, v in vars(self).items() if k.isupper()}
+
+
+class DevelopmentConfig(Config):
+    """The default: SQLite under instance/, console SMS, secrets generated once."""
+
+    ENV_NAME = "development"
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        super().__init__({**self._stored_secrets(env), **env})
+
+    @staticmethod
+    def _stored_secrets(env: Mapping[str, str]) -> dict[str, str]:
+        instance = Path(env.get("INSTANCE_PATH", DEFAULT_INSTANCE))
+        path = instance / "secrets.json"
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in SECRET_SETTINGS if not env.get(name) and not stored.get(name)]
+        if missing:
+            stored.update({name: _new_secret(name) for name in missing})
+            instance.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600, exist_ok=True)
+            path.write_text(json.dumps(stored, indent=2))
+        return stored
+
+
+class TestingConfig(Config):
+    """Used by the test suite: an explicit mapping, memory SMS backend, no CSRF unless asked."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        defaults = {"SMS_BACKEND": "memory", "PUBLIC_BASE_URL": "https://join.example.org"}
+        super().__init__({**defaults, **env})
+
+
+class ProductionConfig(Config):
+    """Refuses to start without its secrets and a real SMS provider."""
+
+    ENV_NAME = "production"
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        super().__init__(env)
+        self.SESSION_COOKIE_SECURE = True
+
+    def check(self) -> None:
+        super().check()
+        if self.SMS_BACKEND not in {"twilio-verify", "twilio-messaging"}:
+            raise ConfigError("production needs SMS_BACKEND=twilio-verify or twilio-messaging")
+        needed = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]
+        needed.append("TWILIO_VERIFY_SERVICE_SID" if self.SMS_BACKEND == "twilio-verify" else "TWILIO_FROM")
+        missing = [name for name in needed if not getattr(self, name)]
+        if missing:
+            raise ConfigError(f"missing required settings: {', '.join(missing)}")
+        if self.QR_SECRETS[0] == self.SECRET_KEY or self.PII_INDEX_KEY in (self.SECRET_KEY, *self.QR_SECRETS):
+            raise ConfigError("SECRET_KEY, QR_SECRET and PII_INDEX_KEY must be different keys")
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    """Build the config named by APP_ENV (default development) from `env` or os.environ."""
+    if env is None:
+        from dotenv import dotenv_values
+
+        env = {**{k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}, **os.environ}
+    name = env.get("APP_ENV", "development")
+    if name not in CONFIGS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}")
+    config = CONFIGS[name](env)
+    config.check()
+    return config
