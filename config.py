@@ -73,6 +73,9 @@ class Config:
         self.MAX_CONTENT_LENGTH = int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         self.REDIS_URL = env.get("REDIS_URL", "")
+        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", self.REDIS_URL or "memory://")
+        self.RATELIMIT_STRATEGY = "moving-window"
+        self.RATELIMIT_HEADERS_ENABLED = True
         self.PROXY_FIX_X_FOR = int(env.get("PROXY_FIX_X_FOR", "0"))
         self.TRUSTED_HOSTS = _split(env.get("TRUSTED_HOSTS", "")) or None
         self.SESSION_COOKIE_SECURE = _bool(env.get("SESSION_COOKIE_SECURE", "false"))

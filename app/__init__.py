@@ -37,7 +37,7 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from app import db, security
-    from app.extensions import babel, csrf, login_manager
+    from app.extensions import babel, csrf, limiter, login_manager
     from app.services.crypto import PiiCipher
     from app.services.sms import make_gateway
     from app.services.tokens import QrSigner
@@ -46,6 +46,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     login_manager.init_app(app)
+    limiter.init_app(app)
     security.init_app(app)
     app.extensions["pii"] = PiiCipher(app.config["PII_ENCRYPTION_KEYS"], app.config["PII_INDEX_KEY"])
     app.extensions["qr_signer"] = QrSigner(app.config["QR_SECRETS"], app.config["QR_MAX_AGE_DAYS"])
@@ -69,10 +70,11 @@ def select_locale() -> str:
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.web import auth, errors, join, meta
+    """Register the `bp` of every module in app/web (a new audience is a new module)."""
+    from app.web import blueprint_modules, join
 
     app.url_map.converters["qrtoken"] = join.QrTokenConverter
-    for module in (meta, auth, join, errors):
+    for module in blueprint_modules():
         app.register_blueprint(module.bp)
 
 

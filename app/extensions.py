@@ -1,9 +1,13 @@
 """Flask extensions, created unbound and initialised in create_app."""
 
 from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
 babel = Babel()
 csrf = CSRFProtect()
 login_manager = LoginManager()
+# Storage, strategy and the limits themselves come from settings (RATELIMIT_* in config.py).
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

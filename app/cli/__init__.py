@@ -1,12 +1,15 @@
-"""`flask --app wsgi …` commands: one module per group."""
+"""`flask --app wsgi …` commands: one module per group, each with `register(app)`."""
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from app.cli import database, demo, members, places, users
-
-    for module in (database, places, users, members, demo):
-        module.register(app)
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "register"):
+            module.register(app)

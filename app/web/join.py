@@ -15,9 +15,11 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.fields import TelField
 from wtforms.validators import DataRequired, Length
 
-from app.db import get_session
-from app.models import District, JoinAttempt, Member, Platform, utcnow
-from app.services import membership, places, verification
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.db import get_session, session_scope
+from app.models import District, JoinAttempt, Member, PlaceKind, Platform, utcnow
+from app.services import membership, places, stats, verification
 from app.services.phones import PhoneInvalid, masked, normalize
 from app.services.sms import SmsError
 from app.services.tokens import TOKEN_PATTERN
@@ -96,9 +98,33 @@ def _prepare(form: JoinForm, place: places.ResolvedPlace) -> None:
         form.form_key.data = secrets.token_urlsafe(16)
 
 
+def _count(kind: PlaceKind, place_id: int, qr_version: int, step: str, db=None) -> None:  # type: ignore[no-untyped-def]
+    """Bump a funnel counter; in `db`'s transaction, or in a short one of its own."""
+    args = {"kind": kind, "place_id": place_id, "qr_version": qr_version, "step": step, "day": utcnow().date()}
+    if db is not None:
+        stats.bump(db, **args)
+        return
+    try:
+        with session_scope() as own:
+            stats.bump(own, **args)
+    except SQLAlchemyError:
+        log.warning("scan not counted: database busy")
+
+
+def _count_place(place: places.ResolvedPlace, step: str, db=None) -> None:  # type: ignore[no-untyped-def]
+    source = place.workplace if place.kind is PlaceKind.workplace else place.district
+    _count(place.kind, source.id or 0, place.qr_version, step, db)  # type: ignore[union-attr]
+
+
+def _count_attempt(attempt: JoinAttempt, step: str) -> None:
+    source_id = attempt.workplace_id if attempt.source_kind is PlaceKind.workplace else attempt.district_id
+    _count(attempt.source_kind, source_id or 0, attempt.source_qr_version, step, get_session())
+
+
 @bp.get("/<qrtoken:token>")
 def scan(token: str) -> str:
     place = _resolve(token)
+    _count_place(place, "scans")
     form = JoinForm()
     _prepare(form, place)
     return _render_form(form, place, token)
@@ -146,6 +172,8 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
         form.form_key.errors = [_("This form was already sent with another number. Please send it again.")]
         return _render_form(form, place, token, 409)
     code = _issue(attempt) if created else None
+    if created:
+        _count_place(place, "forms", db)
     db.commit()
     session["attempt"] = attempt.id
     if created:
@@ -210,7 +238,10 @@ def check_code():  # type: ignore[no-untyped-def]
     message = _check(attempt, form.code.data or "")
     db = get_session()
     if message is None:
-        membership.enroll(db, attempt, pii=current_app.extensions["pii"], now=utcnow())
+        enrollment = membership.enroll(db, attempt, pii=current_app.extensions["pii"], now=utcnow())
+        _count_attempt(attempt, "verified")
+        if enrollment.outcome in ("created", "reapplied"):
+            _count_attempt(attempt, "joins")
     db.add(attempt)
     db.commit()
     if message is not None:
