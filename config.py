@@ -99,7 +99,9 @@ class Config:
             except ValueError as exc:
                 raise ConfigError("PII_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes)") from exc
         if self.SMS_BACKEND not in {"console", "twilio-verify", "twilio-messaging", "memory"}:
-            raise ConfigError(f"SMS_BACKEND must be console, twilio-verify or twilio-messaging, not {self.SMS_BACKEND!r}")
+            raise ConfigError(
+                f"SMS_BACKEND must be console, twilio-verify or twilio-messaging, not {self.SMS_BACKEND!r}"
+            )
 
     def _secret_value(self, name: str) -> str | list[str]:
         return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, Enum, JSON, UniqueConstraint
+from sqlalchemy import JSON, Column, Enum, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -18,31 +18,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class PlaceKind(str, enum.Enum):
+class PlaceKind(enum.StrEnum):
     district = "district"
     workplace = "workplace"
 
 
-class WorkplaceKind(str, enum.Enum):
+class WorkplaceKind(enum.StrEnum):
     delivery_station = "delivery_station"
     rest_station = "rest_station"
     hub = "hub"
     other = "other"
 
 
-class MemberStatus(str, enum.Enum):
+class MemberStatus(enum.StrEnum):
     pending = "pending"
     approved = "approved"
     rejected = "rejected"
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     admin = "admin"
     official = "official"
     organizer = "organizer"
 
 
-class Platform(str, enum.Enum):
+class Platform(enum.StrEnum):
     meituan = "meituan"
     eleme = "eleme"
     didi = "didi"

@@ -17,8 +17,9 @@ def district(db: Session, code: str = "PD", name: str = "浦东新区总工会")
 
 
 def workplace(db: Session, parent: District, code: str = "PD-ZJ01", name: str = "张江美团骑手站") -> Workplace:
-    row = Workplace(code=code, name=name, district_id=parent.id or 0, kind=WorkplaceKind.delivery_station,
-                    qr_issued_at=utcnow())
+    row = Workplace(
+        code=code, name=name, district_id=parent.id or 0, kind=WorkplaceKind.delivery_station, qr_issued_at=utcnow()
+    )
     db.add(row)
     db.flush()
     return row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from sqlmodel import select
 
 from app.db import get_session
@@ -18,6 +19,7 @@ DEMO_ADMIN = "admin@example.org"
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo() -> None:
     """Load demo data when the database is empty; print the demo join URL and sign-in address."""
     db = get_session()

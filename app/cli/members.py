@@ -30,9 +30,14 @@ def list_command(status: str | None, district: str | None, as_json: bool) -> Non
         query = query.where(District.code == district)
     rows = [
         {
-            "id": m.id, "name": pii.decrypt(m.name_enc), "phone": pii.decrypt(m.phone_enc),
-            "platform": m.platform.value, "workplace": w_code, "district": d_code,
-            "status": m.status.value, "created_at": m.created_at.isoformat(),
+            "id": m.id,
+            "name": pii.decrypt(m.name_enc),
+            "phone": pii.decrypt(m.phone_enc),
+            "platform": m.platform.value,
+            "workplace": w_code,
+            "district": d_code,
+            "status": m.status.value,
+            "created_at": m.created_at.isoformat(),
         }
         for m, d_code, w_code in db.exec(query)
     ]
@@ -40,7 +45,8 @@ def list_command(status: str | None, district: str | None, as_json: bool) -> Non
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for r in rows:
-        click.echo(f"{r['id']:>6} {r['status']:<9} {r['district']:<10} {r['workplace'] or '-':<12} {r['platform']:<14} {r['name']} {r['phone']}")
+        where = f"{r['district']:<10} {r['workplace'] or '-':<12}"
+        click.echo(f"{r['id']:>6} {r['status']:<9} {where} {r['platform']:<14} {r['name']} {r['phone']}")
 
 
 def register(app: Flask) -> None:

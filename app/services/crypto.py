@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from cryptography.fernet import InvalidToken, MultiFernet, Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
 class PiiCipher:

@@ -99,8 +99,14 @@ def enroll(session: Session, attempt: JoinAttempt, *, pii: PiiCipher, now: datet
     attempt.member_id, attempt.outcome = member.id, outcome
     session.add(attempt)
     if outcome in ("created", "reapplied"):
-        audit.record(session, f"member.{outcome}", target_type="member", target_id=member.id,
-                     district_id=member.district_id, source=attempt.source_kind.value)
+        audit.record(
+            session,
+            f"member.{outcome}",
+            target_type="member",
+            target_id=member.id,
+            district_id=member.district_id,
+            source=attempt.source_kind.value,
+        )
     return Enrollment(member, outcome)
 
 
@@ -131,8 +137,17 @@ def _reapply_or_report(member: Member, attempt: JoinAttempt, now: datetime) -> t
     """A rejected applicant applies again on the same row; others keep their membership."""
     if member.status is not MemberStatus.rejected:
         return member, member.status.value
-    for name in ("district_id", "workplace_id", "name_enc", "phone_enc", "platform", "consent_version",
-                 "consent_at", "source_kind", "source_qr_version"):
+    for name in (
+        "district_id",
+        "workplace_id",
+        "name_enc",
+        "phone_enc",
+        "platform",
+        "consent_version",
+        "consent_at",
+        "source_kind",
+        "source_qr_version",
+    ):
         setattr(member, name, getattr(attempt, name))
     member.status = MemberStatus.pending
     member.created_at = member.verified_at = now

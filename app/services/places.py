@@ -107,8 +107,12 @@ def rotate(session: Session, place: Place, *, now: datetime, actor_id: int | Non
     place.qr_revoked_at = None
     session.add(place)
     audit.record(
-        session, "place.rotate", target_type=kind_of(place).value, target_id=place.code,
-        actor_id=actor_id, qr_version=place.qr_version,
+        session,
+        "place.rotate",
+        target_type=kind_of(place).value,
+        target_id=place.code,
+        actor_id=actor_id,
+        qr_version=place.qr_version,
     )
     return place
 

@@ -19,8 +19,13 @@ def bump(session: Session, *, kind: PlaceKind, place_id: int, qr_version: int, s
         raise ValueError(f"unknown funnel step {step}")
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    row = {"place_kind": kind, "place_id": place_id, "qr_version": qr_version, "day": day,
-           **{name: int(name == step) for name in STEPS}}
+    row = {
+        "place_kind": kind,
+        "place_id": place_id,
+        "qr_version": qr_version,
+        "day": day,
+        **{name: int(name == step) for name in STEPS},
+    }
     statement = insert(PlaceStat).values(**row)
     statement = statement.on_conflict_do_update(
         index_elements=["place_kind", "place_id", "qr_version", "day"],

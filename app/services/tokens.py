@@ -25,7 +25,7 @@ PURPOSE = b"scanjoin/qr-place/v1\x00"
 MAC_BYTES = 8
 PAYLOAD_BYTES = 5
 TOKEN_LENGTH = 21
-TOKEN_PATTERN = "[A-Za-z2-7]{21}"
+TOKEN_PATTERN = "[A-Za-z2-7]{21}"  # noqa: S105 - a URL pattern, not a secret
 MAX_ID = (1 << 20) - 1
 MAX_DAY = (1 << 13) - 1
 
@@ -100,4 +100,8 @@ class QrSigner:
             raise TokenInvalid("not base32") from exc
         if len(raw) != PAYLOAD_BYTES + MAC_BYTES:
             raise TokenInvalid("wrong length")
+        # The last character carries one unused bit that b32decode ignores: insist on the
+        # canonical spelling, so no two strings name the same token.
+        if base64.b32encode(raw).decode().rstrip("=") != token.upper():
+            raise TokenInvalid("not canonical")
         return raw

@@ -17,12 +17,17 @@ PAGES = {
     403: (_l("Not allowed"), _l("You do not have access to this page.")),
     404: (_l("Page not found"), _l("Check the address, or scan the poster again.")),
     405: (_l("Not allowed"), _l("Go back and use the form on the page.")),
-    410: (_l("This poster has been replaced"),
-          _l("This code is no longer in use. Look for a newer poster nearby, or ask your station's union contact.")),
+    410: (
+        _l("This poster has been replaced"),
+        _l("This code is no longer in use. Look for a newer poster nearby, or ask your station's union contact."),
+    ),
     413: (_l("Too much data"), _l("What you sent is too large. Go back, shorten it and try again.")),
     422: (_l("Something was wrong with this request"), _l("Go back and check what you entered.")),
     429: (_l("Too many requests"), _l("Please wait a while, then try again.")),
-    500: (_l("Something went wrong on our side"), _l("Nothing you did caused this. Please try again in a few minutes.")),
+    500: (
+        _l("Something went wrong on our side"),
+        _l("Nothing you did caused this. Please try again in a few minutes."),
+    ),
     503: (_l("Temporarily unavailable"), _l("Please try again in a few minutes.")),
 }
 

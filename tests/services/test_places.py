@@ -1,0 +1,71 @@
+"""Places: CSV import that never lets a bad row stop the good ones; rotation; lookup."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from app.models import AuditEvent, District, Workplace, WorkplaceKind, utcnow
+from app.services import places
+
+CSV = """\ufeffdistrict_code,district_name,workplace_code,workplace_name,kind
+PD,浦东新区总工会,PD-ZJ01,张江美团骑手站,delivery_station
+PD,浦东新区总工会,PD-YZ01,陆家嘴驿站,驿站
+XH,徐汇区总工会,,,
+bad code!,名字,,,
+XH,徐汇区总工会,XH-01,徐家汇站,spaceship
+XH,,XH-02,漕河泾站,hub
+"""
+
+
+def test_import_reports_created_updated_rejected_with_line_numbers(db):
+    report = places.import_csv(db, CSV)
+    assert report.created == [2, 3, 4]
+    assert [line for line, _ in report.rejected] == [5, 6, 7]
+    assert "kind" in dict(report.rejected)[6]
+    codes = {w.code: w for w in db.exec(select(Workplace))}
+    assert set(codes) == {"PD-ZJ01", "PD-YZ01"}
+    assert codes["PD-YZ01"].kind is WorkplaceKind.rest_station
+    assert {d.code for d in db.exec(select(District))} == {"PD", "XH"}
+
+
+def test_import_again_updates_names_without_duplicates(db):
+    places.import_csv(db, CSV)
+    report = places.import_csv(db, "PD,浦东新区总工会（新）,PD-ZJ01,张江站,hub\n")
+    assert report.updated == [1] and report.created == []
+    assert db.exec(select(District).where(District.code == "PD")).one().name == "浦东新区总工会（新）"
+    assert db.exec(select(Workplace).where(Workplace.code == "PD-ZJ01")).one().kind is WorkplaceKind.hub
+
+
+def test_import_refuses_moving_a_workplace_or_reusing_a_code(db):
+    places.import_csv(db, CSV)
+    report = places.import_csv(db, "XH,徐汇区总工会,PD-ZJ01,张江站\nPD-YZ01,冲突,,\n")
+    assert [line for line, _ in report.rejected] == [1, 2]
+    assert db.exec(select(Workplace).where(Workplace.code == "PD-ZJ01")).one().district_id == (
+        db.exec(select(District).where(District.code == "PD")).one().id
+    )
+
+
+def test_import_of_a_short_row_is_rejected_not_crashing(db):
+    report = places.import_csv(db, "PD\n,,,\n\nPD,浦东,W1,站,other,extra\n")
+    assert [line for line, _ in report.rejected] == [1, 4]
+
+
+def test_rotate_bumps_the_version_and_audits(db):
+    places.import_csv(db, CSV)
+    workplace = db.exec(select(Workplace).where(Workplace.code == "PD-ZJ01")).one()
+    places.rotate(db, workplace, now=utcnow())
+    assert workplace.qr_version == 2
+    event = db.exec(select(AuditEvent).where(AuditEvent.action == "place.rotate")).one()
+    assert event.target_id == "PD-ZJ01" and event.details == {"qr_version": 2}
+
+
+def test_find_by_code_prefers_workplaces_and_raises_when_unknown(db):
+    places.import_csv(db, CSV)
+    assert isinstance(places.find_by_code(db, "PD-ZJ01"), Workplace)
+    assert isinstance(places.find_by_code(db, "PD"), District)
+    try:
+        places.find_by_code(db, "NOPE")
+    except places.PlaceNotFound:
+        pass
+    else:
+        raise AssertionError("unknown code must raise")
