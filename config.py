@@ -70,6 +70,8 @@ class Config:
         self.CODE_MAX_TRIES = int(env.get("CODE_MAX_TRIES", "5"))
         self.RESEND_COOLDOWN_SECONDS = int(env.get("RESEND_COOLDOWN_SECONDS", "60"))
         self.UNION_NAME = env.get("UNION_NAME", "")
+        # A pending application older than this is flagged overdue on the roster (豫工惠: 15 days).
+        self.ROSTER_OVERDUE_DAYS = int(env.get("ROSTER_OVERDUE_DAYS", "15"))
         self.MAX_CONTENT_LENGTH = int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         self.REDIS_URL = env.get("REDIS_URL", "")
