@@ -212,3 +212,21 @@ class SmsOptOut(SQLModel, table=True):
 
     phone_index: str = Field(primary_key=True, max_length=64)
     at: datetime = Field(default_factory=utcnow)
+
+
+class StatusCheck(SQLModel, table=True):
+    """A worker proving their phone by SMS code to see their application's status (server-side tries)."""
+
+    __tablename__ = "status_check"
+
+    id: str = Field(primary_key=True, max_length=32)
+    phone_index: str = Field(max_length=64, index=True)
+    phone_enc: str
+    locale: str = Field(default="zh", max_length=8)
+    code_hash: str | None = Field(default=None, max_length=64)
+    code_sent_at: datetime | None = None
+    code_expires_at: datetime | None = None
+    code_tries: int = Field(default=0)
+    sends: int = Field(default=0)
+    verified_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)
