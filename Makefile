@@ -34,7 +34,7 @@ $(VENV)/.test-deps: requirements.txt requirements-test.txt | $(VENV)/bin/python
 
 # Compiled catalogues are build output: made from the .po files on every run and test.
 translations: $(VENV)/.run-deps
-	@$(BIN)/pybabel compile --use-fuzzy -q -d app/translations
+	@$(BIN)/pybabel compile --use-fuzzy -d app/translations >/dev/null
 
 # After changing user-facing text: refresh the catalogues, then translate the new entries.
 extract-messages: $(VENV)/.run-deps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -22,6 +23,8 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
+    # Alembic announces each of its plugins at INFO: noise for an operator.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     command.upgrade(alembic_config(url), revision)
 
 
