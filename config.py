@@ -70,6 +70,9 @@ class Config:
         self.CODE_MAX_TRIES = int(env.get("CODE_MAX_TRIES", "5"))
         self.RESEND_COOLDOWN_SECONDS = int(env.get("RESEND_COOLDOWN_SECONDS", "60"))
         self.UNION_NAME = env.get("UNION_NAME", "")
+        self.POSTER_FONT = env.get("POSTER_FONT", "")
+        self.POSTER_TEMPLATES = env.get("POSTER_TEMPLATES", str(ROOT / "qr_templates"))
+        self.POSTER_CACHE = env.get("POSTER_CACHE", str(instance / "poster-cache"))
         # A pending application older than this is flagged overdue on the roster (豫工惠: 15 days).
         self.ROSTER_OVERDUE_DAYS = int(env.get("ROSTER_OVERDUE_DAYS", "15"))
         self.MAX_CONTENT_LENGTH = int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
@@ -84,6 +87,9 @@ class Config:
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.PERMANENT_SESSION_LIFETIME = 24 * 3600
+        # Staff sessions (SECURITY.md D5): ended after this long idle, and this long after sign-in.
+        self.SESSION_IDLE_SECONDS = int(env.get("SESSION_IDLE_SECONDS", "3600"))
+        self.SESSION_MAX_SECONDS = int(env.get("SESSION_MAX_SECONDS", str(24 * 3600)))
         # Slow typists on weak networks: a join form stays valid for two hours (SECURITY.md E4).
         self.WTF_CSRF_TIME_LIMIT = 2 * 3600
         self.BABEL_DEFAULT_LOCALE = "zh_Hans_CN"

@@ -1,21 +1,35 @@
-"""Staff accounts: create, authenticate. Passwords hashed with argon2id."""
+"""Staff accounts: create, authenticate, lock and unlock. Passwords hashed with argon2id."""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
+import unicodedata
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from app.models import District, Role, User, UserDistrict
 from app.services import audit
 
+log = logging.getLogger(__name__)
+
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# SECURITY.md D1 (NIST SP 800-63B-4 §3.1.1.2): at least 15 characters, at most 256 (≥ 64 must be
+# allowed), no composition rules, and none of the 3000 most common passwords.
 MIN_PASSWORD = 15
-_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile: 64 MiB, t=3, p=4
+MAX_PASSWORD = 256
+# SECURITY.md D4: NIST caps consecutive failures at 100; past that only an admin unlocks.
+LOCK_AFTER_FAILURES = 100
+COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
+
+_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile: 64 MiB, t=3, p=4 (above OWASP's 19 MiB, t=2)
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
@@ -23,8 +37,42 @@ class UserError(ValueError):
     """Bad input for an account; the message says which."""
 
 
+class UserNotFound(LookupError):
+    """No account has this email."""
+
+
 def generate_password() -> str:
     return secrets.token_urlsafe(18)
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def normalize_password(password: str) -> str:
+    """NFKC, so the same password typed on another keyboard or OS still matches (SP 800-63B §3.1.1.2)."""
+    return unicodedata.normalize("NFKC", password)
+
+
+def check_password(password: str, email: str = "") -> str:
+    """The normalised password when it meets the policy, else UserError saying why."""
+    password = normalize_password(password)
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"password must have at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise UserError(f"password must have at most {MAX_PASSWORD} characters")
+    lowered = password.lower()
+    if lowered in common_passwords():
+        raise UserError("this password is one of the most common ones; choose another")
+    if email and lowered == email.strip().lower():
+        raise UserError("the password must not be the email address")
+    return password
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
 
 
 def create(
@@ -34,14 +82,13 @@ def create(
     email = email.strip().lower()
     if not EMAIL_RE.match(email):
         raise UserError("not an email address")
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"password must have at least {MIN_PASSWORD} characters")
+    password = check_password(password, email)
     if session.exec(select(User).where(User.email == email)).first():
         raise UserError("a user with this email exists")
     districts = [_district(session, code) for code in district_codes or []]
     if role is not Role.admin and not districts:
         raise UserError("officials and organizers need at least one --district")
-    user = User(email=email, password_hash=_hasher.hash(password), role=role)
+    user = User(email=email, password_hash=hash_password(password), role=role)
     session.add(user)
     session.flush()
     for district in districts:
@@ -57,20 +104,80 @@ def _district(session: Session, code: str) -> District:
     return district
 
 
-def authenticate(session: Session, email: str, password: str, *, now: datetime) -> User | None:
-    """The active user with this email and password, or None (same work either way)."""
+def find(session: Session, email: str) -> User:
     user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        raise UserNotFound(email)
+    return user
+
+
+def authenticate(session: Session, email: str, password: str, *, now: datetime) -> User | None:
+    """The active, unlocked user with this email and password, or None (same work either way)."""
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    password = normalize_password(password)
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
+        if user is not None:
+            _count_failure(session, user, now)
+        else:
+            log.info("sign-in failed: unknown account")
         return None
-    if user is None or not user.active:
+    if user is None or not user.active or user.locked_at is not None:
+        state = "inactive" if user is None or not user.active else "locked"
+        log.warning("sign-in refused: user %s is %s", user and user.id, state)
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     user.last_login_at = now
+    user.failed_logins = 0
     session.add(user)
+    log.info("sign-in: user %s", user.id)
     return user
+
+
+def _count_failure(session: Session, user: User, now: datetime) -> None:
+    # An atomic increment: two guesses at once must both count.
+    session.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1))
+    session.refresh(user)
+    log.info("sign-in failed: user %s, %s consecutive failures", user.id, user.failed_logins)
+    if user.failed_logins >= LOCK_AFTER_FAILURES and user.locked_at is None:
+        user.locked_at = now
+        session.add(user)
+        audit.record(session, "user.lock", target_type="user", target_id=user.id, failures=user.failed_logins)
+        log.warning("account locked: user %s after %s consecutive failed sign-ins", user.id, user.failed_logins)
+
+
+def unlock(session: Session, user: User, *, actor_id: int | None = None) -> User:
+    """Clear the lock and the failure count (an admin's recovery step)."""
+    user.locked_at = None
+    user.failed_logins = 0
+    session.add(user)
+    audit.record(session, "user.unlock", target_type="user", target_id=user.id, actor_id=actor_id)
+    return user
+
+
+def set_password(session: Session, user: User, password: str, *, actor_id: int | None = None) -> User:
+    """Replace the password and end every session of the user."""
+    user.password_hash = hash_password(check_password(password, user.email))
+    user.session_version += 1
+    session.add(user)
+    audit.record(session, "user.password", target_type="user", target_id=user.id, actor_id=actor_id)
+    return user
+
+
+def deactivate(session: Session, user: User, *, actor_id: int | None = None) -> User:
+    """Switch the account off: its sessions end at once (tokens stop working with `active`)."""
+    user.active = False
+    user.session_version += 1
+    session.add(user)
+    audit.record(session, "user.deactivate", target_type="user", target_id=user.id, actor_id=actor_id)
+    return user
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Every cookie the user holds stops working (sign-out, timeouts)."""
+    session.execute(update(User).where(User.id == user.id).values(session_version=User.session_version + 1))
 
 
 def district_ids(session: Session, user: User) -> list[int] | None:

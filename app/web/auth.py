@@ -1,8 +1,15 @@
-"""Staff sign-in and sign-out. Sessions end on the server by bumping `session_version`."""
+"""Staff sign-in and sign-out, session limits and login throttling.
+
+Sessions end on the server by bumping `session_version`; the idle and absolute limits are checked
+against timestamps kept in the signed session on every request (SECURITY.md D4–D6).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+import hashlib
+import logging
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -11,11 +18,22 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
 from app.db import get_session
-from app.extensions import login_manager
+from app.extensions import limiter, login_manager
 from app.models import User, utcnow
 from app.services import users
 
+log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
+
+# SECURITY.md D5 (SP 800-63B-4 AAL2): 1 h without a request, 24 h since sign-in.
+DEFAULT_IDLE_SECONDS = 3600
+DEFAULT_MAX_SECONDS = 24 * 3600
+# Rewrite the cookie at most once a minute: the idle limit is exact to within that.
+SEEN_GRANULARITY = 60
+# SECURITY.md D4, warehouse's numbers: 10 failures per 5 min per account and per IP, 1000 in all.
+LOGIN_LIMIT = "10 per 5 minutes"
+LOGIN_GLOBAL_LIMIT = "1000 per 5 minutes"
+KEPT_ON_SIGN_IN = ("lang",)
 
 
 class StaffUser(UserMixin):
@@ -37,8 +55,42 @@ def load_user(user_key: str) -> StaffUser | None:
     return StaffUser(user)
 
 
+@login_manager.unauthorized_handler
+def unauthorized() -> Response:
+    log.info("denied: not signed in for %s", request.endpoint)
+    flash(login_manager.login_message)
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
 login_manager.login_view = "auth.login"
 login_manager.login_message = _l("Please sign in to see this page.")
+
+
+@bp.before_app_request
+def enforce_session_limits() -> None:
+    """End a staff session that sat idle too long or outlived its absolute limit."""
+    if "_user_id" not in session:
+        return
+    now = int(utcnow().timestamp())
+    started, seen = session.get("auth_at"), session.get("seen_at")
+    config = current_app.config
+    idle = config.get("SESSION_IDLE_SECONDS", DEFAULT_IDLE_SECONDS)
+    longest = config.get("SESSION_MAX_SECONDS", DEFAULT_MAX_SECONDS)
+    if not isinstance(started, int) or not isinstance(seen, int) or now - seen > idle or now - started > longest:
+        log.info("session ended by its time limit")
+        logout_user()
+        _fresh_session()
+        flash(_l("Your session has ended. Please sign in again."))
+        return
+    if now - seen >= SEEN_GRANULARITY:
+        session["seen_at"] = now
+
+
+def _fresh_session() -> None:
+    """Drop everything in the session (CSRF secret included) except the language choice."""
+    kept = {key: session[key] for key in KEPT_ON_SIGN_IN if key in session}
+    session.clear()
+    session.update(kept)
 
 
 class LoginForm(FlaskForm):
@@ -46,7 +98,24 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Password"), validators=[DataRequired()])
 
 
+def _login_failed(response: Response) -> bool:
+    return response.status_code == 422
+
+
+def _account_key() -> str:
+    # Keyed by a hash: the limiter's store (Redis) never holds an email address.
+    email = (request.form.get("email") or "").strip().lower()
+    return "login-account:" + hashlib.sha256(email.encode()).hexdigest()
+
+
+def _global_key() -> str:
+    return "login-all"
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(LOGIN_GLOBAL_LIMIT, key_func=_global_key, methods=["POST"], deduct_when=_login_failed)
+@limiter.limit(LOGIN_LIMIT, methods=["POST"], deduct_when=_login_failed)
+@limiter.limit(LOGIN_LIMIT, key_func=_account_key, methods=["POST"], deduct_when=_login_failed)
 def login():  # type: ignore[no-untyped-def]
     form = LoginForm()
     error = None
@@ -55,17 +124,24 @@ def login():  # type: ignore[no-untyped-def]
         user = users.authenticate(db, form.email.data or "", form.password.data or "", now=utcnow())
         db.commit()
         if user is not None:
-            session.clear()  # a fresh session on sign-in: no fixation
-            login_user(StaffUser(user))
+            _start_session(user)
             return redirect(_next_page())
         error = _l("Email or password is not right.")
     status = 422 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form, error=error), status
 
 
+def _start_session(user: User) -> None:
+    """A fresh session on sign-in (no fixation), stamped for the idle and absolute limits."""
+    _fresh_session()
+    login_user(StaffUser(user))
+    now = int(utcnow().timestamp())
+    session["auth_at"] = session["seen_at"] = now
+
+
 def _next_page() -> str:
     target = request.args.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return url_for("auth.home")
 
@@ -80,12 +156,9 @@ def home() -> str:
 @login_required
 def logout() -> Response:
     db = get_session()
-    user = db.get(User, current_user.user.id)
-    if user is not None:
-        user.session_version += 1  # every copy of the old cookie stops working
-        db.add(user)
-        db.commit()
+    users.end_sessions(db, current_user.user)  # every copy of the old cookie stops working
+    db.commit()
     logout_user()
-    session.clear()
-    current_app.logger.info("user signed out")
+    _fresh_session()
+    log.info("user signed out")
     return redirect(url_for("auth.login"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, render_template
+from flask import Blueprint, Flask, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -48,6 +48,10 @@ def _csrf_error(_exc: CSRFError):  # type: ignore[no-untyped-def]
 
 
 def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    if request.path.startswith("/api/"):  # routing errors (404, 405) never reach the API blueprint's handlers
+        from app.web.api import http_error_response
+
+        return http_error_response(exc)
     return render_error(exc.code or 500)
 
 

@@ -1,0 +1,342 @@
+"""JSON API for integrations at /api/v1: bearer tokens, district scope, JSON errors only.
+
+A request with `Authorization: Bearer …` is judged by its token alone and is exempt from CSRF (a
+browser never adds that header by itself). Without the header, a signed-in staff cookie works too,
+but then every state-changing call must pass the CSRF check like any form (SECURITY.md E4).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from sqlmodel import select
+from werkzeug.exceptions import HTTPException
+
+from app.db import close_session, get_session
+from app.extensions import csrf
+from app.models import District, Role, User, Workplace, WorkplaceKind, utcnow
+from app.services import api_tokens, audit, places, users
+from app.web import openapi
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # bearer requests only: cookie requests are checked in `authenticate` below
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+MEMBER_ROLES = (Role.admin, Role.official)
+PLACE_WRITERS = (Role.admin, Role.organizer)
+
+
+class ApiError(Exception):
+    """An error answered as JSON: status, a short code and a message."""
+
+    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message, self.extra = status, error, message, extra
+
+
+def error_response(status: int, error: str, message: str, **extra: Any) -> Response:
+    response = jsonify({"error": error, "message": message, **extra})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+def http_error_response(exc: HTTPException) -> Response:
+    """A werkzeug error (404 route, 405 method, 413 body…) as JSON, keeping headers such as Allow."""
+    response = error_response(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
+                              exc.description or exc.name or "error")
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    return error_response(exc.status, exc.error, exc.message, **exc.extra)
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_error(exc: CSRFError) -> Response:
+    _log_denial("csrf")
+    return error_response(403, "csrf", "a cookie-authenticated request needs a valid CSRF token")
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    return http_error_response(exc)
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    close_session()
+    log.error("unhandled %s in the API", type(exc).__name__, exc_info=exc)
+    return error_response(500, "internal", "something went wrong on our side")
+
+
+def _log_denial(why: str) -> None:
+    user = g.get("api_user")
+    log.warning("api denied %s: %s %s by user %s", why, request.method, request.endpoint, user and user.id)
+
+
+@bp.before_request
+def authenticate() -> None:
+    """Set g.api_user from the bearer token, else from the staff cookie (with CSRF on writes)."""
+    if request.endpoint == "api.openapi_json":
+        return
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, raw = header.partition(" ")
+        db = get_session()
+        user = api_tokens.authenticate(db, raw.strip(), now=utcnow()) if scheme.lower() == "bearer" else None
+        db.commit()
+        if user is None:
+            _log_denial("token")
+            raise ApiError(401, "unauthorized", "a valid bearer token is required")
+        g.api_user = user
+        return
+    if not current_user.is_authenticated:
+        _log_denial("no credentials")
+        raise ApiError(401, "unauthorized", "a valid bearer token is required")
+    if request.method not in SAFE_METHODS:
+        if request.headers.get("Sec-Fetch-Site") == "cross-site":
+            _log_denial("cross-site")
+            raise ApiError(403, "cross_site", "cross-site requests are refused")
+        csrf.protect()
+    g.api_user = current_user.user
+
+
+def caller() -> User:
+    return g.api_user
+
+
+def require(*roles: Role) -> None:
+    if caller().role not in roles:
+        _log_denial("role")
+        raise ApiError(403, "forbidden", "your role may not do this")
+
+
+def scope() -> list[int] | None:
+    return users.district_ids(get_session(), caller())
+
+
+def json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "the body must be a JSON object")
+    return body
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(openapi.document())
+
+
+# --- members ---------------------------------------------------------------------------------
+
+def _roster():  # type: ignore[no-untyped-def]
+    from app.services import roster  # the roster service, built beside this API
+
+    return roster
+
+
+def _filter():  # type: ignore[no-untyped-def]
+    roster = _roster()
+    unknown = [name for name in ("recent", "recent_days", "sort", "overdue", "district") if name in request.args]
+    try:
+        if unknown:
+            raise roster.BadFilter(unknown[0])
+        return roster.filter_from_args(request.args, overdue_days=current_app.config.get("OVERDUE_DAYS", 15))
+    except roster.BadFilter as exc:
+        raise ApiError(400, "bad_filter", f"bad value for {exc.field}") from None
+
+
+def member_json(view: Any) -> dict[str, Any]:
+    data = asdict(view)
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = value.isoformat()
+    return data
+
+
+def _limit() -> int:
+    raw = request.args.get("limit", str(openapi.DEFAULT_PAGE))
+    if not raw.isdigit() or not 1 <= int(raw) <= openapi.MAX_PAGE:
+        raise ApiError(400, "bad_limit", f"limit must be a whole number from 1 to {openapi.MAX_PAGE}")
+    return int(raw)
+
+
+@bp.get("/members")
+def list_members() -> Response:
+    require(*MEMBER_ROLES)
+    roster, flt, limit = _roster(), _filter(), _limit()
+    cursor = request.args.get("cursor") or None
+    if cursor is not None and len(cursor) > 512:
+        raise ApiError(400, "bad_cursor", "this cursor is not one we made")
+    try:
+        page = roster.list_members(get_session(), current_app.extensions["pii"], scope(), flt,
+                                   cursor=cursor, limit=limit)
+    except roster.BadCursor:
+        raise ApiError(400, "bad_cursor", "this cursor is not one we made") from None
+    return jsonify({"items": [member_json(v) for v in page.items], "next_cursor": page.next_cursor})
+
+
+def _member_view(member_id: int) -> dict[str, Any]:
+    roster = _roster()
+    try:
+        view = roster.get_member(get_session(), current_app.extensions["pii"], scope(), member_id)
+    except roster.MemberNotFound:
+        _log_denial("not found or out of scope")
+        raise ApiError(404, "not_found", "no such member") from None
+    return member_json(view)
+
+
+@bp.get("/members/<int:member_id>")
+def get_member(member_id: int) -> Response:
+    require(*MEMBER_ROLES)
+    return jsonify(_member_view(member_id))
+
+
+@bp.post("/members/<int:member_id>/approve")
+def approve(member_id: int) -> Response:
+    require(*MEMBER_ROLES)
+    return _decide(member_id, approve=True)
+
+
+@bp.post("/members/<int:member_id>/reject")
+def reject(member_id: int) -> Response:
+    require(*MEMBER_ROLES)
+    body = json_body()
+    reason = body.get("reason")
+    if set(body) - {"reason"} or not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        raise ApiError(422, "bad_reason", "reason must be a text of 1 to 500 characters (and nothing else)")
+    return _decide(member_id, approve=False, reason=reason)
+
+
+def _decide(member_id: int, *, approve: bool, reason: str = "") -> Response:
+    roster, db = _roster(), get_session()
+    try:
+        if approve:
+            roster.approve(db, scope(), member_id, by=caller(), now=utcnow())
+        else:
+            roster.reject(db, scope(), member_id, by=caller(), reason=reason, now=utcnow())
+    except roster.MemberNotFound:
+        db.rollback()
+        _log_denial("not found or out of scope")
+        raise ApiError(404, "not_found", "no such member") from None
+    except roster.AlreadyDecided as exc:
+        db.rollback()
+        at = exc.at.isoformat() if exc.at else None
+        raise ApiError(409, "already_decided", f"already {exc.status or 'decided'} by {exc.by_email} at {at}",
+                       decided_by=exc.by_email, decided_at=at, status=exc.status) from None
+    except roster.ReasonRequired:
+        db.rollback()
+        raise ApiError(422, "bad_reason", "reason must be a text of 1 to 500 characters") from None
+    db.commit()
+    _notify(member_id)
+    return jsonify(_member_view(member_id))
+
+
+def _notify(member_id: int) -> None:
+    """Tell the worker (after the commit), through the roster's notifier when it has one."""
+    notify = getattr(_roster(), "notify_decision", None)
+    if notify is not None:
+        notify(get_session(), current_app.extensions["sms"], member_id)
+
+
+# --- places ----------------------------------------------------------------------------------
+
+def place_json(place: District | Workplace, district_code: str) -> dict[str, Any]:
+    signer, base = current_app.extensions["qr_signer"], current_app.config["PUBLIC_BASE_URL"]
+    is_workplace = isinstance(place, Workplace)
+    return {
+        "code": place.code, "name": place.name, "kind": "workplace" if is_workplace else "district",
+        "workplace_kind": place.kind.value if isinstance(place, Workplace) else None,
+        "district": district_code, "join_url": places.join_url(base, signer, place), "qr_version": place.qr_version,
+    }
+
+
+@bp.get("/places")
+def list_places() -> Response:
+    district = request.args.get("district") or None
+    if district is not None and not places.CODE_RE.match(district):
+        raise ApiError(400, "bad_filter", "bad value for district")
+    allowed = scope()
+    items, code = [], ""
+    for place in places.all_places(get_session(), district):
+        if isinstance(place, District):
+            code = place.code
+        district_id = place.id if isinstance(place, District) else place.district_id
+        if allowed is None or district_id in allowed:
+            items.append(place_json(place, code))
+    return jsonify({"items": items})
+
+
+PLACE_FIELDS = {"district_code", "district_name", "workplace_code", "workplace_name", "kind"}
+
+
+def _place_input() -> dict[str, str]:
+    body = json_body()
+    if set(body) - PLACE_FIELDS or not all(isinstance(v, str) for v in body.values()):
+        raise ApiError(422, "bad_place", f"fields are text, only: {', '.join(sorted(PLACE_FIELDS))}")
+    if not places.CODE_RE.match(body.get("district_code", "")):
+        raise ApiError(422, "bad_place", "district_code is required: 1 to 32 letters, digits, - or _")
+    if "workplace_code" in body and not body.get("workplace_name", "").strip():
+        raise ApiError(422, "bad_place", "a workplace needs a workplace_name")
+    if "kind" in body and body["kind"] not in {k.value for k in WorkplaceKind}:
+        raise ApiError(422, "bad_place", "kind must be delivery_station, rest_station, hub or other")
+    if any(len(body.get(name, "")) > 200 for name in ("district_name", "workplace_name")):
+        raise ApiError(422, "bad_place", "names have at most 200 characters")
+    return body
+
+
+@bp.post("/places")
+def upsert_place() -> Response:
+    require(*PLACE_WRITERS)
+    body, db = _place_input(), get_session()
+    district = db.exec(select(District).where(District.code == body["district_code"])).first()
+    allowed = scope()
+    if allowed is not None and (district is None or district.id not in allowed):
+        _log_denial("district out of scope")
+        raise ApiError(404, "not_found", "no such district")
+    if allowed is not None and "workplace_code" not in body:
+        raise ApiError(403, "forbidden", "only admins create or rename districts")
+    if "workplace_code" in body and "kind" not in body:
+        existing = db.exec(select(Workplace).where(Workplace.code == body["workplace_code"])).first()
+        body["kind"] = existing.kind.value if existing else WorkplaceKind.other.value
+    name = body.get("district_name", "").strip() if allowed is None else district.name  # type: ignore[union-attr]
+    if not name:
+        name = district.name if district else ""
+    if not name:
+        raise ApiError(422, "bad_place", "a new district needs a district_name")
+    report = places.import_csv(db, _csv_row(body, name), now=utcnow())
+    if report.rejected:
+        db.rollback()
+        raise ApiError(422, "bad_place", report.rejected[0][1])
+    code = body.get("workplace_code") or body["district_code"]
+    place = places.find_by_code(db, code)
+    audit.record(db, "place.upsert", target_type=places.kind_of(place).value, target_id=place.code,
+                 actor_id=caller().id, created=bool(report.created))
+    db.commit()
+    response = jsonify(place_json(place, body["district_code"]))
+    response.status_code = 201 if report.created else 200
+    return response
+
+
+def _csv_row(body: dict[str, str], district_name: str) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["district_code", "district_name", "workplace_code", "workplace_name", "kind"])
+    writer.writerow([body["district_code"], district_name, body.get("workplace_code", ""),
+                     body.get("workplace_name", "").strip(), body.get("kind", "")])
+    return out.getvalue()
