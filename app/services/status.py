@@ -1,0 +1,112 @@
+"""The worker's status page: prove the phone by SMS code, see the application, withdraw consent.
+
+The code state (tries, sends, expiry) lives in a `status_check` row, never in a cookie; the
+per-phone limits count every check of the last 24 h, so starting over resets nothing. Any
+phone gets a code (member or not), so the page reveals nothing before the code is proven.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from app.models import JoinAttempt, Member, StatusCheck
+from app.services import audit, verification
+from app.services.crypto import PiiCipher
+from app.services.sms import SmsGateway
+
+CHECKS_PER_DAY = 4  # SMS per phone per rolling 24 h (SECURITY.md B3)
+FAILS_PER_DAY = 10  # wrong codes per phone per rolling 24 h (SECURITY.md A6)
+VERIFIED_FOR = timedelta(minutes=30)
+
+
+class TooManyChecks(Exception):
+    """This phone asked for too many codes or got too many wrong: wait a day."""
+
+
+class CheckNotVerified(Exception):
+    """No proven phone behind this check (unknown, unverified or too old)."""
+
+
+def start(session: Session, phone: str, *, pii: PiiCipher, locale: str, gateway: SmsGateway, key: str,
+          now: datetime, ttl: int) -> tuple[StatusCheck, str | None]:
+    """A new check with a fresh code (send it after the commit), unless the phone is over its limits."""
+    index = pii.index(phone)
+    _within_limits(session, index, now)
+    check = StatusCheck(id=secrets.token_hex(16), phone_index=index, phone_enc=pii.encrypt(phone),
+                        locale=locale, created_at=now)
+    code = verification.issue(check, gateway=gateway, key=key, now=now, ttl=ttl)  # type: ignore[arg-type]
+    session.add(check)
+    session.flush()
+    return check, code
+
+
+def _within_limits(session: Session, index: str, now: datetime) -> None:
+    since = now - timedelta(days=1)
+    sends, tries = session.execute(
+        select(func.coalesce(func.sum(StatusCheck.sends), 0), func.coalesce(func.sum(StatusCheck.code_tries), 0))
+        .where(StatusCheck.phone_index == index, StatusCheck.created_at >= since)
+    ).one()
+    if sends >= CHECKS_PER_DAY or tries >= FAILS_PER_DAY:
+        raise TooManyChecks()
+
+
+def resend(session: Session, old: StatusCheck, *, pii: PiiCipher, gateway: SmsGateway, key: str, now: datetime,
+           ttl: int) -> tuple[StatusCheck, str | None]:
+    """A new code in a new row (cooldown is the caller's): the old row keeps its wrong tries for the count."""
+    old.code_hash = None
+    old.code_expires_at = None
+    session.add(old)
+    return start(session, pii.decrypt(old.phone_enc), pii=pii, locale=old.locale, gateway=gateway, key=key,
+                 now=now, ttl=ttl)
+
+
+def check_code(session: Session, check: StatusCheck, code: str, *, phone: str, gateway: SmsGateway, key: str,
+               now: datetime, max_tries: int) -> None:
+    """Accept the code or raise a verification.CodeError (the try is counted either way)."""
+    _within_limits_for_check(session, check, now)
+    try:
+        verification.check(check, code, phone=phone, gateway=gateway, key=key, now=now,  # type: ignore[arg-type]
+                           max_tries=max_tries)
+    finally:
+        session.add(check)
+
+
+def _within_limits_for_check(session: Session, check: StatusCheck, now: datetime) -> None:
+    since = now - timedelta(days=1)
+    tries = session.execute(
+        select(func.coalesce(func.sum(StatusCheck.code_tries), 0))
+        .where(StatusCheck.phone_index == check.phone_index, StatusCheck.created_at >= since)
+    ).scalar_one()
+    if tries >= FAILS_PER_DAY:
+        raise verification.CodeLocked()
+
+
+def verified(session: Session, check_id: str | None, *, now: datetime) -> StatusCheck:
+    """The check behind the worker's session, if its phone was proven recently."""
+    check = session.get(StatusCheck, check_id) if check_id else None
+    if check is None or check.verified_at is None or now - check.verified_at > VERIFIED_FOR:
+        raise CheckNotVerified()
+    return check
+
+
+def member_of(session: Session, check: StatusCheck) -> Member | None:
+    return session.execute(select(Member).where(Member.phone_index == check.phone_index)).scalar_one_or_none()
+
+
+def withdraw(session: Session, check: StatusCheck) -> int | None:
+    """Delete everything held about this phone; the audit event keeps ids only. Returns the member id."""
+    member = member_of(session, check)
+    member_id = member.id if member else None
+    if member is not None:
+        audit.record(session, "member.withdraw", target_type="member", target_id=member.id,
+                     district_id=member.district_id, status=member.status.value)
+    session.execute(delete(JoinAttempt).where(JoinAttempt.phone_index == check.phone_index))
+    if member is not None:
+        session.execute(delete(Member).where(Member.id == member_id))
+    session.execute(delete(StatusCheck).where(StatusCheck.phone_index == check.phone_index))
+    session.flush()
+    return member_id

@@ -1,0 +1,238 @@
+"""The roster pages through the test client, CSRF on: roles, scope, live changes, decisions, exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import secrets
+
+import pytest
+from openpyxl import load_workbook
+from sqlmodel import select
+
+from app.models import AuditEvent, Member, MemberStatus, Role
+from app.services import users
+from tests import factories
+from tests.conftest import hidden_fields
+from tests.services.test_roster import make_member
+
+
+@pytest.fixture
+def pii(app):  # type: ignore[no-untyped-def]
+    return app.extensions["pii"]
+
+
+@pytest.fixture
+def places(db):  # type: ignore[no-untyped-def]
+    pd = factories.district(db, "PD", "浦东")
+    xh = factories.district(db, "XH", "徐汇")
+    db.commit()
+    return pd, xh
+
+
+def staff(db, email: str, role: Role, districts: list[str] | None = None) -> str:  # type: ignore[no-untyped-def]
+    password = secrets.token_urlsafe(18)
+    users.create(db, email, role=role, password=password, district_codes=districts)
+    db.commit()
+    return password
+
+
+def sign_in(client, db, email: str = "official@example.org", role: Role = Role.official,  # type: ignore[no-untyped-def]
+            districts: list[str] | None = ("PD",)) -> None:  # type: ignore[assignment]
+    password = staff(db, email, role, list(districts) if districts else None)
+    page = client.get("/login")
+    response = client.post("/login", data={**hidden_fields(page.text), "email": email, "password": password})
+    assert response.status_code in (302, 303), response.text[:500]
+
+
+def fresh(db, member_id: int) -> Member | None:  # type: ignore[no-untyped-def]
+    db.commit()
+    db.expire_all()
+    return db.get(Member, member_id)
+
+
+def post_form(client, page_path: str, action: str, **data: object):  # type: ignore[no-untyped-def]
+    page = client.get(page_path)
+    fields = {k: v for k, v in hidden_fields(page.text).items() if k == "csrf_token"}
+    return client.post(action, data={**fields, **data})
+
+
+def test_roster_needs_official_or_admin(client, db, places):
+    assert client.get("/roster/").status_code in (302, 401)
+    sign_in(client, db, "org@example.org", Role.organizer)
+    for path in ["/roster/", "/roster/export.csv", "/roster/export.xlsx", "/roster/changes", "/roster/audit"]:
+        assert client.get(path).status_code == 403, path
+
+
+def test_roster_lists_only_my_district_with_counts(client, db, pii, places):
+    pd, xh = places
+    make_member(db, pii, pd, 1, name="李雷")
+    make_member(db, pii, pd, 2, name="韩梅梅", status=MemberStatus.approved)
+    other = make_member(db, pii, xh, 3, name="外区人")
+    db.commit()
+    sign_in(client, db)
+    page = client.get("/roster/")
+    assert page.status_code == 200
+    assert "李雷" in page.text and "韩梅梅" in page.text and "外区人" not in page.text
+    assert 'data-count="pending">1<' in page.text and 'data-count="approved">1<' in page.text
+    assert "<script>" not in page.text and "roster.js" in page.text
+    assert client.get(f"/roster/{other.id}").status_code == 404
+    pending = client.get("/roster/?status=pending")
+    assert "李雷" in pending.text and "韩梅梅" not in pending.text
+    assert client.get("/roster/?q=" + factories.phone(2)[-4:]).text.count("data-id=") == 1
+    assert client.get("/roster/?status=nope").status_code == 400
+    assert client.get("/roster/?cursor=zzz").status_code == 400
+
+
+def test_overdue_flag_follows_the_setting(client, db, pii, places, app):
+    pd, _ = places
+    make_member(db, pii, pd, 1, age_days=16)
+    db.commit()
+    sign_in(client, db)
+    assert "class=\"overdue\"" in client.get("/roster/").text
+    app.config["ROSTER_OVERDUE_DAYS"] = 30
+    assert "class=\"overdue\"" not in client.get("/roster/").text
+
+
+def test_keyset_next_page_link(client, db, pii, places):
+    pd, _ = places
+    for n in range(1, 53):
+        make_member(db, pii, pd, n)
+    db.commit()
+    sign_in(client, db)
+    first = client.get("/roster/")
+    assert first.text.count("data-id=") == 50
+    link = re.search(r'href="([^"]+cursor=[^"]+)" rel="next"', first.text)
+    assert link
+    second = client.get(link.group(1).replace("&amp;", "&"))
+    assert second.text.count("data-id=") == 2
+
+
+def test_changes_endpoint_reports_new_rows(client, db, pii, places):
+    pd, xh = places
+    sign_in(client, db)
+    marker = re.search(r'data-marker="(\d+)"', client.get("/roster/").text).group(1)
+    quiet = client.get(f"/roster/changes?marker={marker}").get_json()
+    assert quiet["changed"] is False
+    from app.services import audit
+
+    outside = make_member(db, pii, xh, 9, name="外区人")
+    audit.record(db, "member.created", target_type="member", target_id=outside.id, district_id=xh.id)
+    db.commit()
+    assert client.get(f"/roster/changes?marker={marker}").get_json()["changed"] is False
+    member = make_member(db, pii, pd, 1, name="新来的")
+    audit.record(db, "member.created", target_type="member", target_id=member.id, district_id=pd.id)
+    db.commit()
+    body = client.get(f"/roster/changes?marker={marker}").get_json()
+    assert body["changed"] is True and "新来的" in body["rows"] and "外区人" not in body["rows"]
+    assert body["counts"]["pending"] == 1 and int(body["marker"]) > int(marker)
+
+
+def test_approve_sends_neutral_sms_and_second_click_is_told_who(client, db, pii, places, sms, app):
+    pd, _ = places
+    member = make_member(db, pii, pd, 1)
+    db.commit()
+    sign_in(client, db)
+    response = post_form(client, f"/roster/{member.id}", f"/roster/{member.id}/approve")
+    assert response.status_code == 200 and "PD-000001" in response.text
+    assert fresh(db, member.id).member_number == "PD-000001"
+    assert len(sms.sent) == 1 and sms.sent[0].to == factories.phone(1)
+    body = sms.sent[0].body
+    assert "https://join.example.org/status/" in body and "工会" not in body and "union" not in body.lower()
+    again = post_form(client, "/roster/", f"/roster/{member.id}/reject", reason="late")
+    assert again.status_code == 409 and "official@example.org" in again.text
+    assert fresh(db, member.id).status is MemberStatus.approved and len(sms.sent) == 1
+
+
+def test_reject_needs_reason_and_out_of_scope_is_404(client, db, pii, places, sms):
+    pd, xh = places
+    mine, theirs = make_member(db, pii, pd, 1), make_member(db, pii, xh, 2)
+    db.commit()
+    sign_in(client, db)
+    post_form(client, "/roster/", f"/roster/{mine.id}/reject", reason="")
+    assert fresh(db, mine.id).status is MemberStatus.pending
+    ok = post_form(client, "/roster/", f"/roster/{mine.id}/reject", reason="不在本区工作")
+    assert ok.status_code == 200 and fresh(db, mine.id).reject_reason == "不在本区工作"
+    assert post_form(client, "/roster/", f"/roster/{theirs.id}/approve").status_code == 404
+    assert fresh(db, theirs.id).status is MemberStatus.pending
+    assert len(sms.sent) == 1
+
+
+def test_bulk_gives_a_result_per_row(client, db, pii, places, sms):
+    pd, xh = places
+    a, b = make_member(db, pii, pd, 1), make_member(db, pii, pd, 2)
+    done = make_member(db, pii, pd, 3, status=MemberStatus.rejected)
+    theirs = make_member(db, pii, xh, 4)
+    db.commit()
+    sign_in(client, db)
+    page = client.get("/roster/")
+    data = {"csrf_token": hidden_fields(page.text)["csrf_token"], "action": "approve",
+            "ids": [str(a.id), str(b.id), str(done.id), str(theirs.id)]}
+    response = client.post("/roster/decide", data=data)
+    assert response.status_code == 200
+    assert response.text.count("result-approved") == 2
+    assert response.text.count("result-already_decided") == 1 and response.text.count("result-not_found") == 1
+    numbers = sorted(fresh(db, m.id).member_number for m in (a, b))
+    assert numbers == ["PD-000001", "PD-000002"]
+    assert fresh(db, theirs.id).status is MemberStatus.pending and len(sms.sent) == 2
+
+
+def test_quick_approve_button_in_the_list(client, db, pii, places, sms):
+    pd, _ = places
+    member = make_member(db, pii, pd, 1)
+    db.commit()
+    sign_in(client, db)
+    response = post_form(client, "/roster/", "/roster/decide", one=str(member.id))
+    assert response.status_code == 200 and fresh(db, member.id).status is MemberStatus.approved
+
+
+def test_csv_export_is_scoped_neutralised_and_audited(client, db, pii, places):
+    pd, xh = places
+    make_member(db, pii, pd, 1, name="=HYPERLINK(\"http://x\")")
+    make_member(db, pii, pd, 2, name="韩梅梅")
+    make_member(db, pii, xh, 3, name="外区人")
+    db.commit()
+    sign_in(client, db)
+    response = client.get("/roster/export.csv?q=")
+    assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+    names = sorted(row[1] for row in rows[1:])
+    assert names == ["'=HYPERLINK(\"http://x\")", "韩梅梅"]
+    event = db.exec(select(AuditEvent).where(AuditEvent.action == "roster.export")).one()
+    assert event.details["rows"] == 2 and event.details["format"] == "csv" and event.details["complete"]
+    assert "韩梅梅" not in str(event.details)
+
+
+def test_xlsx_export_filters_and_records_the_filter_shape(client, db, pii, places):
+    pd, _ = places
+    make_member(db, pii, pd, 1, name="李雷")
+    make_member(db, pii, pd, 2, name="韩梅梅", status=MemberStatus.approved)
+    db.commit()
+    sign_in(client, db)
+    response = client.get("/roster/export.xlsx?status=approved&q=韩")
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.data), read_only=True)["members"]
+    values = [row for row in sheet.iter_rows(values_only=True)]
+    assert len(values) == 2 and values[1][1] == "韩梅梅"
+    event = db.exec(select(AuditEvent).where(AuditEvent.action == "roster.export")).one()
+    assert event.details["filter"] == {"status": "approved", "q": "name", "sort": "applied"}
+
+
+def test_audit_view_is_for_admins_and_filters(client, db, pii, places):
+    pd, _ = places
+    member = make_member(db, pii, pd, 1)
+    db.commit()
+    sign_in(client, db, "boss@example.org", Role.admin, districts=None)
+    post_form(client, f"/roster/{member.id}", f"/roster/{member.id}/approve")
+    page = client.get("/roster/audit?action=member.approve")
+    assert page.status_code == 200 and "member.approve" in page.text and "boss@example.org" in page.text
+    assert "user.create" not in page.text
+    assert "user.create" in client.get("/roster/audit").text
+    assert "member.approve" not in client.get("/roster/audit?actor=nobody@example.org").text
+    assert client.get("/roster/audit?start=notadate").status_code == 400
+
+
+def test_official_cannot_open_the_audit_view(client, db, places):
+    sign_in(client, db)
+    assert client.get("/roster/audit").status_code == 403
