@@ -81,9 +81,15 @@ class Config:
         self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", self.REDIS_URL or "memory://")
         self.RATELIMIT_STRATEGY = "moving-window"
         self.RATELIMIT_HEADERS_ENABLED = True
+        # Most SMS per rolling day for the whole service (SMS pumping: SECURITY.md B4).
+        self.SMS_DAILY_BUDGET = int(env.get("SMS_DAILY_BUDGET", "2000"))
+        self.RETENTION_DRAFT_HOURS = int(env.get("RETENTION_DRAFT_HOURS", "24"))
+        self.RETENTION_REJECTED_DAYS = int(env.get("RETENTION_REJECTED_DAYS", "30"))
         self.PROXY_FIX_X_FOR = int(env.get("PROXY_FIX_X_FOR", "0"))
         self.TRUSTED_HOSTS = _split(env.get("TRUSTED_HOSTS", "")) or None
         self.SESSION_COOKIE_SECURE = _bool(env.get("SESSION_COOKIE_SECURE", "false"))
+        # __Host- cookies must be Secure, host-only and on "/": browsers refuse them otherwise.
+        self.SESSION_COOKIE_NAME = "__Host-session" if self.SESSION_COOKIE_SECURE else "session"
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.PERMANENT_SESSION_LIFETIME = 24 * 3600
@@ -164,6 +170,7 @@ class ProductionConfig(Config):
     def __init__(self, env: Mapping[str, str]) -> None:
         super().__init__(env)
         self.SESSION_COOKIE_SECURE = True
+        self.SESSION_COOKIE_NAME = "__Host-session"
 
     def check(self) -> None:
         super().check()
@@ -174,6 +181,8 @@ class ProductionConfig(Config):
         missing = [name for name in needed if not getattr(self, name)]
         if missing:
             raise ConfigError(f"missing required settings: {', '.join(missing)}")
+        if self.RATELIMIT_STORAGE_URI.startswith("memory://"):
+            raise ConfigError("production needs REDIS_URL (limits must be shared by every worker, not memory://)")
         if self.QR_SECRETS[0] == self.SECRET_KEY or self.PII_INDEX_KEY in (self.SECRET_KEY, *self.QR_SECRETS):
             raise ConfigError("SECRET_KEY, QR_SECRET and PII_INDEX_KEY must be different keys")
 

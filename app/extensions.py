@@ -9,5 +9,11 @@ from flask_wtf import CSRFProtect
 babel = Babel()
 csrf = CSRFProtect()
 login_manager = LoginManager()
-# Storage, strategy and the limits themselves come from settings (RATELIMIT_* in config.py).
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+# Storage and strategy come from settings (RATELIMIT_* in config.py); the SMS limits are in
+# app/services/limits.py. Store errors surface as limits' StorageError so callers fail closed,
+# and a Redis that hangs gives up quickly instead of holding a worker.
+limiter = Limiter(
+    key_func=get_remote_address,
+    default_limits=[],
+    storage_options={"wrap_exceptions": True, "socket_timeout": 2, "socket_connect_timeout": 2},
+)

@@ -19,6 +19,14 @@ class RedactDigits(logging.Filter):
         if DIGIT_RUN.search(message):
             record.msg = DIGIT_RUN.sub(_mask, message)
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Exception messages can quote input: format the traceback now and mask it too
+            # (formatters reuse exc_text when it is set).
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = DIGIT_RUN.sub(_mask, record.exc_text)
+        if record.stack_info:
+            record.stack_info = DIGIT_RUN.sub(_mask, record.stack_info)
         return True
 
 

@@ -1,17 +1,29 @@
-"""Security headers on every response, errors included."""
+"""Web hardening on every request and response, errors included (SECURITY.md E1–E5)."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, abort, current_app, request
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
+HSTS_SECONDS = 63072000  # two years (E1 asks for at least one)
+HSTS = f"max-age={HSTS_SECONDS}; includeSubDomains"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def init_app(app: Flask) -> None:
+    # First of all before_request functions: a cross-site POST is refused before CSRF or any
+    # limiter runs, so it costs nothing and changes nothing.
+    app.before_request_funcs.setdefault(None, []).insert(0, reject_cross_site)
     app.after_request(add_headers)
+
+
+def reject_cross_site() -> None:
+    """Fetch metadata (E4): browsers mark requests another site made; never act on those."""
+    if request.method not in SAFE_METHODS and request.headers.get("Sec-Fetch-Site") == "cross-site":
+        abort(403)
 
 
 def add_headers(response: Response) -> Response:
@@ -22,8 +34,15 @@ def add_headers(response: Response) -> Response:
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+    headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+    if _served_over_https():
+        headers.setdefault("Strict-Transport-Security", HSTS)
     if request.endpoint != "static":
         headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+def _served_over_https() -> bool:
+    # Behind a TLS proxy without X-Forwarded-Proto the request looks like http: the public
+    # address decides, so HSTS is never lost in production.
+    return request.is_secure or current_app.config.get("PUBLIC_BASE_URL", "").startswith("https://")

@@ -12,9 +12,12 @@ import secrets
 from datetime import datetime, timedelta
 
 from app.models import JoinAttempt
+from app.services.limits import FAILURES, Limits, PhoneLocked
 from app.services.sms import SmsGateway
 
 CODE_DIGITS = 6
+# B3: a first code and one resend per join attempt (China's carriers hold a third text).
+MAX_SENDS_PER_ATTEMPT = 2
 
 
 class CodeError(Exception):
@@ -33,6 +36,10 @@ class CodeWrong(CodeError):
     def __init__(self, tries_left: int) -> None:
         super().__init__(f"wrong code, {tries_left} tries left")
         self.tries_left = tries_left
+
+
+class TooManySends(CodeError):
+    """This attempt already had its code and its one resend."""
 
 
 class ResendTooSoon(CodeError):
@@ -57,7 +64,13 @@ def code_text(code: str, locale: str) -> str:
 
 
 def issue(attempt: JoinAttempt, *, gateway: SmsGateway, key: str, now: datetime, ttl: int) -> str | None:
-    """Start a fresh code; return it for sending after the commit (None when the provider makes it)."""
+    """Start a fresh code; return it for sending after the commit (None when the provider makes it).
+
+    The phone's count of wrong codes lives in the limiter store and is not touched here: a new
+    code never resets it (SP 800-63B-4 3.1.3.2).
+    """
+    if attempt.sends >= MAX_SENDS_PER_ATTEMPT:
+        raise TooManySends()
     attempt.code_sent_at = now
     attempt.code_expires_at = now + timedelta(seconds=ttl)
     attempt.code_tries = 0
@@ -104,6 +117,25 @@ def check(
     attempt.verified_at = now
     attempt.code_hash = None
     attempt.code_expires_at = None
+
+
+def check_guarded(
+    attempt: JoinAttempt, code: str, *, guard: Limits, phone: str, gateway: SmsGateway, key: str, now: datetime,
+    max_tries: int,
+) -> None:
+    """`check` behind the phone's lock and backoff; every wrong try counts against the phone.
+
+    Raises PhoneLocked / CheckDelayed (nothing tried), a CodeError, or LimiterUnavailable.
+    """
+    guard.ensure_may_check(attempt.phone_index)
+    tries = attempt.code_tries
+    try:
+        check(attempt, code, phone=phone, gateway=gateway, key=key, now=now, max_tries=max_tries)
+    except (CodeWrong, CodeLocked):
+        if attempt.code_tries > tries and guard.record_failure(attempt.phone_index) >= FAILURES.limit.amount:
+            guard.ensure_not_locked(attempt.phone_index)
+            raise PhoneLocked("phone", 24 * 3600) from None
+        raise
 
 
 def _matches(attempt: JoinAttempt, code: str, *, phone: str, gateway: SmsGateway, key: str) -> bool:

@@ -5,21 +5,22 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Blueprint, abort, current_app, redirect, render_template, session, url_for
-from flask_babel import get_locale, gettext as _, lazy_gettext as _l
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import BaseConverter
-from werkzeug.wrappers import Response
 from wtforms import BooleanField, HiddenField, SelectField, StringField
-from wtforms.fields.choices import SelectChoice
 from wtforms.fields import TelField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from app.db import get_session, session_scope
+from app.extensions import limiter
 from app.models import District, JoinAttempt, Member, PlaceKind, Platform, utcnow
-from app.services import membership, places, stats, verification
+from app.services import limits, membership, places, stats, verification
 from app.services.phones import PhoneInvalid, masked, normalize
 from app.services.sms import SmsError
 from app.services.tokens import TOKEN_PATTERN
@@ -48,6 +49,16 @@ SMS_MESSAGES = {
     "unavailable": _l("SMS is temporarily unavailable. Your details are saved: please try again in a few minutes."),
     "expired": _l("This code has expired. Ask for a new one."),
 }
+LIMIT_MESSAGES = {
+    "phone": _l("Too many codes were requested for this number. Please wait a while and try again."),
+    "ip": _l("Too many codes were requested from this network. Please wait a while and try again."),
+    "prefix": _l("Too many codes were requested for numbers like this one. Please wait a while and try again."),
+    "global": _l("We cannot send more codes today. Your details are saved: please try again later."),
+    "poster": _l("This poster is receiving too many sign-ups right now. Please try again later."),
+    "attempt": _l("You have had the most codes allowed for this form. "
+                  "Wait for the SMS, or fill in the form again later."),
+    "locked": _l("Too many wrong codes for this number. Please try again tomorrow."),
+}
 NO_WORKPLACE = "none"
 
 
@@ -60,12 +71,16 @@ class QrTokenConverter(BaseConverter):
 class JoinForm(FlaskForm):
     form_key = HiddenField()
     name = StringField(_l("Your name"), validators=[
-        DataRequired(message=_l("Please enter your name.")), Length(max=50, message=_l("Please use at most 50 characters.")),
+        DataRequired(message=_l("Please enter your name.")),
+        Length(max=50, message=_l("Please use at most 50 characters.")),
     ])
     phone = TelField(_l("Mobile phone"))
-    platform = SelectField(_l("Platform you work for"), choices=[SelectChoice(p.value, label) for p, label in PLATFORM_LABELS.items()])
+    platform = SelectField(_l("Platform you work for"),
+                           choices=[SelectChoice(p.value, label) for p, label in PLATFORM_LABELS.items()])
     workplace = SelectField(_l("Your station"), choices=[], validate_choice=True)
-    consent = BooleanField(validators=[DataRequired(message=_l("Please read the notice and tick the box to continue."))])
+    consent = BooleanField(validators=[
+        DataRequired(message=_l("Please read the notice and tick the box to continue.")),
+    ])
 
 
 class CodeForm(FlaskForm):
@@ -76,14 +91,67 @@ class EmptyForm(FlaskForm):
     """A CSRF token and nothing else (the resend button)."""
 
 
+class Refused(Exception):
+    """A limit stopped the request: `status`, the message to show and the Retry-After seconds."""
+
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+def _limits() -> limits.Limits:
+    """The app's limits on Flask-Limiter's strategy and store (shared by every worker)."""
+    return limits.Limits(limiter.limiter, daily_budget=current_app.config["SMS_DAILY_BUDGET"])
+
+
+def _client_ip() -> str:
+    # remote_addr is the peer, or what the configured number of trusted proxies said (ProxyFix).
+    return limits.ip_key(request.remote_addr)
+
+
+def _refusal(exc: limits.LimitExceeded | limits.LimiterUnavailable) -> Refused:
+    if isinstance(exc, limits.LimiterUnavailable):
+        return Refused(503, str(SMS_MESSAGES["unavailable"]))
+    scope = "locked" if isinstance(exc, limits.PhoneLocked) else exc.scope
+    return Refused(429, str(LIMIT_MESSAGES.get(scope, LIMIT_MESSAGES["phone"])), exc.retry_after)
+
+
+def _with_retry_after(body_and_status, retry_after: int | None):  # type: ignore[no-untyped-def]
+    body, status = body_and_status
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    return body, status, headers
+
+
 def _resolve(token: str) -> places.ResolvedPlace:
+    guard, ip = _limits(), _client_ip()
+    wait = _bad_token_wait(guard, ip)
+    if wait:
+        from app.web.errors import render_error
+
+        abort(make_response(_with_retry_after(render_error(429), wait)))
     signer = current_app.extensions["qr_signer"]
     try:
         return places.resolve(get_session(), signer, token, utcnow().date())
     except places.PlaceNotFound:
+        _note_bad_token(guard, ip)
         abort(404)
     except places.PlaceReplaced:
         abort(410)
+
+
+def _bad_token_wait(guard: limits.Limits, ip: str) -> int:
+    # Reading a poster costs nothing: when the store is down the page still opens (fail open).
+    try:
+        return guard.bad_tokens_blocked(ip)
+    except limits.LimiterUnavailable:
+        return 0
+
+
+def _note_bad_token(guard: limits.Limits, ip: str) -> None:
+    try:
+        guard.note_bad_token(ip)
+    except limits.LimiterUnavailable:
+        pass
 
 
 def _prepare(form: JoinForm, place: places.ResolvedPlace) -> None:
@@ -154,6 +222,7 @@ def submit(token: str):  # type: ignore[no-untyped-def]
 
 
 def _validated_phone(form: JoinForm) -> str | None:
+    """E.164 of an allowed region's mobile number; other regions, premium, VoIP, unallocated → None."""
     try:
         return normalize(form.phone.data or "", current_app.config["ALLOWED_REGIONS"])
     except PhoneInvalid as exc:
@@ -168,31 +237,61 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
             db, place, applicant, form_key=form.form_key.data, pii=current_app.extensions["pii"], now=now
         )
     except membership.AttemptMismatch:
+        # The same idempotency key with another payload (SECURITY.md G4: 422).
         form.form_key.data = secrets.token_urlsafe(16)
         form.form_key.errors = [_("This form was already sent with another number. Please send it again.")]
-        return _render_form(form, place, token, 409)
-    code = _issue(attempt) if created else None
-    if created:
-        _count_place(place, "forms", db)
+        return _render_form(form, place, token, 422)
+    if not created:  # a double tap or a retry: the first draft, no second SMS
+        session["attempt"] = attempt.id
+        return redirect(url_for("join.code"), 303)
+    try:
+        _limits().reserve_join_start(limits.poster_key(token))
+    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+        db.rollback()
+        refused = _refusal(exc)
+        message = LIMIT_MESSAGES["poster"] if refused.status == 429 else None
+        from app.web.errors import render_error
+
+        return _with_retry_after(render_error(refused.status, message), refused.retry_after)
+    _count_place(place, "forms", db)
+    return _send_first_code(attempt, applicant.phone)
+
+
+def _send_first_code(attempt: JoinAttempt, phone: str):  # type: ignore[no-untyped-def]
+    """Issue and send the first code; a refused send keeps the draft and shows the code page."""
+    db = get_session()
+    try:
+        code = _issue(attempt, phone)
+    except Refused as refused:
+        db.commit()
+        session["attempt"] = attempt.id
+        return _refused_code_page(attempt, refused)
     db.commit()
     session["attempt"] = attempt.id
-    if created:
-        _deliver(attempt, applicant.phone, code)
+    _deliver(attempt, phone, code)
     return redirect(url_for("join.code"), 303)
 
 
-def _issue(attempt: JoinAttempt) -> str | None:
-    config = current_app.config
-    code = verification.issue(
-        attempt, gateway=current_app.extensions["sms"], key=config["SECRET_KEY"], now=utcnow(),
-        ttl=config["CODE_TTL_SECONDS"],
-    )
+def _issue(attempt: JoinAttempt, phone: str) -> str | None:
+    """Count the SMS against every limit, then start a code. Raises Refused."""
+    config, pii = current_app.config, current_app.extensions["pii"]
+    if attempt.sends >= verification.MAX_SENDS_PER_ATTEMPT:
+        raise Refused(429, str(LIMIT_MESSAGES["attempt"]))
+    try:
+        _limits().reserve_send(phone=limits.phone_key(pii, phone), prefix=limits.prefix_key(pii, phone),
+                               ip=_client_ip())
+        code = verification.issue(
+            attempt, gateway=current_app.extensions["sms"], key=config["SECRET_KEY"], now=utcnow(),
+            ttl=config["CODE_TTL_SECONDS"],
+        )
+    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+        raise _refusal(exc) from None
     get_session().add(attempt)
     return code
 
 
 def _deliver(attempt: JoinAttempt, phone: str, code: str | None) -> None:
-    """Send the code after the commit; a failure is shown on the code page, the draft is kept."""
+    """Send the code (after the commit); a failure is shown on the code page, the draft is kept."""
     try:
         verification.deliver(current_app.extensions["sms"], to=phone, code=code, locale=attempt.locale)
         session.pop("sms_error", None)
@@ -227,6 +326,11 @@ def _render_code(attempt: JoinAttempt, form: CodeForm, status: int = 200, messag
     return body, status
 
 
+def _refused_code_page(attempt: JoinAttempt, refused: Refused, form: CodeForm | None = None):  # type: ignore[no-untyped-def]
+    page = _render_code(attempt, form or CodeForm(), refused.status, refused.message)
+    return _with_retry_after(page, refused.retry_after)
+
+
 @bp.post("/join/code")
 def check_code():  # type: ignore[no-untyped-def]
     attempt = _current_attempt(lock=True)
@@ -235,8 +339,13 @@ def check_code():  # type: ignore[no-untyped-def]
     form = CodeForm()
     if not form.validate():
         return _render_code(attempt, form, 422)
-    message = _check(attempt, form.code.data or "")
     db = get_session()
+    try:
+        message = _check(attempt, form.code.data or "")
+    except Refused as refused:
+        db.add(attempt)
+        db.commit()  # a wrong try already counted on the attempt stays counted
+        return _refused_code_page(attempt, refused, form)
     if message is None:
         enrollment = membership.enroll(db, attempt, pii=current_app.extensions["pii"], now=utcnow())
         _count_attempt(attempt, "verified")
@@ -250,17 +359,24 @@ def check_code():  # type: ignore[no-untyped-def]
 
 
 def _check(attempt: JoinAttempt, code: str) -> str | None:
-    """None when the code is right, else the message to show."""
+    """None when the code is right, else the message to show. Raises Refused (429/503)."""
     config, pii = current_app.config, current_app.extensions["pii"]
     try:
-        verification.check(
-            attempt, code, phone=pii.decrypt(attempt.phone_enc), gateway=current_app.extensions["sms"],
-            key=config["SECRET_KEY"], now=utcnow(), max_tries=config["CODE_MAX_TRIES"],
+        verification.check_guarded(
+            attempt, code, guard=_limits(), phone=pii.decrypt(attempt.phone_enc),
+            gateway=current_app.extensions["sms"], key=config["SECRET_KEY"], now=utcnow(),
+            max_tries=config["CODE_MAX_TRIES"],
         )
+    except limits.CheckDelayed as exc:
+        # 422 like any refused code, with the wait; Retry-After tells clients when to come back.
+        raise Refused(422, _("Please wait %(n)d seconds before trying another code.", n=exc.retry_after),
+                      exc.retry_after) from None
+    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+        raise _refusal(exc) from None
     except verification.CodeWrong as exc:
         return _("That code is not right. You have %(n)d tries left.", n=exc.tries_left)
     except verification.CodeLocked:
-        return _("Too many wrong codes. Ask for a new code.")
+        raise Refused(429, _("Too many wrong codes. Ask for a new code.")) from None
     except verification.CodeExpired:
         return _("This code has expired. Ask for a new code.")
     except SmsError as exc:
@@ -278,10 +394,15 @@ def resend():  # type: ignore[no-untyped-def]
         abort(400)
     wait = verification.resend_wait(attempt, now=utcnow(), cooldown=current_app.config["RESEND_COOLDOWN_SECONDS"])
     if wait:
-        return _render_code(attempt, CodeForm(), 429, _("Please wait %(n)d seconds before asking for a new code.", n=wait))
-    code = _issue(attempt)
+        message = _("Please wait %(n)d seconds before asking for a new code.", n=wait)
+        return _refused_code_page(attempt, Refused(429, message, wait))
+    phone = current_app.extensions["pii"].decrypt(attempt.phone_enc)
+    try:
+        code = _issue(attempt, phone)
+    except Refused as refused:
+        return _refused_code_page(attempt, refused)
     get_session().commit()
-    _deliver(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc), code)
+    _deliver(attempt, phone, code)
     return redirect(url_for("join.code"), 303)
 
 

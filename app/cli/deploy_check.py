@@ -1,0 +1,111 @@
+"""`flask check-deploy`: refuse a deployment that is not safe, like Django's `check --deploy`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+from cryptography.fernet import Fernet
+from flask import Flask, current_app
+
+from app import security
+
+MIN_SECRET_LENGTH, MIN_UNIQUE_CHARS = 50, 5  # Django's W009 heuristic (SECURITY.md E6)
+MANUAL = (
+    "Twilio Verify Fraud Guard is set to Max (B1)",
+    "Twilio Geo Permissions allow only the regions in ALLOWED_REGIONS (B2)",
+    "`flask --app wsgi retention run` is scheduled at least hourly (F8)",
+)
+
+
+def problems(config: Mapping[str, Any], storage_ok: bool = True) -> list[str]:
+    """Every reason this configuration must not serve the public."""
+    return [*_secrets(config), *_runtime(config, storage_ok), *_cookies(config)]
+
+
+def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
+    named = {"SECRET_KEY": [config.get("SECRET_KEY", "")], "QR_SECRET": list(config.get("QR_SECRETS", [])),
+             "PII_INDEX_KEY": [config.get("PII_INDEX_KEY", "")]}
+    for name, values in named.items():
+        if not any(values):
+            yield f"{name} is not set"
+        for value in filter(None, values):
+            if len(value) < MIN_SECRET_LENGTH or len(set(value)) < MIN_UNIQUE_CHARS:
+                yield f"{name} is weak: use at least {MIN_SECRET_LENGTH} random characters"
+    fernet_keys = list(config.get("PII_ENCRYPTION_KEYS", []))
+    if not fernet_keys:
+        yield "PII_ENCRYPTION_KEY is not set"
+    for key in fernet_keys:
+        try:
+            Fernet(key)
+        except ValueError:
+            yield "PII_ENCRYPTION_KEY is not a Fernet key"
+    every = [v for values in named.values() for v in values if v] + fernet_keys
+    if len(every) != len(set(every)):
+        yield "SECRET_KEY, QR_SECRET, PII_INDEX_KEY and PII_ENCRYPTION_KEY must all be different keys"
+
+
+def _runtime(config: Mapping[str, Any], storage_ok: bool) -> Iterator[str]:
+    if config.get("DEBUG") or config.get("TESTING"):
+        yield "DEBUG and TESTING must be off"
+    if config.get("APP_ENV") != "production":
+        yield "APP_ENV must be production"
+    base = urlsplit(config.get("PUBLIC_BASE_URL", ""))
+    if base.scheme != "https":
+        yield "PUBLIC_BASE_URL must start with https://"
+    hosts = config.get("TRUSTED_HOSTS") or []
+    if not hosts:
+        yield "TRUSTED_HOSTS must name the hosts the app answers to"
+    elif base.hostname and base.hostname not in hosts:
+        yield "TRUSTED_HOSTS must include the host of PUBLIC_BASE_URL"
+    if str(config.get("RATELIMIT_STORAGE_URI", "memory://")).startswith("memory://"):
+        yield "rate limits need a shared store: set REDIS_URL"
+    elif not storage_ok:
+        yield "the rate limit store (REDIS_URL) does not answer"
+    if config.get("SMS_BACKEND") not in ("twilio-verify", "twilio-messaging"):
+        yield "SMS_BACKEND must be twilio-verify or twilio-messaging"
+    if security.HSTS_SECONDS < 365 * 24 * 3600:
+        yield "HSTS max-age must be at least one year"
+
+
+def _cookies(config: Mapping[str, Any]) -> Iterator[str]:
+    if not config.get("SESSION_COOKIE_SECURE"):
+        yield "SESSION_COOKIE_SECURE must be on"
+    if not str(config.get("SESSION_COOKIE_NAME", "")).startswith("__Host-"):
+        yield "the session cookie name must start with __Host-"
+    if not config.get("SESSION_COOKIE_HTTPONLY"):
+        yield "SESSION_COOKIE_HTTPONLY must be on"
+    if config.get("SESSION_COOKIE_SAMESITE") not in ("Lax", "Strict"):
+        yield "SESSION_COOKIE_SAMESITE must be Lax or Strict"
+    if config.get("SESSION_COOKIE_DOMAIN"):
+        yield "SESSION_COOKIE_DOMAIN must be unset (host-only cookie)"
+
+
+def _storage_answers() -> bool:
+    from app.extensions import limiter
+
+    try:
+        return bool(limiter.storage.check())
+    except Exception:  # noqa: BLE001 - any failure to reach the store is a "no"
+        return False
+
+
+@click.command("check-deploy")
+def check_deploy_command() -> None:
+    """Check the settings for a public deployment; exit 1 on any problem."""
+    found = problems(current_app.config, storage_ok=_storage_answers())
+    for problem in found:
+        click.echo(f"ERROR: {problem}")
+    for item in MANUAL:
+        click.echo(f"CHECK BY HAND: {item}")
+    if found:
+        click.echo(f"{len(found)} problem(s): not safe to deploy", err=True)
+        sys.exit(1)
+    click.echo("no problems found")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(check_deploy_command)

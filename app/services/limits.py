@@ -1,0 +1,213 @@
+"""Rate limits in the limiter's store (Redis in production): who may be sent a code, and how
+long a phone that keeps guessing wrong must wait.
+
+Every limit is a moving window on Flask-Limiter's strategy, so all workers share one count.
+Keys never hold a raw phone number: a phone is its blind index (`PiiCipher.index`, the same
+HMAC the database uses) and a number prefix is a keyed hash too. When the store cannot be
+reached every call raises `LimiterUnavailable`: the caller refuses to send (fail closed).
+The numbers are the project choices of SECURITY.md A6/A7/B3/B4.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from limits import RateLimitItem, RateLimitItemPerSecond, parse
+from limits.errors import StorageError
+from limits.strategies import RateLimiter
+from redis.exceptions import RedisError
+
+from app.services.crypto import PiiCipher
+
+log = logging.getLogger(__name__)
+alerts = logging.getLogger("scanjoin.alerts")
+
+NAMESPACE = "scanjoin"
+PREFIX_DIGITS = 4  # a prefix is the number without its last four digits: 7 digits for +86 (B4)
+
+
+@dataclass(frozen=True)
+class Rule:
+    scope: str  # what is counted: phone, ip, prefix, poster, global
+    limit: RateLimitItem
+
+
+# B3: one code plus one resend per code lifetime (China's carriers reject a third identical
+# text), at most 4 texts a day to any phone.
+PHONE_SENDS = (Rule("phone", parse("2 per 10 minutes")), Rule("phone", parse("4 per day")))
+# B4: loose on IPs, because Chinese mobile users often share one carrier NAT address.
+IP_SENDS = (Rule("ip", parse("10 per hour")), Rule("ip", parse("30 per day")))
+PREFIX_SENDS = (Rule("prefix", parse("20 per hour")),)
+POSTER_STARTS = (Rule("poster", parse("50 per hour")),)
+# C1/B4: tampered or made-up poster tokens from one address (enumeration).
+BAD_TOKENS = Rule("bad-token", parse("20 per minute"))
+# A6: 10 wrong codes per phone in a rolling day, then the phone is locked for a day.
+FAILURES = Rule("failures", parse("10 per day"))
+LOCK = Rule("lock", parse("1 per day"))
+# A7: after 3 failures, wait 30 s before the next try, doubling up to an hour.
+DELAY_AFTER, DELAY_FIRST, DELAY_CAP = 3, 30, 3600
+BUDGET_ALERT = Rule("budget-alert", parse("1 per hour"))
+
+
+class LimiterUnavailable(Exception):
+    """The limiter's store did not answer: nothing that costs money may go ahead."""
+
+
+class LimitExceeded(Exception):
+    """A limit is used up; `retry_after` is in whole seconds."""
+
+    def __init__(self, scope: str, retry_after: int) -> None:
+        super().__init__(f"{scope} limit reached, retry after {retry_after} s")
+        self.scope = scope
+        self.retry_after = retry_after
+
+
+class PhoneLocked(LimitExceeded):
+    """Too many wrong codes for this phone: no code is sent or checked until the lock ends."""
+
+
+class CheckDelayed(LimitExceeded):
+    """Recent wrong codes: the next try must wait."""
+
+
+def phone_key(pii: PiiCipher, e164: str) -> str:
+    return pii.index(e164)
+
+
+def prefix_key(pii: PiiCipher, e164: str) -> str:
+    return pii.index(e164[:-PREFIX_DIGITS], purpose="prefix")
+
+
+def ip_key(address: str | None) -> str:
+    """An IPv4 address, or the /64 of an IPv6 one (one subscriber usually holds a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return "unknown"
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def poster_key(token: str) -> str:
+    return token.upper()  # the route takes either case
+
+
+def delay_after(failures: int) -> int:
+    """Seconds to wait before the next try after `failures` wrong codes (0 below the threshold)."""
+    if failures < DELAY_AFTER:
+        return 0
+    return min(DELAY_FIRST * 2 ** (failures - DELAY_AFTER), DELAY_CAP)
+
+
+class Limits:
+    """The app's limits over one strategy (pass Flask-Limiter's, so they share its store)."""
+
+    def __init__(self, strategy: RateLimiter, *, daily_budget: int, clock: Callable[[], float] = time.time) -> None:
+        self.strategy = strategy
+        self.budget = (Rule("global", parse(f"{daily_budget} per day")),)
+        self.clock = clock
+
+    def reserve_send(self, *, phone: str, prefix: str, ip: str) -> None:
+        """Count one SMS against every limit, or raise LimitExceeded and count nothing."""
+        self.ensure_not_locked(phone)
+        checks = [*((r, phone) for r in PHONE_SENDS), *((r, ip) for r in IP_SENDS),
+                  *((r, prefix) for r in PREFIX_SENDS), *((r, "all") for r in self.budget)]
+        try:
+            self._reserve(checks)
+        except LimitExceeded as exc:
+            if exc.scope == "global":
+                self._budget_alert()
+            raise
+
+    def reserve_join_start(self, poster: str) -> None:
+        self._reserve([(rule, poster) for rule in POSTER_STARTS])
+
+    def bad_tokens_blocked(self, ip: str) -> int:
+        """Seconds this address must wait after too many bad tokens (0: not blocked)."""
+        return self._wait(BAD_TOKENS, ip)
+
+    def note_bad_token(self, ip: str) -> None:
+        self._hit(BAD_TOKENS, ip)
+
+    def ensure_not_locked(self, phone: str) -> None:
+        wait = self._wait(LOCK, phone)
+        if wait:
+            raise PhoneLocked("phone", wait)
+
+    def ensure_may_check(self, phone: str) -> None:
+        """Raise PhoneLocked or CheckDelayed when this phone may not try a code now."""
+        self.ensure_not_locked(phone)
+        failures = self.failures(phone)
+        delay = delay_after(failures)
+        if delay:
+            wait = self._wait(_delay_rule(delay), phone)
+            if wait:
+                raise CheckDelayed("phone", wait)
+
+    def record_failure(self, phone: str) -> int:
+        """Count a wrong code; lock the phone at the limit. Returns the failures in the window."""
+        self._hit(FAILURES, phone)
+        failures = self.failures(phone)
+        if failures >= FAILURES.limit.amount:
+            self._hit(LOCK, phone)
+            log.warning("phone locked after %d wrong codes", failures)
+        elif delay_after(failures):
+            self._hit(_delay_rule(delay_after(failures)), phone)
+        return failures
+
+    def failures(self, phone: str) -> int:
+        stats = self._call(self.strategy.get_window_stats, FAILURES.limit, *_ids(FAILURES, phone))
+        return FAILURES.limit.amount - stats.remaining
+
+    def _reserve(self, checks: Iterable[tuple[Rule, str]]) -> None:
+        """Test every limit first, then take from each: a refusal costs no other limit."""
+        checks = list(checks)
+        for rule, key in checks:
+            wait = self._wait(rule, key)
+            if wait:
+                raise LimitExceeded(rule.scope, wait)
+        for rule, key in checks:
+            if not self._call(self.strategy.hit, rule.limit, *_ids(rule, key)):
+                # Another worker took the last unit between the test and the hit.
+                raise LimitExceeded(rule.scope, self._retry_after(rule, key))
+
+    def _wait(self, rule: Rule, key: str) -> int:
+        if self._call(self.strategy.test, rule.limit, *_ids(rule, key)):
+            return 0
+        return self._retry_after(rule, key)
+
+    def _retry_after(self, rule: Rule, key: str) -> int:
+        stats = self._call(self.strategy.get_window_stats, rule.limit, *_ids(rule, key))
+        return max(1, int(stats.reset_time - self.clock() + 0.999))
+
+    def _hit(self, rule: Rule, key: str) -> bool:
+        return bool(self._call(self.strategy.hit, rule.limit, *_ids(rule, key)))
+
+    def _budget_alert(self) -> None:
+        # The daily SMS budget is spent: page the on-call (once an hour), keep refusing.
+        try:
+            if self._hit(BUDGET_ALERT, "all"):
+                alerts.critical("global SMS budget exhausted: sending stopped until the window moves")
+        except LimiterUnavailable:
+            pass
+
+    @staticmethod
+    def _call(function, *args):  # type: ignore[no-untyped-def]
+        try:
+            return function(*args)
+        except (StorageError, RedisError, ConnectionError, TimeoutError) as exc:
+            log.error("rate limit store unavailable: %s", type(exc).__name__)
+            raise LimiterUnavailable() from exc
+
+
+def _delay_rule(seconds: int) -> Rule:
+    return Rule("delay", RateLimitItemPerSecond(1, seconds))
+
+
+def _ids(rule: Rule, key: str) -> tuple[str, str, str]:
+    return NAMESPACE, rule.scope, key

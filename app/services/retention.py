@@ -1,0 +1,55 @@
+"""Retention (SECURITY.md F8, PIPL Art. 19/47): personal data is kept no longer than needed.
+
+Unfinished join attempts (drafts) go after RETENTION_DRAFT_HOURS; finished ones too, since the
+member row already holds what they had. Rejected applications go RETENTION_REJECTED_DAYS after
+the decision. Approved and pending members are never touched. Each run leaves one audit event
+with counts only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+
+from app.models import JoinAttempt, Member, MemberStatus
+from app.services import audit
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    drafts: int  # unverified join attempts
+    finished: int  # verified join attempts (their data lives on in the member row)
+    rejected: int  # rejected members
+
+
+def purge(session: Session, *, now: datetime, draft_hours: int, rejected_days: int) -> RetentionReport:
+    """Delete what is past its retention period and record the run; flushes, never commits."""
+    attempt_cutoff = now - timedelta(hours=draft_hours)
+    decision_cutoff = now - timedelta(days=rejected_days)
+    drafts = _delete_attempts(session, attempt_cutoff, verified=False)
+    finished = _delete_attempts(session, attempt_cutoff, verified=True)
+    rejected = _delete_rejected(session, decision_cutoff)
+    report = RetentionReport(drafts=drafts, finished=finished, rejected=rejected)
+    audit.record(session, "retention.run", target_type="system", drafts=drafts, finished=finished,
+                 rejected=rejected, draft_hours=draft_hours, rejected_days=rejected_days)
+    return report
+
+
+def _delete_attempts(session: Session, cutoff: datetime, *, verified: bool) -> int:
+    state = col(JoinAttempt.verified_at).is_not(None) if verified else col(JoinAttempt.verified_at).is_(None)
+    result = session.execute(delete(JoinAttempt).where(col(JoinAttempt.created_at) < cutoff, state))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _delete_rejected(session: Session, cutoff: datetime) -> int:
+    ids = list(session.exec(select(Member.id).where(
+        Member.status == MemberStatus.rejected, col(Member.decided_at).is_not(None), col(Member.decided_at) < cutoff,
+    )))
+    if not ids:
+        return 0
+    session.execute(update(JoinAttempt).where(col(JoinAttempt.member_id).in_(ids)).values(member_id=None))
+    result = session.execute(delete(Member).where(col(Member.id).in_(ids)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
