@@ -331,10 +331,10 @@ def _view(row, pii: PiiCipher, now: datetime, overdue_days: int) -> MemberView: 
 
 def iter_members(
     session: Session, pii: PiiCipher, scope: list[int] | None, flt: RosterFilter, *,
-    cursor: str | None = None, now: datetime | None = None, batch: int = SCAN_BATCH,
+    cursor: str | None = None, now: datetime | None = None, batch: int | None = None,
 ) -> Iterator[tuple[MemberView, list[object]]]:
     """Every matching member in sort order with its keyset key, read in batches (flat memory)."""
-    now = now or utcnow()
+    now, batch = now or utcnow(), batch or SCAN_BATCH
     if flt.sort not in SORTS:
         raise BadFilter("sort")
     key = decode_cursor(flt.sort, cursor) if cursor else None
