@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response, abort, current_app, request
+from limits.errors import StorageError
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
@@ -18,6 +19,14 @@ def init_app(app: Flask) -> None:
     # limiter runs, so it costs nothing and changes nothing.
     app.before_request_funcs.setdefault(None, []).insert(0, reject_cross_site)
     app.after_request(add_headers)
+    app.register_error_handler(StorageError, limiter_down)
+
+
+def limiter_down(_exc: StorageError):  # type: ignore[no-untyped-def]
+    """A limit that cannot be counted is not passed (fail closed): 503, never a 500 or a pass."""
+    from app.web.errors import render_error
+
+    return render_error(503)
 
 
 def reject_cross_site() -> None:
