@@ -14,16 +14,17 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlmodel import select
 from werkzeug.exceptions import HTTPException
 
-from app.db import close_session, get_session
+from app.db import close_session, get_session, session_scope
 from app.extensions import csrf
-from app.models import District, Role, User, Workplace, WorkplaceKind, utcnow
-from app.services import api_tokens, audit, places, users
+from app.models import District, JoinAttempt, Member, Role, User, Workplace, WorkplaceKind, utcnow
+from app.services import api_tokens, audit, export, places, roster, users
+from app.services.sms import SmsError
 from app.web import openapi
 
 log = logging.getLogger(__name__)
@@ -38,15 +39,15 @@ PLACE_WRITERS = (Role.admin, Role.organizer)
 class ApiError(Exception):
     """An error answered as JSON: status, a short code and a message."""
 
-    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+    def __init__(self, http_status: int, error: str, message: str, **extra: Any) -> None:
         super().__init__(message)
-        self.status, self.error, self.message, self.extra = status, error, message, extra
+        self.http_status, self.error, self.message, self.extra = http_status, error, message, extra
 
 
-def error_response(status: int, error: str, message: str, **extra: Any) -> Response:
+def error_response(http_status: int, error: str, message: str, **extra: Any) -> Response:
     response = jsonify({"error": error, "message": message, **extra})
-    response.status_code = status
-    if status == 401:
+    response.status_code = http_status
+    if http_status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
     return response
 
@@ -63,7 +64,7 @@ def http_error_response(exc: HTTPException) -> Response:
 
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> Response:
-    return error_response(exc.status, exc.error, exc.message, **exc.extra)
+    return error_response(exc.http_status, exc.error, exc.message, **exc.extra)
 
 
 @bp.errorhandler(CSRFError)
@@ -144,19 +145,12 @@ def openapi_json() -> Response:
 
 # --- members ---------------------------------------------------------------------------------
 
-def _roster():  # type: ignore[no-untyped-def]
-    from app.services import roster  # the roster service, built beside this API
-
-    return roster
-
-
-def _filter():  # type: ignore[no-untyped-def]
-    roster = _roster()
+def _filter() -> roster.RosterFilter:
     unknown = [name for name in ("recent", "recent_days", "sort", "overdue", "district") if name in request.args]
     try:
         if unknown:
             raise roster.BadFilter(unknown[0])
-        return roster.filter_from_args(request.args, overdue_days=current_app.config.get("OVERDUE_DAYS", 15))
+        return roster.filter_from_args(request.args, overdue_days=current_app.config["ROSTER_OVERDUE_DAYS"])
     except roster.BadFilter as exc:
         raise ApiError(400, "bad_filter", f"bad value for {exc.field}") from None
 
@@ -179,7 +173,7 @@ def _limit() -> int:
 @bp.get("/members")
 def list_members() -> Response:
     require(*MEMBER_ROLES)
-    roster, flt, limit = _roster(), _filter(), _limit()
+    flt, limit = _filter(), _limit()
     cursor = request.args.get("cursor") or None
     if cursor is not None and len(cursor) > 512:
         raise ApiError(400, "bad_cursor", "this cursor is not one we made")
@@ -192,7 +186,6 @@ def list_members() -> Response:
 
 
 def _member_view(member_id: int) -> dict[str, Any]:
-    roster = _roster()
     try:
         view = roster.get_member(get_session(), current_app.extensions["pii"], scope(), member_id)
     except roster.MemberNotFound:
@@ -224,7 +217,7 @@ def reject(member_id: int) -> Response:
 
 
 def _decide(member_id: int, *, approve: bool, reason: str = "") -> Response:
-    roster, db = _roster(), get_session()
+    db = get_session()
     try:
         if approve:
             roster.approve(db, scope(), member_id, by=caller(), now=utcnow())
@@ -248,10 +241,45 @@ def _decide(member_id: int, *, approve: bool, reason: str = "") -> Response:
 
 
 def _notify(member_id: int) -> None:
-    """Tell the worker (after the commit), through the roster's notifier when it has one."""
-    notify = getattr(_roster(), "notify_decision", None)
-    if notify is not None:
-        notify(get_session(), current_app.extensions["sms"], member_id)
+    """Tell the worker by SMS after the commit, as the roster pages do (a failed text is logged, not fatal)."""
+    db = get_session()
+    member = db.get(Member, member_id)
+    if member is None:
+        return
+    locale = db.execute(
+        select(JoinAttempt.locale).where(JoinAttempt.member_id == member_id)
+        .order_by(JoinAttempt.created_at.desc()).limit(1)  # type: ignore[attr-defined]
+    ).scalar_one_or_none() or "zh"
+    link = current_app.config["PUBLIC_BASE_URL"] + url_for("status.start")
+    try:
+        current_app.extensions["sms"].send_text(current_app.extensions["pii"].decrypt(member.phone_enc),
+                                                roster.decision_text(locale, link))
+    except SmsError as exc:
+        log.warning("decision text for member %s not sent: %s", member_id, exc.kind)
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@bp.get("/members/export")
+def export_members() -> Response:
+    """The filtered roster as a streamed file; the audit event is written when the stream ends."""
+    require(*MEMBER_ROLES)
+    fmt = request.args.get("format", "csv")
+    if fmt not in ("csv", "xlsx"):
+        raise ApiError(400, "bad_format", "format must be csv or xlsx")
+    flt, user, ids = _filter(), caller(), scope()
+
+    def finish(rows: int, complete: bool) -> None:
+        with session_scope() as own:
+            export.record(own, by=user, fmt=fmt, flt=flt, rows=rows, complete=complete)
+
+    make = export.csv_stream if fmt == "csv" else export.xlsx_stream
+    chunks = make(get_session(), current_app.extensions["pii"], ids, flt, finish=finish)
+    mimetype = "text/csv; charset=utf-8" if fmt == "csv" else XLSX
+    name = f"members-{utcnow():%Y%m%d-%H%M}.{fmt}"
+    return Response(stream_with_context(chunks), mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 # --- places ----------------------------------------------------------------------------------
