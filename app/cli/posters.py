@@ -1,0 +1,91 @@
+"""`flask posters …`: print kits from qr_templates/ (PNG for one place, PDF for many)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from app.db import get_session
+from app.services import places, posters
+from app.services.poster_fonts import PosterFontError
+from app.services.poster_templates import TemplateError, load_all
+
+group = AppGroup("posters", help="Posters, cards and stickers with each place's QR code.")
+
+
+def _kit() -> posters.Kit:
+    try:
+        return posters.open_kit(current_app.config, current_app.extensions["qr_signer"])
+    except (TemplateError, PosterFontError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@group.command("templates")
+def templates_command() -> None:
+    """List the templates: name, then page size."""
+    try:
+        found = load_all(Path(current_app.config["POSTER_TEMPLATES"]))
+    except (TemplateError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for template in found.values():
+        click.echo(f"{template.name} {template.size_label}")
+
+
+@group.command("render")
+@click.argument("codes", nargs=-1)
+@click.option("--district", default=None, help="Every place of this district (the district first).")
+@click.option("--template", "template_name", required=True, help="Template name (see `posters templates`).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="OUT.pdf (any number of places, one a page) or OUT.png (one place).")
+def render_command(codes: tuple[str, ...], district: str | None, template_name: str, output: Path) -> None:
+    """Render posters for place CODEs and/or a --district into a PDF or a PNG."""
+    kind = output.suffix.lower()
+    if kind not in (".pdf", ".png"):
+        raise click.UsageError("the output must end in .pdf or .png")
+    kit = _kit()
+    try:
+        template = kit.template(template_name)
+        chosen = posters.select_places(get_session(), codes, district)
+    except posters.UnknownTemplate as exc:
+        raise click.UsageError(str(exc)) from None
+    except places.PlaceNotFound as exc:
+        raise click.ClickException(f"no place with code {exc}") from None
+    if not chosen:
+        raise click.UsageError("name at least one place CODE or a --district")
+    if kind == ".png" and len(chosen) != 1:
+        raise click.UsageError(f"a PNG holds one place, not {len(chosen)}: write a .pdf")
+    _write(output, _render(kit, template, chosen, kind))
+    click.echo(f"{output}: {len(chosen)} page(s), template {template.name}", err=True)
+
+
+def _render(kit: posters.Kit, template, chosen: list[places.Place], kind: str):  # type: ignore[no-untyped-def]
+    db = get_session()
+    if kind == ".png":
+        image = posters.render(template, kit.data(db, chosen[0]), kit.fonts)
+        yield posters.png_bytes(image, template.page.dpi)
+        return
+    with click.progressbar(chosen, label="rendering", file=sys.stderr, show_pos=True) as bar:
+        yield from posters.pdf(template, (kit.data(db, place) for place in bar), kit.fonts)
+
+
+def _write(output: Path, chunks) -> None:  # type: ignore[no-untyped-def]
+    """Write through a temporary file, so a failure never leaves half a PDF under the name."""
+    partial = output.with_name(f".{output.name}.{os.getpid()}.part")
+    try:
+        with partial.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        partial.replace(output)
+    except PosterFontError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(group)

@@ -1,0 +1,202 @@
+"""Print-kit benchmark: one A4 PNG, one A4 PDF, and a 200-page district PDF with peak memory.
+
+    .venv/bin/python bench/posters.py            # print the results as Markdown
+    .venv/bin/python bench/posters.py --write    # and put them in docs/benchmarks.md (## Posters)
+
+Absolute times drift between machines and runs, so each figure comes with a baseline measured
+in the same run: a bare QR code rendered as a PNG by the qrcode library (for the single
+pages), and the same command listing templates (for the process running the district PDF,
+whose start-up is then known). The district PDF runs the real command in a child process on a
+throw-away SQLite database; its peak RSS is the child's maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BASE_URL = "https://join.example.org"  # 24 characters, as the issue's QR budget assumes
+DOC = ROOT / "docs" / "benchmarks.md"
+HEADING = "## Posters"
+TARGETS = {"page_ms": 150, "district_s": 30, "rss_mb": 300}
+
+
+def median_ms(action: Callable[[], object], runs: int) -> float:
+    action()  # warm-up: font loading and caches
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def environment(instance: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "APP_"))}
+    env.update(APP_ENV="development", INSTANCE_PATH=str(instance), PUBLIC_BASE_URL=BASE_URL,
+               DATABASE_URL=f"sqlite:///{instance / 'bench.db'}", UNION_NAME="上海市浦东新区快递外卖行业工会联合会",
+               POSTER_CACHE=str(instance / "cache"), LOG_LEVEL="WARNING")
+    return env
+
+
+def seed(env: dict[str, str], workplaces: int) -> None:
+    os.environ.update(env)
+    from app import create_app
+    from app.cli.database import upgrade
+    from app.db import session_scope
+    from app.services import places
+
+    app = create_app()
+    rows = ["district_code,district_name,workplace_code,workplace_name,kind"]
+    rows += [f"BENCH,浦东新区总工会,B-{i:04d},张江高科技园区美团外卖第{i}骑手服务站,delivery_station"
+             for i in range(1, workplaces + 1)]
+    with app.app_context():
+        upgrade(env["DATABASE_URL"])
+        with session_scope() as db:
+            places.import_csv(db, "\n".join(rows))
+
+
+def run_child(env: dict[str, str], args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one `flask` command in a fresh child process."""
+    code = ("import resource, sys; from flask.cli import main; sys.argv = ['flask', '--app', 'wsgi'] + sys.argv[1:];\n"
+            "try:\n    main()\nfinally:\n"
+            "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"flask {' '.join(args)} failed:\n{done.stderr}")
+    peak_kb = int(done.stderr.strip().splitlines()[-1])
+    return seconds, peak_kb / 1024
+
+
+def single_pages(env: dict[str, str], runs: int) -> dict[str, float]:
+    import io
+
+    import qrcode
+
+    from app import create_app
+    from app.db import get_session
+    from app.services import places, posters
+
+    app = create_app()
+    with app.app_context():
+        kit = posters.open_kit(app.config, app.extensions["qr_signer"])
+        place = places.find_by_code(get_session(), "B-0001")
+        data = kit.data(get_session(), place)
+    a4 = kit.template("a4")
+
+    def bare_qr() -> bytes:
+        out = io.BytesIO()
+        qrcode.make(data.payload, error_correction=qrcode.constants.ERROR_CORRECT_Q).save(out)
+        return out.getvalue()
+
+    return {
+        "baseline_ms": median_ms(bare_qr, runs),
+        "png_ms": median_ms(lambda: posters.png_bytes(posters.render(a4, data, kit.fonts), 300), runs),
+        "pdf_ms": median_ms(lambda: b"".join(posters.pdf(a4, [data], kit.fonts)), runs),
+        "png_kb": len(posters.png_bytes(posters.render(a4, data, kit.fonts), 300)) / 1024,
+    }
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        lines = cpuinfo.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        model = names[0] if names else model
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 0
+    return (f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def report(pages: dict[str, float], runs: dict[str, tuple[float, float]], page_count: int, size_mb: float) -> str:
+    base_s, base_mb = runs["baseline"]
+    small_s, small_mb = runs["small"]
+    big_s, big_mb = runs["district"]
+    ok = lambda good: "yes" if good else "**no**"  # noqa: E731
+    lines = [
+        HEADING, "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()} by `bench/posters.py`.",
+        "Template `a4` (300 dpi, 2480 × 3508 px), `PUBLIC_BASE_URL` of 24 characters (QR version 3, level Q).",
+        "",
+        "| what | time | baseline (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+        f"| one A4 PNG (render + encode, median) | {pages['png_ms']:.0f} ms | bare QR PNG {pages['baseline_ms']:.1f} ms"
+        f" | {pages['png_ms'] / pages['baseline_ms']:.0f}× | ≤ {TARGETS['page_ms']} ms"
+        f" | {ok(pages['png_ms'] <= 150)} |",
+        f"| one A4 PDF page (median) | {pages['pdf_ms']:.0f} ms | bare QR PNG {pages['baseline_ms']:.1f} ms"
+        f" | {pages['pdf_ms'] / pages['baseline_ms']:.0f}× | ≤ {TARGETS['page_ms']} ms"
+        f" | {ok(pages['pdf_ms'] <= 150)} |",
+        f"| `posters render --district` {page_count} pages, whole command | {big_s:.1f} s | `posters templates` "
+        f"{base_s:.1f} s | {(big_s - base_s) / page_count * 1000:.0f} ms a page after start-up | ≤ 30 s |"
+        f" {ok(big_s <= 30)} |",
+        "",
+        "| peak RSS of the command | MB |", "|---|---|",
+        f"| `posters templates` (start-up baseline) | {base_mb:.0f} |",
+        f"| `posters render --district`, 20 pages | {small_mb:.0f} |",
+        f"| `posters render --district`, {page_count} pages | {big_mb:.0f} (target ≤ 300: {ok(big_mb <= 300)}) |",
+        "",
+        f"The {page_count}-page PDF is {size_mb:.1f} MB ({pages['png_kb']:.0f} KB of PNG an A4 page). Memory stays"
+        f" flat: the PDF is written a page at a time, so {page_count} pages peak within"
+        f" {big_mb - small_mb:+.0f} MB of 20 pages.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    """Replace the Posters section of docs/benchmarks.md (or append it); leave other sections alone."""
+    DOC.parent.mkdir(exist_ok=True)
+    current = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n\n"
+    if HEADING in current:
+        start = current.index(HEADING)
+        following = current.find("\n## ", start + len(HEADING))
+        end = len(current) if following == -1 else following + 1
+        current = current[:start] + text + ("\n" if following != -1 else "") + current[end:]
+    else:
+        current = current.rstrip("\n") + "\n\n" + text
+    DOC.write_text(current, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pages", type=int, default=200, help="pages in the district PDF (default 200)")
+    parser.add_argument("--runs", type=int, default=20, help="repetitions of each single-page figure")
+    parser.add_argument("--write", action="store_true", help="update the Posters section of docs/benchmarks.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-posters-") as folder:
+        instance = Path(folder)
+        env = environment(instance)
+        seed(env, args.pages - 1)  # the district's own poster is the first page
+        pages = single_pages(env, args.runs)
+        out = instance / "district.pdf"
+        runs = {
+            "baseline": run_child(env, ["posters", "templates"]),
+            "small": run_child(env, ["posters", "render", *[f"B-{i:04d}" for i in range(1, 21)],
+                                     "--template", "a4", "-o", str(instance / "small.pdf")]),
+            "district": run_child(env, ["posters", "render", "--district", "BENCH", "--template", "a4",
+                                        "-o", str(out)]),
+        }
+        text = report(pages, runs, args.pages, out.stat().st_size / 2**20)
+    print(text)
+    if args.write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
