@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, abort, current_app, request
 from limits.errors import StorageError
+from werkzeug.exceptions import SecurityError
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
@@ -20,6 +21,13 @@ def init_app(app: Flask) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, reject_cross_site)
     app.after_request(add_headers)
     app.register_error_handler(StorageError, limiter_down)
+    app.register_error_handler(SecurityError, bad_host)
+
+
+def bad_host(_exc: SecurityError) -> Response:
+    """A Host outside TRUSTED_HOSTS: no URL can be built for it, so a page without links."""
+    body = "<!doctype html><meta charset=utf-8><title>400</title><h1>400 Bad Request</h1>"
+    return Response(body, status=400, mimetype="text/html")
 
 
 def limiter_down(_exc: StorageError):  # type: ignore[no-untyped-def]
