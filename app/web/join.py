@@ -216,9 +216,14 @@ def submit(token: str):  # type: ignore[no-untyped-def]
     applicant = membership.Applicant(
         name=form.name.data.strip(), phone=phone, platform=Platform(form.platform.data),
         workplace_id=None if form.workplace.data == NO_WORKPLACE else int(form.workplace.data),
-        locale=str(get_locale()),
+        locale=_short_locale(),
     )
     return _start(place, applicant, form, token)
+
+
+def _short_locale() -> str:
+    # The column holds 8 characters (PostgreSQL enforces it): "zh" or "en", as the SMS needs.
+    return "en" if str(get_locale()).startswith("en") else "zh"
 
 
 def _validated_phone(form: JoinForm) -> str | None:
