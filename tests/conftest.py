@@ -1,14 +1,24 @@
-"""Fixtures: a migrated database per test, an app on it, no socket leaving the machine."""
+"""Fixtures: a migrated database per test, an app on it, no socket leaving the machine.
+
+`TEST_DATABASE=postgres` runs every test on a fresh PostgreSQL database cloned from a template
+migrated once per session (`CREATE DATABASE … TEMPLATE …`, dropped after the test); the default
+is a copy of a migrated SQLite file. `TEST_POSTGRES_URL` names the server (an admin database on
+it, default `postgresql://postgres@127.0.0.1:5432/test`).
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import socket
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
@@ -24,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+TEST_DATABASE = os.environ.get("TEST_DATABASE", "sqlite")
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def need(condition: bool, reason: str) -> None:
@@ -67,15 +80,144 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+class PostgresServer:
+    """Creates and drops this session's databases on a local PostgreSQL server."""
+
+    PREFIX = "scanjoin_t"
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.session_tag = f"{self.PREFIX}_{os.getpid()}_{secrets.token_hex(3)}"
+        self._count = 0
+
+    def reachable(self) -> bool:
+        try:
+            with psycopg.connect(self.admin_url, connect_timeout=3):
+                return True
+        except psycopg.Error:
+            return False
+
+    def url(self, name: str) -> str:
+        """The SQLAlchemy URL of database `name` on this server."""
+        base = self.admin_url.split("://", 1)[1].rsplit("/", 1)[0]
+        return f"postgresql+psycopg://{base}/{name}"
+
+    def new_name(self) -> str:
+        self._count += 1
+        return f"{self.session_tag}_{self._count}"
+
+    def create(self, name: str, template: str | None = None) -> str:
+        clause = f" TEMPLATE {template} STRATEGY WAL_LOG" if template else ""
+        self._execute(f'CREATE DATABASE "{name}"{clause}')
+        return self.url(name)
+
+    def drop(self, name: str) -> None:
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def drop_stale(self) -> None:
+        """Drop databases left by test sessions whose process is gone (killed runs)."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            names = [row[0] for row in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{self.PREFIX}\\_%",))]
+        for name in names:
+            pid = name.split("_")[2]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                self.drop(name)
+
+    def _execute(self, sql: str) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    """The local PostgreSQL server (skip without it; fail in CI)."""
+    server = PostgresServer(POSTGRES_ADMIN_URL)
+    need(server.reachable(), f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} (set TEST_POSTGRES_URL)")
+    return server
+
+
+class DatabasePool:
+    """Clones of the template made ahead in a thread, so a test does not wait for CREATE DATABASE."""
+
+    def __init__(self, server: PostgresServer, template: str, ahead: int = 2) -> None:
+        self.server, self.template = server, template
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-clones")
+        self.ready = deque(self._order() for _ in range(ahead))
+
+    def _order(self) -> Future[str]:
+        name = self.server.new_name()
+        return self.executor.submit(lambda: self.server.create(name, template=self.template) and name)
+
+    def take(self) -> str:
+        """The name of a fresh clone; another one is started at once."""
+        name = self.ready.popleft().result()
+        self.ready.append(self._order())
+        return name
+
+    def give_back(self, name: str) -> None:
+        self.executor.submit(self.server.drop, name)
+
+    def close(self) -> None:
+        for future in self.ready:
+            self.executor.submit(self.server.drop, future.result())
+        self.executor.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres: PostgresServer) -> Iterator[str]:
+    """A PostgreSQL database migrated to head once per session; tests get clones of it."""
+    postgres.drop_stale()
+    name = f"{postgres.session_tag}_template"
+    upgrade(postgres.create(name))
+    yield name
+    postgres.drop(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_clones(postgres: PostgresServer, postgres_template: str) -> Iterator[DatabasePool]:
+    pool = DatabasePool(postgres, postgres_template)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def env(tmp_path: Path, keys: dict[str, str], migrated_template: Path) -> dict[str, str]:
+def postgres_url(postgres: PostgresServer, postgres_clones: DatabasePool) -> Iterator[str]:
+    """A fresh migrated PostgreSQL database for one test, dropped after it."""
+    name = postgres_clones.take()
+    yield postgres.url(name)
+    postgres_clones.give_back(name)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test's own migrated database: SQLite by default, PostgreSQL with TEST_DATABASE=postgres."""
+    if TEST_DATABASE == "postgres":
+        return request.getfixturevalue("postgres_url")
+    if TEST_DATABASE != "sqlite":
+        pytest.fail(f"TEST_DATABASE must be sqlite or postgres, not {TEST_DATABASE!r}")
     database = tmp_path / "test.db"
-    shutil.copy(migrated_template, database)
+    shutil.copy(request.getfixturevalue("migrated_template"), database)
+    return f"sqlite:///{database}"
+
+
+@pytest.fixture
+def env(tmp_path: Path, keys: dict[str, str], database_url: str) -> dict[str, str]:
     return {
         **keys,
         "APP_ENV": "testing",
         "INSTANCE_PATH": str(tmp_path / "instance"),
-        "DATABASE_URL": f"sqlite:///{database}",
+        "DATABASE_URL": database_url,
         "SMS_OUTBOX": str(tmp_path / "outbox.jsonl"),
     }
 
