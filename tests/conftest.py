@@ -140,6 +140,19 @@ def _process_alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A real local Redis (database 15 unless TEST_REDIS_URL says otherwise); skip without it, fail in CI."""
+    import redis
+
+    try:
+        reachable = bool(redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        reachable = False
+    need(reachable, f"Redis not reachable at {REDIS_TEST_URL} (set TEST_REDIS_URL)")
+    return REDIS_TEST_URL
+
+
+@pytest.fixture(scope="session")
 def postgres() -> PostgresServer:
     """The local PostgreSQL server (skip without it; fail in CI)."""
     server = PostgresServer(POSTGRES_ADMIN_URL)

@@ -1,0 +1,115 @@
+"""The data layer: SQLite tuned for one writer and many readers, PostgreSQL through psycopg 3."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app import db as app_db
+from app.db import make_engine
+from app.models import Workplace
+from tests.conftest import TEST_DATABASE
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, migrated_template: Path) -> str:
+    path = tmp_path / "pragma.db"
+    path.write_bytes(migrated_template.read_bytes())
+    return f"sqlite:///{path}"
+
+
+def pragma(connection, name: str):  # type: ignore[no-untyped-def]
+    return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def test_sqlite_connections_use_wal_busy_timeout_foreign_keys_and_normal_sync(sqlite_url: str):
+    engine = make_engine(sqlite_url)
+    with engine.connect() as connection:
+        assert pragma(connection, "journal_mode") == "wal"
+        assert pragma(connection, "busy_timeout") == 30000
+        assert pragma(connection, "foreign_keys") == 1
+        assert pragma(connection, "synchronous") == 1  # NORMAL: safe in WAL, one fsync per checkpoint
+    engine.dispose()
+
+
+def test_sqlite_enforces_foreign_keys(sqlite_url: str):
+    engine = make_engine(sqlite_url)
+    with Session(engine) as session, pytest.raises(IntegrityError):
+        session.add(Workplace(code="X-1", name="nowhere", district_id=999))
+        session.commit()
+    engine.dispose()
+
+
+def other_writer(url: str) -> sqlite3.Connection:
+    """A second process's view: a plain connection that gives up at once when the file is locked."""
+    return sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+
+
+def test_writer_sessions_take_the_write_lock_at_begin(sqlite_url: str):
+    engine = make_engine(sqlite_url)
+    writer = engine.execution_options(sqlite_begin="IMMEDIATE")
+    with Session(writer) as session:
+        session.exec(text("SELECT 1"))  # type: ignore[call-overload]  # a read only: the lock is already held
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other_writer(sqlite_url).execute("BEGIN IMMEDIATE")
+    other_writer(sqlite_url).execute("BEGIN IMMEDIATE")  # released at the end of the session
+    engine.dispose()
+
+
+def test_reading_sessions_do_not_block_a_writer(sqlite_url: str):
+    engine = make_engine(sqlite_url)
+    with Session(engine) as session:
+        session.exec(text("SELECT count(*) FROM member"))  # type: ignore[call-overload]
+        conn = other_writer(sqlite_url)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO district (code, name, member_seq, qr_version, qr_issued_at, created_at) "
+                     "VALUES ('W1', 'w', 0, 1, '2026-01-01', '2026-01-01')")
+        conn.execute("COMMIT")
+    engine.dispose()
+
+
+def test_requests_that_write_begin_immediate_and_reads_do_not(app):  # type: ignore[no-untyped-def]
+    if not app.config["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("BEGIN IMMEDIATE is SQLite's; PostgreSQL locks rows")
+    with app.test_request_context("/", method="POST"):
+        assert app_db.get_session().bind.get_execution_options()["sqlite_begin"] == "IMMEDIATE"
+    with app.test_request_context("/", method="GET"):
+        assert "sqlite_begin" not in app_db.get_session().bind.get_execution_options()
+
+
+def test_memory_database_is_one_shared_connection():
+    engine = make_engine("sqlite://")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x)")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+    engine.dispose()
+
+
+def test_postgresql_through_psycopg3(postgres_url: str):
+    engine = make_engine(postgres_url)
+    with engine.connect() as connection:
+        assert engine.dialect.driver == "psycopg"
+        assert int(connection.exec_driver_sql("SHOW server_version_num").scalar()) >= 130000  # DROP … FORCE
+        tables = set(connection.exec_driver_sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").scalars())
+    assert {"member", "join_attempt", "district", "alembic_version"} <= tables
+    engine.dispose()
+
+
+def test_postgresql_enforces_foreign_keys(postgres_url: str):
+    engine = make_engine(postgres_url)
+    with Session(engine) as session, pytest.raises(IntegrityError):
+        session.add(Workplace(code="X-1", name="nowhere", district_id=999))
+        session.commit()
+    engine.dispose()
+
+
+def test_the_suite_database_is_the_one_asked_for(env):  # type: ignore[no-untyped-def]
+    expected = "postgresql+psycopg://" if TEST_DATABASE == "postgres" else "sqlite:///"
+    assert env["DATABASE_URL"].startswith(expected)
