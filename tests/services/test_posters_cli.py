@@ -89,3 +89,15 @@ def test_render_refuses_what_it_cannot_do(app, seeded, tmp_path, monkeypatch, ar
     assert result.exit_code == code
     assert message in result.output
     assert list(out.iterdir()) == []  # no half-written file left behind
+
+
+def test_a_broken_template_is_named_with_its_field(app, seeded, tmp_path):
+    (tmp_path / "bad.toml").write_text('name = "bad"\n[page]\nwidth_mm = "wide"\n', encoding="utf-8")
+    app.config["POSTER_TEMPLATES"] = str(tmp_path)
+    runner = app.test_cli_runner()
+    render = ["posters", "render", "PD", "--template", "bad", "-o", str(tmp_path / "x.pdf")]
+    for args in (["posters", "templates"], render):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 1
+        assert "bad.toml: field 'page.width_mm': must be a number" in result.output
+        assert result.stdout == ""
