@@ -59,7 +59,7 @@ def send():  # type: ignore[no-untyped-def]
         return render_template("status/start.html", form=form), 422
     db, config = get_session(), current_app.config
     try:
-        check, code = status.start(db, phone, pii=current_app.extensions["pii"], locale=str(get_locale()),
+        check, code = status.start(db, phone, pii=current_app.extensions["pii"], locale=_short_locale(),
                                    gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(),
                                    ttl=config["CODE_TTL_SECONDS"])
     except status.TooManyChecks:
@@ -197,3 +197,7 @@ def withdraw():  # type: ignore[no-untyped-def]
 def withdrawn() -> str:
     return render_template("status/withdrawn.html")
 
+
+
+def _short_locale() -> str:
+    return "en" if str(get_locale()).startswith("en") else "zh"

@@ -135,6 +135,7 @@ def test_resend_after_cooldown_makes_a_new_row_that_keeps_old_failures(client, a
     db.commit()
     checks = db.exec(select(StatusCheck)).all()
     assert len(checks) == 2 and sum(c.code_tries for c in checks) >= 2
+    assert {c.locale for c in checks} <= {"zh", "en"}, "fits the column on PostgreSQL"
 
 
 def test_withdrawal_deletes_the_data_and_leaves_an_anonymous_audit_event(client, app, db, sms, station):
