@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: run test lint translations extract-messages clean
+.PHONY: run test test-sqlite test-postgres bench lint translations extract-messages clean
 
 run: $(VENV)/.run-deps translations
 	$(BIN)/flask --app wsgi db upgrade
@@ -13,8 +13,31 @@ run: $(VENV)/.run-deps translations
 	@echo "SMS codes go to instance/sms-outbox.jsonl (SMS_BACKEND=console)."
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
+# The whole suite twice: on SQLite, then on PostgreSQL when it answers (always in CI, where
+# REQUIRE_SERVICES=1 makes a missing server a failure). TEST_POSTGRES_URL names another server.
+PG_PROBE = $(BIN)/python -c "import os, psycopg; psycopg.connect(os.environ.get('TEST_POSTGRES_URL', 'postgresql://postgres@127.0.0.1:5432/test'), connect_timeout=3).close()"
+
 test: $(VENV)/.test-deps translations
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@echo "== test suite on SQLite"
+	TEST_DATABASE=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if [ "$$REQUIRE_SERVICES" = 1 ] || $(PG_PROBE) 2>/dev/null; then \
+	  echo "== test suite on PostgreSQL"; \
+	  TEST_DATABASE=postgres $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	else echo "== PostgreSQL not reachable: the PostgreSQL run is skipped (CI runs it)"; fi
+
+test-sqlite: $(VENV)/.test-deps translations
+	TEST_DATABASE=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(VENV)/.test-deps translations
+	TEST_DATABASE=postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (real processes on 127.0.0.1; results go into docs/benchmarks.md by hand).
+bench: $(VENV)/.test-deps
+	$(BIN)/python -m bench.scan_page
+	$(BIN)/python -m bench.joins --database sqlite
+	$(BIN)/python -m bench.joins --database postgres
+	$(BIN)/python -m bench.provider_latency
+	$(BIN)/python -m bench.roster --members 1000000
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .

@@ -1,0 +1,40 @@
+"""gunicorn settings: `gunicorn wsgi:app` reads this file from the project folder.
+
+Threaded workers (gthread): a join spends most of its time waiting on the database and the
+SMS provider, so threads keep a worker busy while one request waits; processes use the cores.
+Every number can be overridden from the environment, for one machine or one benchmark.
+"""
+
+from __future__ import annotations
+
+import os
+
+_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+worker_class = "gthread"
+# WEB_CONCURRENCY is the conventional name (Heroku, Render, uvicorn use it too).
+workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, 2 * _cpus))))
+# 8 threads: with the Twilio timeout at 10 s, a slow provider ties up threads, not the worker.
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+
+# A request may wait for Twilio (TWILIO_TIMEOUT 10 s, retries inside a 15 s budget): 30 s is the
+# hard stop after which the arbiter kills a stuck worker; graceful restarts get as long.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 30
+# Behind a reverse proxy that keeps connections to the app open.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# Recycle workers now and then (a slow leak never grows unbounded); jitter avoids all at once.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 10
+# Heartbeat files in memory, not on a possibly slow disk (containers).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - gunicorn's own heartbeat files
+
+# Logs to stdout/stderr, for the process manager to collect.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# No client address (a visit to a join page says who wants to join), no query string (the
+# roster's search box takes names and phone numbers), no referer, no user agent, no body.
+# %(U)s is the path only; join URLs carry a place token, which names a poster, not a person.
+access_log_format = '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
