@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import click
 from cryptography.fernet import Fernet
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from app import security
 
@@ -94,6 +95,7 @@ def _storage_answers() -> bool:
 
 
 @click.command("check-deploy")
+@with_appcontext
 def check_deploy_command() -> None:
     """Check the settings for a public deployment; exit 1 on any problem."""
     found = problems(current_app.config, storage_ok=_storage_answers())
