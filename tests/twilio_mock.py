@@ -61,7 +61,9 @@ def _prism(spec_name: str, tmp: Path) -> Iterator[str]:
     with log.open("wb") as output:
         process = subprocess.Popen(  # noqa: S603 (fixed arguments, our own files)
             [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), str(spec)],
-            stdout=output, stderr=subprocess.STDOUT, cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
     try:
         _wait_until_listening(process, port, log)
@@ -116,8 +118,13 @@ class RecordingHttpClient(ResilientHttpClient):
 
 def twilio_env(env: dict[str, str], **settings: str) -> dict[str, str]:
     """The test env with Twilio credentials of the right shape (Prism checks the SID patterns)."""
-    return {**env, "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_VERIFY_SERVICE_SID": SERVICE_SID, **settings}
+    return {
+        **env,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_VERIFY_SERVICE_SID": SERVICE_SID,
+        **settings,
+    }
 
 
 @dataclass

@@ -27,7 +27,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from app.models import SmsOptOut
-from app.services.twilio_transport import RecentFailures, ResilientHttpClient
+from app.services.twilio_transport import BreakerLog, RecentFailures, ResilientHttpClient
 
 if TYPE_CHECKING:
     from app.services.crypto import PiiCipher
@@ -138,15 +138,21 @@ class TwilioGateway(SmsGateway):
 class TwilioMessagingGateway(TwilioGateway):
     """Sends texts through Twilio's Messages API; `sender` is a number or a messaging service."""
 
-    def __init__(self, client: Client, sender: str, status_callback: str | None = None,
-                 breaker: pybreaker.CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        sender: str,
+        status_callback: str | None = None,
+        breaker: pybreaker.CircuitBreaker | None = None,
+    ) -> None:
         super().__init__(client, breaker)
         self.sender = {"messaging_service_sid": sender} if sender.startswith("MG") else {"from_": sender}
         self.status_callback = status_callback
 
     def send_text(self, to: str, body: str) -> None:
-        self._call(lambda: self.client.messages.create(
-            to=to, body=body, status_callback=self.status_callback, **self.sender))
+        self._call(
+            lambda: self.client.messages.create(to=to, body=body, status_callback=self.status_callback, **self.sender)
+        )
 
 
 class TwilioVerifyGateway(TwilioGateway):
@@ -154,8 +160,13 @@ class TwilioVerifyGateway(TwilioGateway):
 
     provides_codes = True
 
-    def __init__(self, client: Client, service_sid: str, texts: SmsGateway | None = None,
-                 breaker: pybreaker.CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        service_sid: str,
+        texts: SmsGateway | None = None,
+        breaker: pybreaker.CircuitBreaker | None = None,
+    ) -> None:
         super().__init__(client, breaker)
         self.service_sid = service_sid
         self.texts = texts
@@ -224,8 +235,12 @@ class _provider_errors:
 def provider_breaker() -> pybreaker.CircuitBreaker:
     """One breaker per provider (both Twilio gateways share it): only outages count as failures."""
     return pybreaker.CircuitBreaker(
-        fail_max=BREAKER_FAILURES, reset_timeout=BREAKER_RESET_SECONDS, exclude=[_provider_answered],
-        state_storage=RecentFailures(BREAKER_WINDOW_SECONDS), name="twilio",
+        fail_max=BREAKER_FAILURES,
+        reset_timeout=BREAKER_RESET_SECONDS,
+        exclude=[_provider_answered],
+        state_storage=RecentFailures(BREAKER_WINDOW_SECONDS),
+        listeners=[BreakerLog()],
+        name="twilio",
     )
 
 

@@ -49,17 +49,30 @@ class RetryPolicy:
 class ResilientHttpClient(TwilioHttpClient):
     """Twilio's HTTP client where `timeout` is the budget of a whole call, retries included."""
 
-    def __init__(self, timeout: float, policy: RetryPolicy | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 jitter: Callable[[float, float], float] = random.uniform) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        policy: RetryPolicy | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
         super().__init__(timeout=timeout)
         self.policy = policy or RetryPolicy()
         self._sleep, self._clock, self._jitter = sleep, clock, jitter
 
-    def request(self, method: str, url: str, params: dict[str, object] | None = None,  # type: ignore[override]
-                data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
-                auth: tuple[str, str] | None = None, timeout: float | None = None,
-                allow_redirects: bool = False) -> Response:
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
         deadline = self._clock() + (timeout or self.timeout or 10.0)
         retry = 0
         while True:
@@ -74,13 +87,29 @@ class ResilientHttpClient(TwilioHttpClient):
             raise outcome
         return outcome
 
-    def _attempt(self, method: str, url: str, params: dict[str, object] | None, data: dict[str, object] | None,
-                 headers: dict[str, str] | None, auth: tuple[str, str] | None, deadline: float,
-                 allow_redirects: bool) -> Response | requests.RequestException:
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None,
+        data: dict[str, object] | None,
+        headers: dict[str, str] | None,
+        auth: tuple[str, str] | None,
+        deadline: float,
+        allow_redirects: bool,
+    ) -> Response | requests.RequestException:
         remaining = max(deadline - self._clock(), 0.001)
         try:
-            return super().request(method, url, params=params, data=data, headers=headers, auth=auth,
-                                   timeout=remaining, allow_redirects=allow_redirects)
+            return super().request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=headers,
+                auth=auth,
+                timeout=remaining,
+                allow_redirects=allow_redirects,
+            )
         except requests.RequestException as exc:
             return exc
 
@@ -151,3 +180,13 @@ class RecentFailures(pybreaker.CircuitMemoryStorage):
     @property
     def counter(self) -> int:
         return len(self._failures)
+
+
+class BreakerLog(pybreaker.CircuitBreakerListener):
+    """Says when the circuit opens or closes: an open circuit means no worker gets a code (page ops)."""
+
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: object, new_state: object) -> None:
+        old = getattr(old_state, "name", old_state)
+        new = getattr(new_state, "name", new_state)
+        level = logging.ERROR if new == pybreaker.STATE_OPEN else logging.WARNING
+        log.log(level, "sms provider circuit %s: %s -> %s", cb.name, old, new)

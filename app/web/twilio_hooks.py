@@ -28,12 +28,14 @@ def status() -> tuple[str, int]:
     if not _signed_by_twilio():
         abort(403)
     form = request.form
-    log.info("sms %s: %s (error %s)", form.get("MessageSid", "?"), form.get("MessageStatus", "?"),
-             form.get("ErrorCode", "-"))
+    log.info(
+        "sms %s: %s (error %s)", form.get("MessageSid", "?"), form.get("MessageStatus", "?"), form.get("ErrorCode", "-")
+    )
     db = get_session()
     try:
-        sms.note_delivery_status(db, current_app.extensions["pii"], to=form.get("To", ""),
-                                 error_code=form.get("ErrorCode", ""), now=utcnow())
+        sms.note_delivery_status(
+            db, current_app.extensions["pii"], to=form.get("To", ""), error_code=form.get("ErrorCode", ""), now=utcnow()
+        )
         db.commit()
     except IntegrityError:
         db.rollback()  # a concurrent callback recorded the same phone first

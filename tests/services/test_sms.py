@@ -64,10 +64,15 @@ def config_for(env: dict[str, str], **settings: str) -> dict[str, object]:
     return Settings(twilio_env(env, **settings)).as_dict()
 
 
-@pytest.mark.parametrize(("backend", "kind"), [
-    ("memory", MemoryGateway), ("console", ConsoleGateway),
-    ("twilio-verify", TwilioVerifyGateway), ("twilio-messaging", TwilioMessagingGateway),
-])
+@pytest.mark.parametrize(
+    ("backend", "kind"),
+    [
+        ("memory", MemoryGateway),
+        ("console", ConsoleGateway),
+        ("twilio-verify", TwilioVerifyGateway),
+        ("twilio-messaging", TwilioMessagingGateway),
+    ],
+)
 def test_make_gateway_picks_the_backend(env, backend, kind):
     gateway = make_gateway(config_for(env, SMS_BACKEND=backend, TWILIO_FROM=SENDER))
     assert type(gateway) is kind

@@ -7,6 +7,7 @@ a half-dead provider) comes from `ScriptedTwilio`, a small local server.
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import timedelta
 
@@ -64,8 +65,13 @@ def messaging(env, http, prism_api) -> TwilioMessagingGateway:  # type: ignore[n
 
 @pytest.fixture
 def verify(env, http, prism_api, prism_verify) -> TwilioVerifyGateway:  # type: ignore[no-untyped-def]
-    config = config_for(env, SMS_BACKEND="twilio-verify", TWILIO_FROM=SENDER, TWILIO_API_BASE_URL=prism_api,
-                        TWILIO_VERIFY_BASE_URL=prism_verify)
+    config = config_for(
+        env,
+        SMS_BACKEND="twilio-verify",
+        TWILIO_FROM=SENDER,
+        TWILIO_API_BASE_URL=prism_api,
+        TWILIO_VERIFY_BASE_URL=prism_verify,
+    )
     gateway = make_gateway(config, http_client=http)
     assert isinstance(gateway, TwilioVerifyGateway)
     return gateway
@@ -73,13 +79,18 @@ def verify(env, http, prism_api, prism_verify) -> TwilioVerifyGateway:  # type: 
 
 # --- against Prism ------------------------------------------------------------------------------
 
+
 def test_messaging_send_is_accepted_by_twilios_description(messaging, http, prism_api):
     messaging.send_text(PHONE, verification.code_text("123456", "zh"))
     [sent] = http.sent
     assert sent.method == "POST"
     assert sent.url == f"{prism_api}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-    assert sent.data == {"To": PHONE, "From": SENDER, "Body": verification.code_text("123456", "zh"),
-                         "StatusCallback": "https://join.example.org/twilio/status"}
+    assert sent.data == {
+        "To": PHONE,
+        "From": SENDER,
+        "Body": verification.code_text("123456", "zh"),
+        "StatusCallback": "https://join.example.org/twilio/status",
+    }
 
 
 def test_a_messaging_service_sid_is_sent_as_one(env, http, prism_api):
@@ -160,10 +171,16 @@ def test_default_timeout_is_ten_seconds(env):
 
 # --- a whole join through the Flask test client, SMS_BACKEND=twilio-verify ----------------------
 
+
 @pytest.fixture
 def verify_app(env, prism_api, prism_verify):  # type: ignore[no-untyped-def]
-    app = create_app(Settings(twilio_env(env, SMS_BACKEND="twilio-verify", TWILIO_API_BASE_URL=prism_api,
-                                              TWILIO_VERIFY_BASE_URL=prism_verify)))
+    app = create_app(
+        Settings(
+            twilio_env(
+                env, SMS_BACKEND="twilio-verify", TWILIO_API_BASE_URL=prism_api, TWILIO_VERIFY_BASE_URL=prism_verify
+            )
+        )
+    )
     yield app
     app.extensions["db_engine"].dispose()
 
@@ -211,9 +228,11 @@ def test_wrong_code_with_twilio_verify_creates_no_member(verify_app):
 
 # --- transport faults: refused, hang, 503, 21610 ------------------------------------------------
 
+
 def scripted_gateway(env, url: str, http: RecordingHttpClient, backend: str = "twilio-verify"):  # type: ignore[no-untyped-def]
-    config = config_for(env, SMS_BACKEND=backend, TWILIO_FROM=SENDER, TWILIO_API_BASE_URL=url,
-                        TWILIO_VERIFY_BASE_URL=url)
+    config = config_for(
+        env, SMS_BACKEND=backend, TWILIO_FROM=SENDER, TWILIO_API_BASE_URL=url, TWILIO_VERIFY_BASE_URL=url
+    )
     return make_gateway(config, http_client=http)
 
 
@@ -302,8 +321,7 @@ def test_only_failures_before_sending_count_as_never_sent():
     assert never_sent(refused) and never_sent(requests.ConnectTimeout())
     assert not never_sent(requests.ReadTimeout())
     assert not never_sent(requests.ConnectionError("Connection aborted: remote end closed"))
-    assert not safe_to_retry("POST", "https://verify.twilio.com/v2/Services/VA1/Verifications",
-                             requests.ReadTimeout())
+    assert not safe_to_retry("POST", "https://verify.twilio.com/v2/Services/VA1/Verifications", requests.ReadTimeout())
 
 
 def _max_retry(reason: Exception) -> Exception:
@@ -314,6 +332,7 @@ def _max_retry(reason: Exception) -> Exception:
 
 # --- circuit breaker ----------------------------------------------------------------------------
 
+
 def failing_provider(count: int) -> ScriptedTwilio:
     scripted = ScriptedTwilio()
     for _ in range(count):
@@ -321,7 +340,8 @@ def failing_provider(count: int) -> ScriptedTwilio:
     return scripted
 
 
-def test_breaker_opens_after_five_failures_and_fails_fast(env, http):
+def test_breaker_opens_after_five_failures_and_fails_fast(env, http, caplog):
+    caplog.set_level(logging.WARNING, logger="app.services.twilio_transport")
     scripted = failing_provider(BREAKER_FAILURES)
     with time_machine.travel(utcnow(), tick=False), scripted as url:
         gateway = scripted_gateway(env, url, http, "twilio-messaging")
@@ -332,6 +352,8 @@ def test_breaker_opens_after_five_failures_and_fails_fast(env, http):
             gateway.send_text(PHONE, "验证码 123456")
     assert error.value.kind == "unavailable"
     assert len(scripted.requests) == BREAKER_FAILURES, "the open circuit made no call"
+    opened = [r for r in caplog.records if r.levelno == logging.ERROR and "closed -> open" in r.getMessage()]
+    assert len(opened) == 1, "ops hear when the circuit opens"
 
 
 def test_breaker_half_opens_after_thirty_seconds(env, http):
@@ -401,9 +423,14 @@ def test_a_slow_call_does_not_hold_up_other_threads(env):
     breaker = provider_breaker()
     slow, quick = ScriptedTwilio(hold=True), ScriptedTwilio()
     with slow as slow_url, quick as quick_url:
-        gateways = [TwilioMessagingGateway(twilio_client(config_for(env, TWILIO_API_BASE_URL=url),
-                                                         RecordingHttpClient(timeout=5)), SENDER, breaker=breaker)
-                    for url in (slow_url, quick_url)]
+        gateways = [
+            TwilioMessagingGateway(
+                twilio_client(config_for(env, TWILIO_API_BASE_URL=url), RecordingHttpClient(timeout=5)),
+                SENDER,
+                breaker=breaker,
+            )
+            for url in (slow_url, quick_url)
+        ]
         worker = threading.Thread(target=gateways[0].send_text, args=(PHONE, "x"))
         worker.start()
         assert slow.arrived.wait(5)

@@ -24,8 +24,14 @@ def hook_app(env):  # type: ignore[no-untyped-def]
 
 
 def status_form(error_code: str = "21610", n: int = 1) -> dict[str, str]:
-    return {"MessageSid": "SM" + "a" * 32, "MessageStatus": "undelivered", "ErrorCode": error_code,
-            "To": factories.phone(n), "From": "+15005550006", "AccountSid": "AC" + "0" * 32}
+    return {
+        "MessageSid": "SM" + "a" * 32,
+        "MessageStatus": "undelivered",
+        "ErrorCode": error_code,
+        "To": factories.phone(n),
+        "From": "+15005550006",
+        "AccountSid": "AC" + "0" * 32,
+    }
 
 
 def signed(form: dict[str, str], url: str = URL, token: str = AUTH_TOKEN) -> dict[str, str]:
