@@ -111,6 +111,17 @@ def find(session: Session, email: str) -> User:
     return user
 
 
+def get(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise UserNotFound(user_id)
+    return user
+
+
+def all_users(session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(User.email)))
+
+
 def authenticate(session: Session, email: str, password: str, *, now: datetime) -> User | None:
     """The active, unlocked user with this email and password, or None (same work either way)."""
     user = session.exec(select(User).where(User.email == email.strip().lower())).first()

@@ -34,6 +34,8 @@ csrf.exempt(bp)  # bearer requests only: cookie requests are checked in `authent
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 MEMBER_ROLES = (Role.admin, Role.official)
 PLACE_WRITERS = (Role.admin, Role.organizer)
+# Present but empty is an error here (the roster pages read it as "any", the API is strict).
+NON_EMPTY = ("status", "workplace", "platform", "since", "cursor", "limit", "format")
 
 
 class ApiError(Exception):
@@ -150,6 +152,11 @@ def _filter() -> roster.RosterFilter:
     try:
         if unknown:
             raise roster.BadFilter(unknown[0])
+        empty = [name for name in NON_EMPTY if request.args.get(name) == ""]
+        if empty:
+            raise roster.BadFilter(empty[0])
+        if not places.CODE_RE.match(request.args.get("workplace") or "-"):
+            raise roster.BadFilter("workplace")
         return roster.filter_from_args(request.args, overdue_days=current_app.config["ROSTER_OVERDUE_DAYS"])
     except roster.BadFilter as exc:
         raise ApiError(400, "bad_filter", f"bad value for {exc.field}") from None
@@ -185,7 +192,15 @@ def list_members() -> Response:
     return jsonify({"items": [member_json(v) for v in page.items], "next_cursor": page.next_cursor})
 
 
+def _known_id(member_id: int) -> int:
+    """Ids beyond 2**53 exist nowhere (and overflow SQLite's integers): 404 without asking the database."""
+    if member_id > openapi.MAX_ID:
+        raise ApiError(404, "not_found", "no such member")
+    return member_id
+
+
 def _member_view(member_id: int) -> dict[str, Any]:
+    _known_id(member_id)
     try:
         view = roster.get_member(get_session(), current_app.extensions["pii"], scope(), member_id)
     except roster.MemberNotFound:
@@ -218,6 +233,7 @@ def reject(member_id: int) -> Response:
 
 def _decide(member_id: int, *, approve: bool, reason: str = "") -> Response:
     db = get_session()
+    _known_id(member_id)
     try:
         if approve:
             roster.approve(db, scope(), member_id, by=caller(), now=utcnow())
@@ -296,7 +312,7 @@ def place_json(place: District | Workplace, district_code: str) -> dict[str, Any
 
 @bp.get("/places")
 def list_places() -> Response:
-    district = request.args.get("district") or None
+    district = request.args.get("district")
     if district is not None and not places.CODE_RE.match(district):
         raise ApiError(400, "bad_filter", "bad value for district")
     allowed = scope()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -21,6 +22,7 @@ from app.db import get_session
 from app.extensions import limiter, login_manager
 from app.models import User, utcnow
 from app.services import users
+from app.web.access import role_required, staff
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -162,3 +164,24 @@ def logout() -> Response:
     _fresh_session()
     log.info("user signed out")
     return redirect(url_for("auth.login"))
+
+
+@bp.get("/users")
+@role_required()  # admins only
+def user_list() -> str:
+    return render_template("auth/users.html", users=users.all_users(get_session()))
+
+
+@bp.post("/users/<int:user_id>/unlock")
+@role_required()
+def unlock(user_id: int) -> Response:
+    """An admin lifts the lock left by too many failed sign-ins."""
+    db = get_session()
+    try:
+        user = users.get(db, user_id)
+    except users.UserNotFound:
+        abort(404)
+    users.unlock(db, user, actor_id=staff().id)
+    db.commit()
+    flash(_("The account is unlocked."))
+    return redirect(url_for("auth.user_list"), 303)

@@ -9,6 +9,7 @@ from app.models import MemberStatus, Platform, WorkplaceKind
 Schema = dict[str, Any]
 
 MAX_PAGE = 200
+MAX_ID = 2**53
 DEFAULT_PAGE = 50
 CODE_PATTERN = "^[A-Za-z0-9_-]{1,32}$"
 
@@ -52,7 +53,7 @@ FILTERS = [
     _query("since", {"type": "string", "format": "date-time"}, "Applied at or after this time (with offset)"),
 ]
 MEMBER_ID = {"name": "member_id", "in": "path", "required": True,
-             "schema": {"type": "integer", "minimum": 1, "maximum": 2**53}}
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
 
 MEMBER: Schema = {
     "type": "object",
@@ -144,7 +145,7 @@ COMPONENTS: Schema = {
 
 def _members_paths() -> Schema:
     page_params = [
-        _query("cursor", {"type": "string", "maxLength": 512}, "next_cursor of the previous page"),
+        _query("cursor", {"type": "string", "minLength": 1, "maxLength": 512}, "next_cursor of the previous page"),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
                "Page size"),
     ]

@@ -185,3 +185,27 @@ def test_cli_create_refuses_a_short_or_common_password(app, db):
     assert result.exit_code != 0 and "common" in result.output
     result = runner.invoke(args=["users", "create", "a@example.org", "--role", "admin"])
     assert result.exit_code == 0 and "password (shown once)" in result.output
+
+
+def test_admin_unlocks_from_the_users_page(client, app, db, official):
+    users.create(db, "admin@example.org", role=Role.admin, password=PASSWORD)
+    official.locked_at, official.failed_logins = utcnow(), users.LOCK_AFTER_FAILURES
+    db.add(official)
+    db.commit()
+    other = app.test_client()
+    login(other)  # the locked official
+    assert other.get("/home").status_code == 302
+    login(client, email="admin@example.org")
+    page = client.get("/users")
+    assert page.status_code == 200 and "official@example.org" in page.text
+    response = client.post(f"/users/{official.id}/unlock", data=hidden_fields(page.text))
+    assert response.status_code == 303
+    assert reload(db, official).locked_at is None and official.failed_logins == 0
+    assert login(other).status_code == 302
+
+
+def test_users_page_is_for_admins_only(client, db, official):
+    login(client)
+    assert client.get("/users").status_code == 403
+    page = client.get("/home")
+    assert client.post(f"/users/{official.id}/unlock", data=hidden_fields(page.text)).status_code == 403
