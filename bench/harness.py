@@ -344,3 +344,41 @@ def postgres_database(admin_url: str = "postgresql://postgres@127.0.0.1:5432/tes
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+def wrk(url: str, *, seconds: int = 10, threads: int = 2, connections: int = 50) -> dict[str, float]:
+    """Requests per second and latency percentiles from wrk (installed at /usr/bin/wrk)."""
+    out = subprocess.run(  # noqa: S603 - fixed arguments, a local URL
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    latency = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", out).group(1)) for p in ("50", "99")}  # type: ignore[union-attr]
+    non_2xx = int(errors.group(1)) if errors else 0
+    return {"rps": rate, "p50_ms": latency["50"], "p99_ms": latency["99"], "non_2xx": non_2xx}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def machine() -> str:
+    """One line about the machine: CPU model, cores, memory, load at the start."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown CPU")
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    load = os.getloadavg()[0]
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, {memory} GB RAM, load average {load:.1f} at start"
+
+
+def report(title: str, rows: list[tuple[str, str]]) -> None:
+    """Print a result block ready to paste into docs/benchmarks.md."""
+    print(f"\n### {title}\n")
+    print(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"- machine: {machine()}")
+    print(f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
+    print("| measure | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")

@@ -1,0 +1,122 @@
+"""The roster at scale: first page, a filtered page and page 1,000 (p95), and an export of all rows.
+
+    .venv/bin/python -m bench.roster --members 1000000 [--database-url URL] [--repeat 40]
+
+Makes the members with `flask --app wsgi bench-data` when the database has fewer, then calls the
+roster service (app/services/roster.py) and the CSV export (app/services/export.py) directly,
+in one process, as a roster page or the export view does. The baseline in the same run is the
+primary-key lookup of one member (the cheapest query the database can answer). Pages are 50
+rows, as the roster's default. Memory is the process's peak RSS growth during the export.
+Targets: pages p95 <= 50 ms, export <= 20 s at flat memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.harness import ROOT, percentile, report
+
+PAGE = 50
+
+
+def ensure_members(env: dict[str, str], members: int) -> float:
+    """Add members up to `members`; return the seconds it took (0 when already there)."""
+    from app import create_app
+    from app.cli.database import upgrade
+
+    upgrade(env["DATABASE_URL"])
+    app = create_app(env=env)
+    with app.app_context():
+        from sqlalchemy import func, select
+
+        from app.db import session_scope
+        from app.models import Member
+
+        with session_scope() as session:
+            have = session.execute(select(func.count()).select_from(Member)).scalar_one()
+    app.extensions["db_engine"].dispose()
+    if have >= members:
+        return 0.0
+    started = time.perf_counter()
+    subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "wsgi", "bench-data",  # noqa: S603
+                    "--members", str(members - have)], cwd=ROOT, env=env, check=True)
+    return time.perf_counter() - started
+
+
+def timed(function, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
+    out = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default=f"sqlite:///{ROOT / 'instance' / 'bench-roster.db'}")
+    parser.add_argument("--instance", default=str(ROOT / "instance" / "bench"))
+    parser.add_argument("--repeat", type=int, default=40)
+    args = parser.parse_args()
+    env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": args.database_url, "INSTANCE_PATH": args.instance,
+           "LOG_LEVEL": "WARNING"}
+    made = ensure_members(env, args.members)
+
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from app import create_app
+    from app.models import Member, MemberStatus, Platform
+    from app.services import export, roster
+
+    app = create_app(env=env)
+    pii, engine = app.extensions["pii"], app.extensions["db_engine"]
+    everything = roster.RosterFilter()
+    filtered = roster.RosterFilter(status=MemberStatus.pending, platform=Platform.meituan)
+    with app.app_context(), Session(engine) as session:
+        def page(flt, cursor=None):  # type: ignore[no-untyped-def]
+            return roster.list_members(session, pii, None, flt, cursor=cursor, limit=PAGE)
+
+        cursor = None
+        for _ in range(999):  # walk to page 1,000 once, keeping its cursor
+            cursor = page(everything, cursor).next_cursor
+        ids = iter(range(1, 10**9, 997))
+        base = timed(lambda: session.execute(select(Member).where(Member.id == next(ids))).first(), args.repeat)
+        first = timed(lambda: page(everything), args.repeat)
+        narrow = timed(lambda: page(filtered), args.repeat)
+        deep = timed(lambda: page(everything, cursor), args.repeat)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started, size, rows = time.perf_counter(), 0, []
+        for chunk in export.csv_stream(session, pii, None, everything, finish=lambda n, _ok: rows.append(n)):
+            size += len(chunk)
+        export_seconds = time.perf_counter() - started
+        rss_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    engine.dispose()
+
+    def p95(values: list[float]) -> str:
+        return f"{percentile(values, 95):.1f} ms (p50 {percentile(values, 50):.1f} ms)"
+
+    pages_met = max(percentile(v, 95) for v in (first, narrow, deep)) <= 50
+    export_met = export_seconds <= 20
+    report(f"Roster at {args.members:,} members", [
+        ("database", args.database_url.split("://")[0] + (f"; bench-data took {made:.0f} s" if made else "")),
+        ("baseline: one member by primary key", p95(base)),
+        ("first page (50 rows), p95", p95(first)),
+        ("filtered page (pending, Meituan), p95", p95(narrow)),
+        ("page 1,000 by keyset cursor, p95", p95(deep)),
+        ("pages target (p95 <= 50 ms)", "met" if pages_met else "MISSED"),
+        ("export of all rows (CSV)", f"{rows[0] if rows else 0:,} rows, {size / 1e6:.0f} MB in {export_seconds:.1f} s"),
+        ("peak memory growth during export", f"{rss_growth:.0f} MB"),
+        ("export target (<= 20 s, flat memory)", "met" if export_met else "MISSED"),
+    ])
+
+
+if __name__ == "__main__":
+    main()
