@@ -16,6 +16,7 @@ from sqlmodel import Session
 from app.models import JoinAttempt, Member, StatusCheck
 from app.services import audit, verification
 from app.services.crypto import PiiCipher
+from app.services.limits import Limits
 from app.services.sms import SmsGateway
 
 CHECKS_PER_DAY = 4  # SMS per phone per rolling 24 h (SECURITY.md B3)
@@ -64,13 +65,17 @@ def resend(session: Session, old: StatusCheck, *, pii: PiiCipher, gateway: SmsGa
                  now=now, ttl=ttl)
 
 
-def check_code(session: Session, check: StatusCheck, code: str, *, phone: str, gateway: SmsGateway, key: str,
-               now: datetime, max_tries: int) -> None:
-    """Accept the code or raise a verification.CodeError (the try is counted either way)."""
+def check_code(session: Session, check: StatusCheck, code: str, *, guard: Limits, phone: str,
+               gateway: SmsGateway, key: str, now: datetime, max_tries: int) -> None:
+    """Accept the code or raise a verification.CodeError (the try is counted either way).
+
+    Behind the shared per-phone lock and backoff of the join flow (limits.LimitExceeded), and
+    this table's own daily count of wrong codes.
+    """
     _within_limits_for_check(session, check, now)
     try:
-        verification.check(check, code, phone=phone, gateway=gateway, key=key, now=now,  # type: ignore[arg-type]
-                           max_tries=max_tries)
+        verification.check_guarded(check, code, guard=guard, phone=phone, gateway=gateway,  # type: ignore[arg-type]
+                                   key=key, now=now, max_tries=max_tries)
     finally:
         session.add(check)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, current_app, redirect, render_template, session, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -18,11 +18,12 @@ from wtforms.fields import TelField
 from wtforms.validators import DataRequired
 
 from app.db import get_session
+from app.extensions import limiter
 from app.models import District, StatusCheck, utcnow
-from app.services import status, verification
+from app.services import limits, status, verification
 from app.services.phones import PhoneInvalid, masked, normalize
 from app.services.sms import SmsError
-from app.web.join import PHONE_MESSAGES, PLATFORM_LABELS, SMS_MESSAGES, CodeForm, EmptyForm
+from app.web.join import LIMIT_MESSAGES, PHONE_MESSAGES, PLATFORM_LABELS, SMS_MESSAGES, CodeForm, EmptyForm
 
 log = logging.getLogger(__name__)
 bp = Blueprint("status", __name__, url_prefix="/status")
@@ -42,6 +43,26 @@ def _gateway():  # type: ignore[no-untyped-def]
     return current_app.extensions["sms"]
 
 
+def _guard() -> limits.Limits:
+    """The join flow's limits (same store, same keys): a phone's sends and failures count once."""
+    return limits.Limits(limiter.limiter, daily_budget=current_app.config["SMS_DAILY_BUDGET"])
+
+
+def _refusal(exc: Exception) -> tuple[str, int]:
+    """The message and status for a limit that stopped a send or a check (fail closed: 503)."""
+    if isinstance(exc, limits.LimiterUnavailable):
+        return str(SMS_MESSAGES["unavailable"]), 503
+    scope = "locked" if isinstance(exc, limits.PhoneLocked) else getattr(exc, "scope", "phone")
+    return str(LIMIT_MESSAGES.get(scope, LIMIT_MESSAGES["phone"])), 429
+
+
+def _reserve_send(phone: str) -> None:
+    """Count one SMS against the per-phone, per-prefix, per-IP and global limits (raises)."""
+    pii = current_app.extensions["pii"]
+    _guard().reserve_send(phone=limits.phone_key(pii, phone), prefix=limits.prefix_key(pii, phone),
+                          ip=limits.ip_key(request.remote_addr))
+
+
 @bp.get("/")
 def start() -> str:
     return render_template("status/start.html", form=PhoneForm())
@@ -58,6 +79,11 @@ def send():  # type: ignore[no-untyped-def]
         form.phone.errors = [PHONE_MESSAGES[exc.reason]]  # type: ignore[assignment]
         return render_template("status/start.html", form=form), 422
     db, config = get_session(), current_app.config
+    try:
+        _reserve_send(phone)
+    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+        message, code_status = _refusal(exc)
+        return render_template("status/start.html", form=form, message=message), code_status
     try:
         check, code = status.start(db, phone, pii=current_app.extensions["pii"], locale=_short_locale(),
                                    gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(),
@@ -123,8 +149,13 @@ def check_code():  # type: ignore[no-untyped-def]
 def _judge(check: StatusCheck, code: str) -> str | None:
     config, pii = current_app.config, current_app.extensions["pii"]
     try:
-        status.check_code(get_session(), check, code, phone=pii.decrypt(check.phone_enc), gateway=_gateway(),
-                          key=config["SECRET_KEY"], now=utcnow(), max_tries=config["CODE_MAX_TRIES"])
+        status.check_code(get_session(), check, code, guard=_guard(), phone=pii.decrypt(check.phone_enc),
+                          gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(),
+                          max_tries=config["CODE_MAX_TRIES"])
+    except limits.CheckDelayed as exc:
+        return _("Please wait %(n)d seconds before trying another code.", n=exc.retry_after)
+    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+        return _refusal(exc)[0]
     except verification.CodeWrong as exc:
         return _("That code is not right. You have %(n)d tries left.", n=exc.tries_left)
     except verification.CodeLocked:
@@ -147,6 +178,11 @@ def resend():  # type: ignore[no-untyped-def]
         msg = _("Please wait %(n)d seconds before asking for a new code.", n=wait)
         return _render_code(old, CodeForm(), 429, msg)
     pii = current_app.extensions["pii"]
+    try:
+        _reserve_send(pii.decrypt(old.phone_enc))
+    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+        message, code_status = _refusal(exc)
+        return _render_code(old, CodeForm(), code_status, message)
     try:
         check, code = status.resend(db, old, pii=pii, gateway=_gateway(), key=config["SECRET_KEY"], now=now,
                                     ttl=config["CODE_TTL_SECONDS"])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
+import time_machine
 from sqlmodel import select
 
 from app.models import AuditEvent, JoinAttempt, Member, MemberStatus, StatusCheck, User, utcnow
-from app.services import roster
+from app.services import limits, roster, status
 from tests import factories
 from tests.conftest import hidden_fields
 from tests.web.test_join import code_from, send_code, submit
@@ -101,24 +103,44 @@ def test_status_needs_a_proven_phone(client, app, sms, station):
     assert client.get("/status/me").status_code == 404, "a code sent is not a phone proven"
 
 
-def test_wrong_codes_are_counted_on_the_server_across_new_checks(client, app, db, sms, station):
-    real = None
-    for _ in range(2):  # two checks of 5 wrong tries each: 10 failures for the phone today
-        assert ask(client, factories.phone(1)).status_code == 303
-        real = code_from(sms)
-        wrong = f"{(int(real) + 1) % 10**6:06d}"
-        for _ in range(5):
-            enter(client, wrong)
-    assert ask(app.test_client(), factories.phone(1)).status_code == 429, "11th failure never gets a chance"
+def test_wrong_codes_are_counted_on_the_server_across_new_checks(client, app, db, sms, station, monkeypatch):
+    monkeypatch.setattr(limits, "DELAY_AFTER", 100)  # no backoff here: this is about the count
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        for _ in range(2):  # two checks of 5 wrong tries each: 10 failures for the phone today
+            assert ask(client, factories.phone(1)).status_code == 303
+            wrong = f"{(int(code_from(sms)) + 1) % 10**6:06d}"
+            for _ in range(5):
+                enter(client, wrong)
+            clock.shift(timedelta(minutes=11))  # past the per-phone send window
+        assert ask(app.test_client(), factories.phone(1)).status_code == 429, "11th failure never gets a chance"
     db.commit()
     assert sum(c.code_tries for c in db.exec(select(StatusCheck))) == 10
 
 
-def test_daily_send_limit_per_phone(client, app, sms, station):
-    for _ in range(4):
-        assert ask(app.test_client(), factories.phone(1)).status_code == 303
+def test_the_table_counts_failures_even_without_the_limiter_store(app, db):
+    pii = app.extensions["pii"]
+    db.add(StatusCheck(id="a" * 32, phone_index=pii.index(factories.phone(1)), phone_enc="x", code_tries=10,
+                       created_at=utcnow()))
+    db.commit()
+    with pytest.raises(status.TooManyChecks):
+        status.start(db, factories.phone(1), pii=pii, locale="zh", gateway=app.extensions["sms"], key="k",
+                     now=utcnow(), ttl=600)
+    status.start(db, factories.phone(2), pii=pii, locale="zh", gateway=app.extensions["sms"], key="k",
+                 now=utcnow(), ttl=600)
+    with pytest.raises(status.TooManyChecks):  # the fifth code of the day for phone 2
+        for _ in range(status.CHECKS_PER_DAY):
+            status.start(db, factories.phone(2), pii=pii, locale="zh", gateway=app.extensions["sms"], key="k",
+                         now=utcnow(), ttl=600)
+    later = utcnow() + timedelta(days=1, minutes=1)
+    status.start(db, factories.phone(1), pii=pii, locale="zh", gateway=app.extensions["sms"], key="k", now=later,
+                 ttl=600)
+
+
+def test_send_limits_per_phone_are_shared_with_the_join_flow(client, app, sms, station):
+    assert ask(app.test_client(), factories.phone(1)).status_code == 303
+    assert ask(app.test_client(), factories.phone(1)).status_code == 303
     assert ask(app.test_client(), factories.phone(1)).status_code == 429
-    assert len(sms.sent) == 4
+    assert len(sms.sent) == 2
     assert ask(app.test_client(), factories.phone(2)).status_code == 303, "another phone is not affected"
 
 
