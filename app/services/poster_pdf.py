@@ -5,6 +5,8 @@ complete; a district of 1,000 posters would then sit in memory. A PDF of image p
 simple enough to write in order instead: the page tree, whose kids are known only at the end,
 goes last, and the cross-reference table records where each object began. Image data is the
 PNG encoder's zlib stream, which PDF reads as-is with the PNG predictor (as img2pdf does).
+A page is layers: the template's fixed background is stored once and each page adds only the
+small images of what differs (the QR code and the place's text), so pages are quick to encode.
 """
 
 from __future__ import annotations
@@ -56,61 +58,105 @@ def parse_png(png: bytes) -> PngImage:
     return PngImage(width, height, bits, colors, space, b"".join(idat))
 
 
+@dataclass(frozen=True)
+class Layer:
+    """An image painted on a page at (x, y) from the bottom-left, w x h, all in points.
+
+    A layer whose `shared` key repeats (a template's fixed background) is stored once and
+    painted on every page that names it.
+    """
+
+    png: bytes
+    x: float
+    y: float
+    w: float
+    h: float
+    shared: str = ""
+
+
+@dataclass(frozen=True)
+class Page:
+    width: float
+    height: float
+    layers: tuple[Layer, ...]
+
+
+def full_page(png: bytes, width: float, height: float) -> Page:
+    """A page that is one image edge to edge."""
+    return Page(width, height, (Layer(png, 0, 0, width, height),))
+
+
 class _Writer:
     def __init__(self) -> None:
         self.position = 0
         self.offsets: dict[int, int] = {}
         self.chunk: list[bytes] = []
+        self.shared: dict[str, int] = {}
+        self.next = PAGES + 1
+
+    def number(self) -> int:
+        self.next += 1
+        return self.next - 1
 
     def raw(self, data: bytes) -> None:
         self.chunk.append(data)
         self.position += len(data)
 
-    def obj(self, number: int, body: bytes, stream: bytes | None = None) -> None:
+    def obj(self, number: int, body: str, stream: bytes | None = None) -> int:
         self.offsets[number] = self.position
-        self.raw(f"{number} 0 obj\n".encode() + body)
+        self.raw(f"{number} 0 obj\n{body}".encode())
         if stream is not None:
             self.raw(b"\nstream\n" + stream + b"\nendstream")
         self.raw(b"\nendobj\n")
+        return number
+
+    def image(self, layer: Layer) -> int:
+        if layer.shared in self.shared:
+            return self.shared[layer.shared]
+        image = parse_png(layer.png)
+        params = f"<< /Predictor 15 /Colors {image.colors} /BitsPerComponent {image.bits} /Columns {image.width} >>"
+        number = self.obj(self.number(), (
+            f"<< /Type /XObject /Subtype /Image /Width {image.width} /Height {image.height} "
+            f"/ColorSpace {image.color_space} /BitsPerComponent {image.bits} /Filter /FlateDecode "
+            f"/DecodeParms {params} /Length {len(image.data)} >>"), image.data)
+        if layer.shared:
+            self.shared[layer.shared] = number
+        return number
+
+    def page(self, page: Page) -> int:
+        images = [self.image(layer) for layer in page.layers]
+        paint = " ".join(f"q {lay.w:.3f} 0 0 {lay.h:.3f} {lay.x:.3f} {lay.y:.3f} cm /Im{i} Do Q"
+                         for i, lay in enumerate(page.layers))
+        content = self.obj(self.number(), f"<< /Length {len(paint)} >>", paint.encode())
+        xobjects = " ".join(f"/Im{i} {number} 0 R" for i, number in enumerate(images))
+        return self.obj(self.number(), (
+            f"<< /Type /Page /Parent {PAGES} 0 R /MediaBox [0 0 {page.width:.3f} {page.height:.3f}] "
+            f"/Resources << /XObject << {xobjects} >> >> /Contents {content} 0 R >>"))
 
     def take(self) -> bytes:
         data, self.chunk = b"".join(self.chunk), []
         return data
 
 
-def _page(out: _Writer, number: int, image: PngImage, width: float, height: float) -> None:
-    content = f"q {width:.3f} 0 0 {height:.3f} 0 0 cm /Im0 Do Q".encode()
-    out.obj(number, (f"<< /Type /Page /Parent {PAGES} 0 R /MediaBox [0 0 {width:.3f} {height:.3f}] "
-                     f"/Resources << /XObject << /Im0 {number + 2} 0 R >> >> /Contents {number + 1} 0 R >>").encode())
-    out.obj(number + 1, f"<< /Length {len(content)} >>".encode(), content)
-    params = f"<< /Predictor 15 /Colors {image.colors} /BitsPerComponent {image.bits} /Columns {image.width} >>"
-    out.obj(number + 2, (f"<< /Type /XObject /Subtype /Image /Width {image.width} /Height {image.height} "
-                         f"/ColorSpace {image.color_space} /BitsPerComponent {image.bits} /Filter /FlateDecode "
-                         f"/DecodeParms {params} /Length {len(image.data)} >>").encode(), image.data)
-
-
-def pdf_stream(pages: Iterable[tuple[bytes, float, float]], title: str = "") -> Iterator[bytes]:
-    """Yield a PDF in pieces: one per (PNG, width pt, height pt) page, then the page tree and index."""
+def pdf_stream(pages: Iterable[Page], title: str = "") -> Iterator[bytes]:
+    """Yield a PDF in pieces: one per page as it comes, then the page tree and the index."""
     out = _Writer()
     out.raw(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     kids: list[int] = []
-    for png, width, height in pages:
-        number = 3 + 3 * len(kids)
-        _page(out, number, parse_png(png), width, height)
-        kids.append(number)
+    for page in pages:
+        kids.append(out.page(page))
         yield out.take()
     if not kids:
         raise ValueError("a PDF needs at least one page")
     refs = " ".join(f"{kid} 0 R" for kid in kids)
-    out.obj(PAGES, f"<< /Type /Pages /Kids [{refs}] /Count {len(kids)} >>".encode())
-    out.obj(CATALOG, f"<< /Type /Catalog /Pages {PAGES} 0 R >>".encode())
-    info = 3 + 3 * len(kids)
-    out.obj(info, b"<< /Producer (ScanJoin) /Title <" + _utf16(title).hex().encode() + b"> >>")
+    out.obj(PAGES, f"<< /Type /Pages /Kids [{refs}] /Count {len(kids)} >>")
+    out.obj(CATALOG, f"<< /Type /Catalog /Pages {PAGES} 0 R >>")
+    info = out.obj(out.number(), f"<< /Producer (ScanJoin) /Title <{_utf16(title).hex()}> >>")
     xref_at = out.position
-    size = info + 1
-    rows = [b"0000000000 65535 f \n", *(f"{out.offsets[n]:010d} 00000 n \n".encode() for n in range(1, size))]
-    out.raw(f"xref\n0 {size}\n".encode() + b"".join(rows))
-    out.raw(f"trailer\n<< /Size {size} /Root {CATALOG} 0 R /Info {info} 0 R >>\nstartxref\n{xref_at}\n%%EOF\n".encode())
+    rows = [b"0000000000 65535 f \n", *(f"{out.offsets[n]:010d} 00000 n \n".encode() for n in range(1, info + 1))]
+    out.raw(f"xref\n0 {info + 1}\n".encode() + b"".join(rows))
+    out.raw(f"trailer\n<< /Size {info + 1} /Root {CATALOG} 0 R /Info {info} 0 R >>\nstartxref\n{xref_at}\n%%EOF\n"
+            .encode())
     yield out.take()
 
 

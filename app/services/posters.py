@@ -24,7 +24,8 @@ from sqlmodel import Session
 from app.models import District, Workplace
 from app.services import places
 from app.services.poster_fonts import LINE_HEIGHT, FontFace, FontSet, find_fonts, fit, require_glyphs
-from app.services.poster_pdf import pdf_stream
+from app.services.poster_pdf import Layer, pdf_stream
+from app.services.poster_pdf import Page as PdfPage
 from app.services.poster_templates import Template, TextBlock, load_all
 from app.services.tokens import QrSigner
 
@@ -86,12 +87,13 @@ def _is_static(block: TextBlock) -> bool:
     return "{" not in block.text
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=8)  # an A3 page is 17 MB in palette mode: keep a handful
 def _background(template: Template, fonts: FontSet) -> Image.Image:
     """What every place's page shares: rectangles and text that names no field (drawn once)."""
     canvas = Canvas(template)
     for rect in template.rects:
-        canvas.draw.rectangle(canvas.box(rect.x_mm, rect.y_mm, rect.w_mm, rect.h_mm), fill=canvas.ink(rect.color))
+        left, top, right, bottom = canvas.box(rect.x_mm, rect.y_mm, rect.w_mm, rect.h_mm)
+        canvas.draw.rectangle((left, top, right - 1, bottom - 1), fill=canvas.ink(rect.color))  # PIL's end is inclusive
     for block in filter(_is_static, template.blocks):
         _draw_text(canvas, block, block.text.strip(), fonts.face(block.weight))
     return canvas.image
@@ -187,11 +189,41 @@ def preview(image: Image.Image | bytes, width: int = 600) -> bytes:
     return out.getvalue()
 
 
+@functools.lru_cache(maxsize=16)
+def _background_png(template: Template, fonts: FontSet) -> bytes:
+    return png_bytes(_background(template, fonts), template.page.dpi)
+
+
+def _changing_boxes(template: Template) -> list[tuple[int, int, int, int]]:
+    """Pixel boxes that differ from place to place: the QR with its quiet zone, and field text."""
+    px, (width, height) = template.page.px, template.page.size_px
+    qr = template.qr
+    boxes = [(px(qr.x_mm), px(qr.y_mm), px(qr.x_mm) + px(qr.size_mm), px(qr.y_mm) + px(qr.size_mm))]
+    for block in template.blocks:
+        if not _is_static(block):
+            pad = px(block.size_pt / 72 * 25.4 * 0.3)  # room for glyphs that reach past the line box
+            box = (px(block.x_mm) - pad, px(block.y_mm) - pad, px(block.x_mm + block.w_mm) + pad,
+                   px(block.y_mm + block.h_mm) + pad)
+            boxes.append((max(0, box[0]), max(0, box[1]), min(width, box[2]), min(height, box[3])))
+    return boxes
+
+
+def pdf_page(template: Template, data: PosterData, fonts: FontSet) -> PdfPage:
+    """One place's page as layers: the shared background, then crops of what changes."""
+    image = render(template, data, fonts)
+    width, height = template.page.size_pt
+    scale = width / image.width
+    layers = [Layer(_background_png(template, fonts), 0, 0, width, height, shared=f"background:{template.name}")]
+    for left, top, right, bottom in _changing_boxes(template):
+        crop = png_bytes(image.crop((left, top, right, bottom)), template.page.dpi)
+        w, h = (right - left) * scale, (bottom - top) * scale
+        layers.append(Layer(crop, left * scale, height - bottom * scale, w, h))
+    return PdfPage(width, height, tuple(layers))
+
+
 def pdf(template: Template, pages: Iterable[PosterData], fonts: FontSet, title: str = "") -> Iterator[bytes]:
     """A PDF, one place a page, yielded a page at a time (memory stays flat)."""
-    width, height = template.page.size_pt
-    dpi = template.page.dpi
-    return pdf_stream(((png_bytes(render(template, data, fonts), dpi), width, height) for data in pages), title)
+    return pdf_stream((pdf_page(template, data, fonts) for data in pages), title)
 
 
 class RenderCache:

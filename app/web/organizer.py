@@ -28,7 +28,8 @@ from app.db import get_session
 from app.models import District, PlaceKind, Role, Workplace, utcnow
 from app.services import places, posters, stats
 from app.services.poster_fonts import PosterFontError
-from app.services.poster_pdf import pdf_stream
+from app.services.poster_pdf import Page as PdfPage
+from app.services.poster_pdf import full_page, pdf_stream
 from app.services.poster_templates import Template, TemplateError
 from app.web.access import role_required, scope, staff
 
@@ -85,12 +86,11 @@ def _print_png(kit: posters.Kit, template: Template, place: places.Place) -> byt
                         lambda: posters.png_bytes(posters.render(template, data, kit.fonts), template.page.dpi))
 
 
-def _pdf_pages(
-    kit: posters.Kit, template: Template, chosen: list[places.Place]
-) -> Iterator[tuple[bytes, float, float]]:
+def _pdf_pages(kit: posters.Kit, template: Template, chosen: list[places.Place]) -> Iterator[PdfPage]:
+    """Pages from the cached print PNGs (a district PDF after previews costs no rendering)."""
     width, height = template.page.size_pt
     for place in chosen:
-        yield _print_png(kit, template, place), width, height
+        yield full_page(_print_png(kit, template, place), width, height)
 
 
 def _download(body: bytes | Iterator[bytes], mimetype: str, filename: str) -> Response:

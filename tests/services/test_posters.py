@@ -291,3 +291,29 @@ def test_select_places_takes_codes_then_the_district_once_each(db, district_plac
     assert [p.code for p in chosen] == ["PD-YZ01", "PD", "PD-ZJ01"]
     with pytest.raises(places.PlaceNotFound):
         posters.select_places(db, [], "NOPE")
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_pdf_layers_cover_everything_that_differs_between_places(name, db, kit, district_places):
+    """A PDF page is the shared background plus crops: every changing pixel must be in a crop."""
+    template = kit.template(name)
+    long_name = "上海市浦东新区张江高科技园区美团外卖众包骑手第三服务站" * 2
+    one = replace(kit.data(db, district_places[1]), place_name=long_name)
+    other = replace(kit.data(db, district_places[0]), union_name="静安区总工会", expires=date(2031, 1, 1))
+    diff = ImageChops.difference(posters.render(template, one, kit.fonts).convert("L"),
+                                 posters.render(template, other, kit.fonts).convert("L"))
+    assert diff.getbbox() is not None
+    for box in posters._changing_boxes(template):
+        diff.paste(0, box)
+    assert diff.getbbox() is None
+    page = posters.pdf_page(template, one, kit.fonts)
+    assert len(page.layers) == 1 + len(posters._changing_boxes(template))
+    assert page.layers[0].shared  # the background is stored once per PDF
+
+
+def test_a_district_pdf_stores_the_background_once(db, kit, district_places):
+    pages = [kit.data(db, place) for place in district_places]
+    body = b"".join(posters.pdf(kit.template("a4"), pages, kit.fonts))
+    background = posters.png_bytes(posters._background(kit.template("a4"), kit.fonts), 300)
+    assert body.count(b"/Subtype /Image") == 1 + 3 * len(posters._changing_boxes(kit.template("a4")))
+    assert len(body) < len(background) + 3 * 60_000
