@@ -378,7 +378,8 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
     print(f"\n### {title}\n")
     print(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"- machine: {machine()}")
-    print(f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
+    module = Path(sys.argv[0]).resolve().relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+    print(f"- command: `.venv/bin/python -m {' '.join([module, *sys.argv[1:]])}`\n")
     print("| measure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
