@@ -136,7 +136,7 @@ def test_a_worker_killed_mid_load_loses_no_verified_join(load_env, workdir):
         runner.start()
         victim = server.worker_pids()[0]
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and _verified_count(load_env) < clients * joins_each // 4:
+        while time.monotonic() < deadline and _codes_sent(workdir / "outbox.jsonl") < clients * joins_each // 4:
             time.sleep(0.2)
         os.kill(victim, signal.SIGKILL)
         runner.join(timeout=300)
@@ -155,8 +155,9 @@ def test_a_worker_killed_mid_load_loses_no_verified_join(load_env, workdir):
     assert all(attempt.member_id is not None for attempt in verified)  # verified ⇒ member, in one commit
 
 
-def _verified_count(env: dict[str, str]) -> int:
-    return count_members(env)
+def _codes_sent(outbox: Path) -> int:
+    """Cheap progress: lines in the outbox (a new app per poll would load the machine)."""
+    return outbox.read_bytes().count(b"\n") if outbox.exists() else 0
 
 
 def _approve_race(env: dict[str, str], user_id: int, member_ids: list[int], barrier, results) -> None:  # type: ignore[no-untyped-def]
