@@ -33,6 +33,7 @@ from config import TestingConfig
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+pytest_plugins = ["tests.plugins.log_leak"]  # DEBUG logging; the session fails on a phone or code in a log
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 TEST_DATABASE = os.environ.get("TEST_DATABASE", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
