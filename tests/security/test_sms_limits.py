@@ -154,3 +154,10 @@ def test_store_down_means_no_sms_but_pages_still_open(env, station):
     response = submit(client, path)  # the form page itself opens: reading costs nothing
     assert response.status_code == 503
     assert app.extensions["sms"].sent == []
+
+
+def test_limit_messages_are_translated(app, path):
+    for n in range(10):
+        submit(browser(app, ip="198.51.100.90"), path, phone=spread_phone(n + 1))
+    refused = submit(browser(app, ip="198.51.100.90"), path, phone=spread_phone(50))
+    assert refused.status_code == 429 and "这个网络请求的验证码太多了" in refused.text
