@@ -29,6 +29,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from app.db import get_session, session_scope
+from app.extensions import limiter
 from app.models import JoinAttempt, Member, MemberStatus, Role, utcnow
 from app.services import export, roster
 from app.services.sms import SmsError
@@ -44,6 +45,8 @@ STATUS_LABELS = {
     MemberStatus.approved.value: _l("Approved"),
     MemberStatus.rejected.value: _l("Rejected"),
 }
+# SECURITY.md F10: exports are rate-limited per staff account (mass exfiltration).
+EXPORT_LIMIT = "20 per hour"
 FILTER_KEYS = ("status", "workplace", "platform", "q", "recent", "district", "sort", "overdue", "since")
 
 
@@ -198,8 +201,13 @@ def _locale_of(member: Member) -> str:
     return get_session().execute(stmt).scalar_one_or_none() or "zh"
 
 
+def _staff_key() -> str:
+    return f"export:{staff().id}"
+
+
 @bp.get("/export.<any(csv, xlsx):fmt>")
 @role_required(Role.official)
+@limiter.limit(EXPORT_LIMIT, key_func=_staff_key)
 def export_file(fmt: str) -> Response:
     """The current filter as CSV or Excel, streamed; the audit event is written when it ends."""
     flt, user, pii, ids = _filter(), staff(), _pii(), scope()

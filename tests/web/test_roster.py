@@ -236,3 +236,19 @@ def test_audit_view_is_for_admins_and_filters(client, db, pii, places):
 def test_official_cannot_open_the_audit_view(client, db, places):
     sign_in(client, db)
     assert client.get("/roster/audit").status_code == 403
+
+
+def test_exports_are_rate_limited_per_account(client, db, places):
+    sign_in(client, db)
+    statuses = [client.get("/roster/export.csv").status_code for _ in range(21)]
+    assert statuses[:20] == [200] * 20 and statuses[20] == 429
+
+
+def test_district_filter_for_admins(client, db, pii, places):
+    pd, xh = places
+    make_member(db, pii, pd, 1, name="李雷")
+    make_member(db, pii, xh, 2, name="外区人")
+    db.commit()
+    sign_in(client, db, "boss@example.org", Role.admin, districts=None)
+    page = client.get("/roster/?district=XH")
+    assert "外区人" in page.text and "李雷" not in page.text
