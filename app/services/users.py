@@ -56,19 +56,42 @@ def normalize_password(password: str) -> str:
     return unicodedata.normalize("NFKC", password)
 
 
+def password_problem(password: str, email: str = "") -> str | None:
+    """What is wrong with a password under the policy: "short", "long", "common", "email", or None."""
+    password = normalize_password(password)
+    lowered = password.lower()
+    if len(password) < MIN_PASSWORD:
+        return "short"
+    if len(password) > MAX_PASSWORD:
+        return "long"
+    if lowered in common_passwords():
+        return "common"
+    if email and lowered == email.strip().lower():
+        return "email"
+    return None
+
+
+PROBLEMS = {
+    "short": f"password must have at least {MIN_PASSWORD} characters",
+    "long": f"password must have at most {MAX_PASSWORD} characters",
+    "common": "this password is one of the most common ones; choose another",
+    "email": "the password must not be the email address",
+}
+
+
 def check_password(password: str, email: str = "") -> str:
     """The normalised password when it meets the policy, else UserError saying why."""
-    password = normalize_password(password)
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"password must have at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise UserError(f"password must have at most {MAX_PASSWORD} characters")
-    lowered = password.lower()
-    if lowered in common_passwords():
-        raise UserError("this password is one of the most common ones; choose another")
-    if email and lowered == email.strip().lower():
-        raise UserError("the password must not be the email address")
-    return password
+    problem = password_problem(password, email)
+    if problem is not None:
+        raise UserError(PROBLEMS[problem])
+    return normalize_password(password)
+
+
+def verify_password(user: User, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash, normalize_password(password))
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def hash_password(password: str) -> str:

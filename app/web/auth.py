@@ -95,6 +95,19 @@ def _fresh_session() -> None:
     session.update(kept)
 
 
+PASSWORD_PROBLEMS = {
+    "short": _l("The new password needs at least %(n)s characters.", n=users.MIN_PASSWORD),
+    "long": _l("The new password can have at most %(n)s characters.", n=users.MAX_PASSWORD),
+    "common": _l("This password is one of the most common ones. Please choose another."),
+    "email": _l("The password must not be your email address."),
+}
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField(_l("Current password"), validators=[DataRequired()])
+    new = PasswordField(_l("New password"), validators=[DataRequired()])
+
+
 class LoginForm(FlaskForm):
     email = EmailField(_l("Email"), validators=[DataRequired()])
     password = PasswordField(_l("Password"), validators=[DataRequired()])
@@ -164,6 +177,29 @@ def logout() -> Response:
     _fresh_session()
     log.info("user signed out")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@limiter.limit(LOGIN_LIMIT, methods=["POST"], deduct_when=_login_failed)
+@login_required
+def change_password():  # type: ignore[no-untyped-def]
+    """Change one's own password (the current one first); every other session of the user ends."""
+    form, error = PasswordForm(), None
+    if form.validate_on_submit():
+        db, user = get_session(), current_user.user
+        problem = users.password_problem(form.new.data or "", user.email)
+        if not users.verify_password(user, form.current.data or ""):
+            error = _l("The current password is not right.")
+        elif problem is not None:
+            error = PASSWORD_PROBLEMS[problem]
+        else:
+            users.set_password(db, user, form.new.data or "", actor_id=user.id)
+            db.commit()
+            _start_session(user)  # this device stays signed in with the new session version
+            flash(_("Your password is changed. Other devices are signed out."))
+            return redirect(url_for("auth.home"), 303)
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/password.html", form=form, error=error, min_length=users.MIN_PASSWORD), status
 
 
 @bp.get("/users")

@@ -209,3 +209,34 @@ def test_users_page_is_for_admins_only(client, db, official):
     assert client.get("/users").status_code == 403
     page = client.get("/home")
     assert client.post(f"/users/{official.id}/unlock", data=hidden_fields(page.text)).status_code == 403
+
+
+def change(client, current: str, new: str):  # type: ignore[no-untyped-def]
+    page = client.get("/password")
+    assert page.status_code == 200 and 'autocomplete="new-password"' in page.text
+    return client.post("/password", data={**hidden_fields(page.text), "current": current, "new": new})
+
+
+def test_change_password_ends_other_sessions_only(client, app, official):
+    other = app.test_client()
+    login(client)
+    login(other)
+    response = change(client, PASSWORD, "a brand new passphrase")
+    assert response.status_code == 303
+    assert client.get("/home").status_code == 200, "this device stays signed in"
+    assert other.get("/home").status_code == 302, "the other device is signed out"
+    client.post("/logout", data=hidden_fields(client.get("/home").text))
+    assert login(client).status_code == 422
+    assert login(client, password="a brand new passphrase").status_code == 302
+
+
+@pytest.mark.parametrize("current, new", [
+    ("not the current one", "a brand new passphrase"), (PASSWORD, "too short"), (PASSWORD, "yfdbufnjh10305070"),
+    (PASSWORD, "official@example.org"),
+])
+def test_change_password_refusals(client, official, current, new):
+    login(client)
+    response = change(client, current, new)
+    assert response.status_code == 422 and 'role="alert"' in response.text
+    client.post("/logout", data=hidden_fields(client.get("/home").text))
+    assert login(client).status_code == 302, "the old password still works"
