@@ -125,7 +125,8 @@ class TwilioGateway(SmsGateway):
 
     def _call(self, operation: Callable[[], T], not_found_is_expired: bool = False) -> T:
         # `calling()` releases the breaker's lock while the call runs (`call()` would not),
-        # so one slow request does not hold up every other thread of the worker.
+        # so one slow request does not hold up every other thread of the worker. An upgrade of
+        # pybreaker that changes this fails test_a_slow_call_does_not_hold_up_other_threads.
         try:
             with self.breaker.calling(), _provider_errors(not_found_is_expired):
                 result = operation()

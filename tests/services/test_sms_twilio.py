@@ -226,6 +226,26 @@ def test_wrong_code_with_twilio_verify_creates_no_member(verify_app):
         assert members(db) == []
 
 
+def test_provider_down_keeps_the_draft_and_the_breaker_fails_fast(verify_app):
+    """Scenarios 51 and H3 through the join flow: a clear message, the draft kept, no calls while open."""
+    from sqlmodel import Session, select
+
+    from app.models import JoinAttempt
+    from tests.web.test_join import submit
+
+    http = RecordingHttpClient(timeout=10)
+    config = {**verify_app.config, "TWILIO_VERIFY_BASE_URL": f"http://127.0.0.1:{free_port()}"}  # refused
+    verify_app.extensions["sms"] = make_gateway(config, http_client=http)
+    path = join_path(verify_app)
+    for n in range(1, BREAKER_FAILURES + 2):
+        client = verify_app.test_client()
+        assert submit(client, path, phone=factories.phone(n)[3:]).status_code == 303
+        assert "短信服务暂时不可用" in client.get("/join/code").text
+    assert len(http.sent) == BREAKER_FAILURES * 3, "5 calls with 2 retries each, then the open circuit sent nothing"
+    with Session(verify_app.extensions["db_engine"]) as db:
+        assert len(db.exec(select(JoinAttempt)).all()) == BREAKER_FAILURES + 1, "every draft was kept"
+
+
 # --- transport faults: refused, hang, 503, 21610 ------------------------------------------------
 
 
