@@ -99,6 +99,13 @@ def _background(template: Template, fonts: FontSet) -> Image.Image:
     return canvas.image
 
 
+def check_glyphs(template: Template, data: PosterData, fonts: FontSet) -> None:
+    """Raise PosterFontError now if the place's text has a character the font lacks."""
+    fields = data.fields()
+    for block in template.blocks:
+        require_glyphs(fonts.face(block.weight), block.text.format(**fields))
+
+
 def render(template: Template, data: PosterData, fonts: FontSet) -> Image.Image:
     """One page of the template for one place, in palette mode at the template's resolution."""
     canvas = Canvas(template, _background(template, fonts).copy())

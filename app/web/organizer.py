@@ -179,6 +179,8 @@ def district_pdf(code: str) -> Response:
     kit = _kit()
     template = _template(kit, request.args.get("template", "a4"))
     chosen = places.all_places(get_session(), district.code)
+    for place in chosen:  # fail before the first byte is sent, not halfway through the file
+        posters.check_glyphs(template, kit.data(get_session(), place), kit.fonts)
     pages = pdf_stream(_pdf_pages(kit, template, chosen), title=district.name)
     return _download(stream_with_context(pages), "application/pdf", f"{district.code}-{template.name}.pdf")
 

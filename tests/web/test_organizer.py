@@ -212,3 +212,13 @@ def test_a_missing_font_is_a_clear_503(client, db, world, monkeypatch):
     response = client.get("/organizer/places/PD-ZJ01/a4/poster.png")
     assert response.status_code == 503
     assert "fonts-noto-cjk" in response.text
+
+
+def test_a_name_the_font_cannot_print_fails_the_district_pdf_before_it_starts(client, db, world, kit):
+    world["yz"].name = "陆家嘴\U000f0001驿站"
+    db.add(world["yz"])
+    db.commit()
+    sign_in(client, db)
+    response = client.get("/organizer/districts/PD/posters.pdf?template=a4")
+    assert response.status_code == 503
+    assert "no glyph" in response.text
