@@ -37,6 +37,7 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench.joins --database sqlite
 	$(BIN)/python -m bench.joins --database postgres
 	$(BIN)/python -m bench.provider_latency
+	$(BIN)/python -m bench.join_cpu
 	$(BIN)/python -m bench.roster --members 1000000
 
 # CI gates (.ci/run): ruff on the app, bandit at medium severity and up, known vulnerabilities in
