@@ -81,7 +81,7 @@ def _postgres_reachable() -> bool:
 
 
 @pytest.fixture
-def postgres_url():  # type: ignore[no-untyped-def]
+def dump_database():  # type: ignore[no-untyped-def]
     need(_postgres_reachable() and shutil.which("pg_dump") is not None, "PostgreSQL at 127.0.0.1:5432 and pg_dump")
     name = "scanjoin_sec_" + secrets.token_hex(4)
     admin = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -95,8 +95,8 @@ def postgres_url():  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.postgres
-def test_postgres_dump_holds_no_name_or_phone(env, postgres_url):
-    name, url = postgres_url
+def test_postgres_dump_holds_no_name_or_phone(env, dump_database):
+    name, url = dump_database
     upgrade(url)
     app = create_app(settings.TestingConfig({**env, "DATABASE_URL": url}))
     from sqlmodel import Session
