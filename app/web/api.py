@@ -22,9 +22,8 @@ from werkzeug.exceptions import HTTPException
 
 from app.db import close_session, get_session, session_scope
 from app.extensions import csrf
-from app.models import District, JoinAttempt, Member, Role, User, Workplace, WorkplaceKind, utcnow
-from app.services import api_tokens, audit, export, places, roster, users
-from app.services.sms import SmsError
+from app.models import District, Member, Role, User, Workplace, WorkplaceKind, utcnow
+from app.services import api_tokens, audit, export, notify, places, roster, users
 from app.web import openapi
 
 log = logging.getLogger(__name__)
@@ -262,16 +261,10 @@ def _notify(member_id: int) -> None:
     member = db.get(Member, member_id)
     if member is None:
         return
-    locale = db.execute(
-        select(JoinAttempt.locale).where(JoinAttempt.member_id == member_id)
-        .order_by(JoinAttempt.created_at.desc()).limit(1)  # type: ignore[attr-defined]
-    ).scalar_one_or_none() or "zh"
     link = current_app.config["PUBLIC_BASE_URL"] + url_for("status.start")
-    try:
-        current_app.extensions["sms"].send_text(current_app.extensions["pii"].decrypt(member.phone_enc),
-                                                roster.decision_text(locale, link))
-    except SmsError as exc:
-        log.warning("decision text for member %s not sent: %s", member_id, exc.kind)
+    notify.send_decision(db, current_app.extensions["sms"], current_app.extensions["pii"], member, link=link,
+                         now=utcnow())
+    db.commit()  # an opt-out learnt while sending
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

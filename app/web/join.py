@@ -20,7 +20,7 @@ from wtforms.validators import DataRequired, Length
 from app.db import get_session, session_scope
 from app.extensions import limiter
 from app.models import District, JoinAttempt, Member, PlaceKind, Platform, utcnow
-from app.services import limits, membership, places, stats, verification
+from app.services import limits, membership, places, sms, stats, verification
 from app.services.phones import PhoneInvalid, masked, normalize
 from app.services.sms import SmsError
 from app.services.tokens import TOKEN_PATTERN
@@ -48,6 +48,10 @@ SMS_MESSAGES = {
     "rejected": _l("We could not send a code to this number. Check the number and try again."),
     "unavailable": _l("SMS is temporarily unavailable. Your details are saved: please try again in a few minutes."),
     "expired": _l("This code has expired. Ask for a new one."),
+    "opted_out": _l(
+        "This number has turned off our text messages. To get codes again, reply START to any of our earlier"
+        " messages, then ask for a new code."
+    ),
 }
 LIMIT_MESSAGES = {
     "phone": _l("Too many codes were requested for this number. Please wait a while and try again."),
@@ -303,6 +307,10 @@ def _deliver(attempt: JoinAttempt, phone: str, code: str | None) -> None:
     except SmsError as exc:
         log.warning("code for attempt %s not sent: %s", attempt.id[:8], exc.kind)
         session["sms_error"] = exc.kind
+        if exc.kind == "opted_out":  # remember it, so no unasked-for text goes to this phone
+            db = get_session()
+            sms.record_opt_out(db, current_app.extensions["pii"], phone, utcnow())
+            db.commit()
 
 
 def _current_attempt(lock: bool = False) -> JoinAttempt:

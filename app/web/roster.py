@@ -26,13 +26,11 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 
 from app.db import get_session, session_scope
 from app.extensions import limiter
-from app.models import JoinAttempt, Member, MemberStatus, Role, utcnow
-from app.services import export, roster
-from app.services.sms import SmsError
+from app.models import Member, MemberStatus, Role, utcnow
+from app.services import export, notify, roster
 from app.web.access import role_required, scope, staff
 from app.web.join import PLATFORM_LABELS
 
@@ -183,22 +181,13 @@ def _safe_view(member_id: int | None) -> roster.MemberView | None:
 
 def _notify(members: list[Member]) -> int:
     """Tell each worker by SMS (after the commit); returns how many texts could not be sent."""
-    gateway, pii, unsent = current_app.extensions["sms"], _pii(), 0
-    link = current_app.config["PUBLIC_BASE_URL"] + url_for("status.start")
-    for member in members:
-        text = roster.decision_text(_locale_of(member), link)
-        try:
-            gateway.send_text(pii.decrypt(member.phone_enc), text)
-        except SmsError as exc:
-            unsent += 1
-            log.warning("decision text for member %s not sent: %s", member.id, exc.kind)
-    return unsent
-
-
-def _locale_of(member: Member) -> str:
-    stmt = (select(JoinAttempt.locale).where(JoinAttempt.member_id == member.id)
-            .order_by(JoinAttempt.created_at.desc()).limit(1))  # type: ignore[attr-defined]
-    return get_session().execute(stmt).scalar_one_or_none() or "zh"
+    db, link = get_session(), current_app.config["PUBLIC_BASE_URL"] + url_for("status.start")
+    sent = [
+        notify.send_decision(db, current_app.extensions["sms"], _pii(), member, link=link, now=utcnow())
+        for member in members
+    ]
+    db.commit()  # an opt-out learnt while sending
+    return sent.count(False)
 
 
 def _staff_key() -> str:

@@ -1,0 +1,52 @@
+"""Decision texts to workers: one place that honours and records SMS opt-outs.
+
+Called after the decision is committed (a side effect after the commit). A phone that opted
+out (STOP / 退订, Twilio 21610) is never texted again; a 21610 answer is remembered.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.models import JoinAttempt, Member
+from app.services import sms
+from app.services.crypto import PiiCipher
+from app.services.roster import decision_text
+
+log = logging.getLogger(__name__)
+
+
+def member_locale(session: Session, member: Member) -> str:
+    """The language the worker used on their latest join attempt (Chinese when unknown)."""
+    query = (
+        select(JoinAttempt.locale)
+        .where(JoinAttempt.member_id == member.id)
+        .order_by(JoinAttempt.created_at.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    )
+    return session.execute(query).scalar_one_or_none() or "zh"
+
+
+def send_decision(
+    session: Session, gateway: sms.SmsGateway, pii: PiiCipher, member: Member, *, link: str, now: datetime
+) -> bool:
+    """Text the worker that their application moved on; False when it was not sent.
+
+    Flushes an opt-out it learns of; the caller commits.
+    """
+    phone = pii.decrypt(member.phone_enc)
+    if sms.is_opted_out(session, pii, phone):
+        log.info("decision text for member %s skipped: phone opted out", member.id)
+        return False
+    try:
+        gateway.send_text(phone, decision_text(member_locale(session, member), link))
+    except sms.SmsError as exc:
+        log.warning("decision text for member %s not sent: %s", member.id, exc.kind)
+        if exc.kind == "opted_out":
+            sms.record_opt_out(session, pii, phone, now)
+        return False
+    return True
