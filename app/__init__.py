@@ -70,9 +70,10 @@ def select_locale() -> str:
 
 def register_blueprints(app: Flask) -> None:
     """Register the `bp` of every module in app/web (a new audience is a new module)."""
-    from app.web import blueprint_modules, join
+    from app.web import DatabaseId, blueprint_modules, join
 
     app.url_map.converters["qrtoken"] = join.QrTokenConverter
+    app.url_map.converters["int"] = DatabaseId
     for module in blueprint_modules():
         app.register_blueprint(module.bp)
 

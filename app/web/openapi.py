@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from app.models import MemberStatus, Platform, WorkplaceKind
+from app.web import MAX_DB_ID
 
 Schema = dict[str, Any]
 
 MAX_PAGE = 200
-MAX_ID = 2**53
+MAX_ID = MAX_DB_ID  # what an integer column holds on SQLite and PostgreSQL alike
 DEFAULT_PAGE = 50
 CODE_PATTERN = "^[A-Za-z0-9_-]{1,32}$"
 

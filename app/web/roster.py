@@ -31,6 +31,7 @@ from app.db import get_session, session_scope
 from app.extensions import limiter
 from app.models import Member, MemberStatus, Role, utcnow
 from app.services import export, notify, roster
+from app.web import MAX_DB_ID
 from app.web.access import role_required, scope, staff
 from app.web.join import PLATFORM_LABELS
 
@@ -142,7 +143,7 @@ def decide():  # type: ignore[no-untyped-def]
         abort(400)
     one = request.form.get("one", "")
     raw_ids = [one] if one else request.form.getlist("ids")
-    ids = [int(v) for v in raw_ids if v.isdigit()]
+    ids = [int(v) for v in raw_ids if v.isdigit() and 0 < int(v) <= MAX_DB_ID]
     approving = bool(one) or request.form.get("action") == "approve"
     if not ids:
         flash(_("Select at least one application."))
@@ -225,9 +226,9 @@ def audit() -> str:
     flt = roster.AuditFilter(action=args.get("action"), actor=args.get("actor"), target_type=args.get("target_type"),
                              target_id=args.get("target_id"), start=_day(args.get("start")),
                              end=_day(args.get("end"), next_day=True))
-    before = request.args.get("before", "")
-    rows, more = roster.list_audit(get_session(), flt, before=int(before) if before.isdigit() else None,
-                                   limit=PAGE_SIZE)
+    before_arg = request.args.get("before", "")
+    before = int(before_arg) if before_arg.isdigit() and int(before_arg) <= MAX_DB_ID else None
+    rows, more = roster.list_audit(get_session(), flt, before=before, limit=PAGE_SIZE)
     return render_template("roster/audit.html", rows=rows, before=more, args=args)
 
 

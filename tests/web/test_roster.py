@@ -252,3 +252,23 @@ def test_district_filter_for_admins(client, db, pii, places):
     sign_in(client, db, "boss@example.org", Role.admin, districts=None)
     page = client.get("/roster/?district=XH")
     assert "外区人" in page.text and "李雷" not in page.text
+
+
+def test_ids_beyond_an_integer_column_are_404_not_a_database_error(app, client, db):
+    """PostgreSQL refuses 2**31 in an integer comparison; such ids must never reach it."""
+    from tests.conftest import hidden_fields as _fields
+
+    from app.models import Role
+    from app.services import users
+
+    district = factories.district(db, code="BIG")
+    db.commit()
+    users.create(db, "big@example.org", role=Role.official, password="correct horse battery staple",
+                 district_codes=[district.code])
+    db.commit()
+    page = client.get("/login")
+    client.post("/login", data={**_fields(page.text), "email": "big@example.org",
+                                "password": "correct horse battery staple"})
+    assert client.get(f"/roster/{2**31}").status_code == 404
+    assert client.get(f"/roster/{2**63}").status_code == 404
+    assert client.get("/roster/audit?before=99999999999999999999").status_code in (200, 403)
