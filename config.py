@@ -77,6 +77,12 @@ class Config:
         self.ROSTER_OVERDUE_DAYS = int(env.get("ROSTER_OVERDUE_DAYS", "15"))
         self.MAX_CONTENT_LENGTH = int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+        # Funnel counts (scans, forms, codes, joins) are written in batches this often; 0 writes
+        # at the end of each request. A killed process loses at most this many seconds of counts.
+        self.FUNNEL_FLUSH_SECONDS = float(env.get("FUNNEL_FLUSH_SECONDS", "5"))
+        # A poster's rendered page is reused this long per process (0: render every time); a
+        # change made on another server shows here within this many seconds.
+        self.SCAN_PAGE_CACHE_SECONDS = float(env.get("SCAN_PAGE_CACHE_SECONDS", "10"))
         self.REDIS_URL = env.get("REDIS_URL", "")
         self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", self.REDIS_URL or "memory://")
         self.RATELIMIT_STRATEGY = "moving-window"
@@ -158,7 +164,7 @@ class TestingConfig(Config):
     TESTING = True
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        defaults = {"SMS_BACKEND": "memory", "PUBLIC_BASE_URL": "https://join.example.org"}
+        defaults = {"SMS_BACKEND": "memory", "PUBLIC_BASE_URL": "https://join.example.org", "FUNNEL_FLUSH_SECONDS": "0"}
         super().__init__({**defaults, **env})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +52,42 @@ def register_extensions(app: Flask) -> None:
     app.extensions["qr_signer"] = QrSigner(app.config["QR_SECRETS"], app.config["QR_MAX_AGE_DAYS"])
     app.extensions["sms"] = make_gateway(app.config)
     app.context_processor(template_globals)
+    register_caches(app)
+
+
+def register_caches(app: Flask) -> None:
+    """Per-process caches and buffers that keep work off the request's path."""
+    from sqlmodel import Session
+
+    from app.services import page_cache
+    from app.services.stats import FunnelBuffer
+
+    page_cache.watch_places()
+    app.extensions["scan_pages"] = page_cache.PageCache(app.config["SCAN_PAGE_CACHE_SECONDS"])
+    engine = app.extensions["db_engine"]
+    funnel = FunnelBuffer(lambda: Session(engine.execution_options(sqlite_begin="IMMEDIATE")),
+                          app.config["FUNNEL_FLUSH_SECONDS"])
+    app.extensions["funnel"] = funnel
+    # Last of the teardowns (Flask runs them in reverse): after the request's session is closed,
+    # so on SQLite the write never waits on the request's own transaction.
+    app.teardown_appcontext_funcs.insert(0, lambda _exc: funnel.flush_if_due())
+    app.before_request(_wtforms_translations)
+
+
+def _wtforms_translations() -> None:
+    """WTForms' own messages, loaded once per process and language (Flask-WTF reads them from
+    disk in every request otherwise: it looks for them on the request first)."""
+    from flask_babel import get_locale
+
+    request.wtforms_translations = _wtforms_catalogue(str(get_locale()))  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _wtforms_catalogue(locale: str):  # type: ignore[no-untyped-def]
+    from babel import support
+    from wtforms.i18n import messages_path
+
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
 
 
 def template_globals() -> dict[str, object]:

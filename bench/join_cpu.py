@@ -52,6 +52,7 @@ def main() -> None:
         steps = dict.fromkeys(steps, 0.0)
         for n in range(10, 10 + args.joins):
             join(n)
+        app.extensions["funnel"].flush()
         app.extensions["db_engine"].dispose()
     base_client = hello.test_client()
     started = time.process_time()

@@ -10,6 +10,7 @@ The numbers are the project choices of SECURITY.md A6/A7/B3/B4.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import time
@@ -82,6 +83,7 @@ def prefix_key(pii: PiiCipher, e164: str) -> str:
     return pii.index(e164[:-PREFIX_DIGITS], purpose="prefix")
 
 
+@functools.lru_cache(maxsize=8192)  # parsing an IPv6 address costs tens of µs; a crowd repeats few
 def ip_key(address: str | None) -> str:
     """An IPv4 address, or the /64 of an IPv6 one (one subscriber usually holds a whole /64)."""
     try:

@@ -10,17 +10,17 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from sqlalchemy.exc import SQLAlchemyError
+from flask_wtf.csrf import generate_csrf
 from werkzeug.routing import BaseConverter
 from wtforms import BooleanField, HiddenField, SelectField, StringField
 from wtforms.fields import TelField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from app.db import get_session, session_scope
+from app.db import get_session
 from app.extensions import limiter
 from app.models import District, JoinAttempt, Member, PlaceKind, Platform, utcnow
-from app.services import limits, membership, places, sms, stats, verification
+from app.services import limits, membership, page_cache, places, sms, verification
 from app.services.phones import PhoneInvalid, masked, normalize
 from app.services.sms import SmsError
 from app.services.tokens import TOKEN_PATTERN
@@ -126,21 +126,27 @@ def _with_retry_after(body_and_status, retry_after: int | None):  # type: ignore
     return body, status, headers
 
 
-def _resolve(token: str) -> places.ResolvedPlace:
-    guard, ip = _limits(), _client_ip()
-    wait = _bad_token_wait(guard, ip)
-    if wait:
-        from app.web.errors import render_error
-
-        abort(make_response(_with_retry_after(render_error(429), wait)))
+def _resolve(token: str, checked: bool = False) -> places.ResolvedPlace:
+    """The place a token names, or a 404/410/429 page; `checked`: the address was checked already."""
+    if not checked:
+        _refuse_blocked_address()
     signer = current_app.extensions["qr_signer"]
     try:
         return places.resolve(get_session(), signer, token, utcnow().date())
     except places.PlaceNotFound:
-        _note_bad_token(guard, ip)
+        _note_bad_token(_limits(), _client_ip())
         abort(404)
     except places.PlaceReplaced:
         abort(410)
+
+
+def _refuse_blocked_address() -> None:
+    """429 for an address that tried too many bad tokens (it is the address that is blocked)."""
+    wait = _bad_token_wait(_limits(), _client_ip())
+    if wait:
+        from app.web.errors import render_error
+
+        abort(make_response(_with_retry_after(render_error(429), wait)))
 
 
 def _bad_token_wait(guard: limits.Limits, ip: str) -> int:
@@ -170,36 +176,55 @@ def _prepare(form: JoinForm, place: places.ResolvedPlace) -> None:
         form.form_key.data = secrets.token_urlsafe(16)
 
 
-def _count(kind: PlaceKind, place_id: int, qr_version: int, step: str, db=None) -> None:  # type: ignore[no-untyped-def]
-    """Bump a funnel counter; in `db`'s transaction, or in a short one of its own."""
-    args = {"kind": kind, "place_id": place_id, "qr_version": qr_version, "step": step, "day": utcnow().date()}
-    if db is not None:
-        stats.bump(db, **args)
-        return
-    try:
-        with session_scope() as own:
-            stats.bump(own, **args)
-    except SQLAlchemyError:
-        log.warning("scan not counted: database busy")
+def _count(kind: PlaceKind, place_id: int, qr_version: int, step: str) -> None:
+    """Add one to a funnel counter (written in a batch, off the request's path)."""
+    current_app.extensions["funnel"].add(kind, place_id, qr_version, step, utcnow().date())
 
 
-def _count_place(place: places.ResolvedPlace, step: str, db=None) -> None:  # type: ignore[no-untyped-def]
+def _count_place(place: places.ResolvedPlace, step: str) -> None:
     source = place.workplace if place.kind is PlaceKind.workplace else place.district
-    _count(place.kind, source.id or 0, place.qr_version, step, db)  # type: ignore[union-attr]
+    _count(place.kind, source.id or 0, place.qr_version, step)  # type: ignore[union-attr]
 
 
 def _count_attempt(attempt: JoinAttempt, step: str) -> None:
     source_id = attempt.workplace_id if attempt.source_kind is PlaceKind.workplace else attempt.district_id
-    _count(attempt.source_kind, source_id or 0, attempt.source_qr_version, step, get_session())
+    _count(attempt.source_kind, source_id or 0, attempt.source_qr_version, step)
 
 
 @bp.get("/<qrtoken:token>")
-def scan(token: str) -> str:
+def scan(token: str):  # type: ignore[no-untyped-def]
+    cache: page_cache.PageCache = current_app.extensions["scan_pages"]
+    if not cache.enabled or "_flashes" in session:
+        return _scan_uncached(token)
+    _refuse_blocked_address()
+    # The page depends on the token, the language, the day (tokens expire by date) and the
+    # path with its query (the language switch links back to it).
+    key = (request.full_path, str(get_locale()), utcnow().date())
+    page = cache.get(key)
+    if page is None:
+        generation = page_cache.generation()
+        place = _resolve(token, checked=True)
+        form = JoinForm()
+        _prepare(form, place)
+        form.csrf_token.current_token = cache.placeholders["csrf_token"]
+        form.form_key.data = cache.placeholders["form_key"]
+        body, _status = _render_form(form, place, token)
+        page = cache.put(key, body, _count_key(place), generation)
+    _count(*page.extra, "scans")
+    return cache.fill(page, csrf_token=generate_csrf(), form_key=secrets.token_urlsafe(16))
+
+
+def _scan_uncached(token: str):  # type: ignore[no-untyped-def]
     place = _resolve(token)
     _count_place(place, "scans")
     form = JoinForm()
     _prepare(form, place)
     return _render_form(form, place, token)
+
+
+def _count_key(place: places.ResolvedPlace) -> tuple[PlaceKind, int, int]:
+    source = place.workplace if place.kind is PlaceKind.workplace else place.district
+    return (place.kind, source.id or 0, place.qr_version)  # type: ignore[union-attr]
 
 
 def _render_form(form: JoinForm, place: places.ResolvedPlace, token: str, status: int = 200):  # type: ignore[no-untyped-def]
@@ -262,7 +287,7 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
         from app.web.errors import render_error
 
         return _with_retry_after(render_error(refused.status, message), refused.retry_after)
-    _count_place(place, "forms", db)
+    _count_place(place, "forms")
     return _send_first_code(attempt, applicant.phone)
 
 
