@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerSecond, parse
 from limits.errors import StorageError
-from limits.strategies import RateLimiter
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter, RateLimiter
 from redis.exceptions import RedisError
 
 from app.services.crypto import PiiCipher
@@ -116,11 +117,10 @@ class Limits:
 
     def reserve_send(self, *, phone: str, prefix: str, ip: str) -> None:
         """Count one SMS against every limit, or raise LimitExceeded and count nothing."""
-        self.ensure_not_locked(phone)
         checks = [*((r, phone) for r in PHONE_SENDS), *((r, ip) for r in IP_SENDS),
                   *((r, prefix) for r in PREFIX_SENDS), *((r, "all") for r in self.budget)]
         try:
-            self._reserve(checks)
+            self._reserve(checks, unless_locked=phone)
         except LimitExceeded as exc:
             if exc.scope == "global":
                 self._budget_alert()
@@ -166,9 +166,19 @@ class Limits:
         stats = self._call(self.strategy.get_window_stats, FAILURES.limit, *_ids(FAILURES, phone))
         return FAILURES.limit.amount - stats.remaining
 
-    def _reserve(self, checks: Iterable[tuple[Rule, str]]) -> None:
-        """Test every limit first, then take from each: a refusal costs no other limit."""
+    def _reserve(self, checks: Iterable[tuple[Rule, str]], unless_locked: str | None = None) -> None:
+        """Test every limit first, then take from each: a refusal costs no other limit.
+
+        On Redis this is one atomic script (one round trip, and no other worker can take the
+        last unit between the test and the take); elsewhere the library's test, then hit.
+        """
         checks = list(checks)
+        script = _reserve_script(self.strategy)
+        if script is not None:
+            self._reserve_in_redis(script, checks, unless_locked)
+            return
+        if unless_locked is not None:
+            self.ensure_not_locked(unless_locked)
         for rule, key in checks:
             wait = self._wait(rule, key)
             if wait:
@@ -177,6 +187,25 @@ class Limits:
             if not self._call(self.strategy.hit, rule.limit, *_ids(rule, key)):
                 # Another worker took the last unit between the test and the hit.
                 raise LimitExceeded(rule.scope, self._retry_after(rule, key))
+
+    def _reserve_in_redis(self, script, checks: list[tuple[Rule, str]], unless_locked: str | None) -> None:  # type: ignore[no-untyped-def]
+        storage = self.strategy.storage
+        rules = [(rule, key, True) for rule, key in checks]
+        if unless_locked is not None:
+            rules.insert(0, (LOCK, unless_locked, False))
+        keys = [storage.prefixed_key(rule.limit.key_for(*_ids(rule, key))) for rule, key, _take in rules]
+        now = self.clock()
+        args: list[object] = [repr(now)]
+        for rule, _key, take in rules:
+            args += [rule.limit.amount, rule.limit.get_expiry(), int(take)]
+        refused, oldest = self._call(script, keys, args)
+        if not refused:
+            return
+        rule = rules[int(refused) - 1][0]
+        wait = max(1, int(float(oldest) + rule.limit.get_expiry() - now + 0.999))
+        if rule is LOCK:
+            raise PhoneLocked("phone", wait)
+        raise LimitExceeded(rule.scope, wait)
 
     def _wait(self, rule: Rule, key: str) -> int:
         if self._call(self.strategy.test, rule.limit, *_ids(rule, key)):
@@ -205,6 +234,43 @@ class Limits:
         except (StorageError, RedisError, ConnectionError, TimeoutError) as exc:
             log.error("rate limit store unavailable: %s", type(exc).__name__)
             raise LimiterUnavailable() from exc
+
+
+# Test every moving window, then take one unit from each, atomically. KEYS are the `limits`
+# library's own moving-window lists (newest timestamp first, trimmed to the limit), so the
+# library's reads see what this takes. ARGV: now, then for each key its amount, its window in
+# seconds and 1 to take from it (0: only test, as for a lock). Returns {0, ''} when all was
+# taken, else {the 1-based index of the full window, its oldest counted timestamp}.
+RESERVE_LUA = """
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local amount, seconds = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  local oldest = redis.call('lindex', key, amount - 1)
+  if oldest and tonumber(oldest) >= now - seconds then
+    return {i, oldest}
+  end
+end
+for i, key in ipairs(KEYS) do
+  if ARGV[3 * i + 1] == '1' then
+    redis.call('lpush', key, ARGV[1])
+    redis.call('ltrim', key, 0, tonumber(ARGV[3 * i - 1]) - 1)
+    redis.call('expire', key, tonumber(ARGV[3 * i]))
+  end
+end
+return {0, ''}
+"""
+
+
+def _reserve_script(strategy: RateLimiter):  # type: ignore[no-untyped-def]
+    """The registered reserve script when the store is Redis with moving windows, else None."""
+    storage = strategy.storage
+    if not isinstance(strategy, MovingWindowRateLimiter) or not isinstance(storage, RedisStorage):
+        return None
+    script = getattr(storage, "_scanjoin_reserve", None)
+    if script is None:
+        script = storage.get_connection().register_script(RESERVE_LUA)
+        storage._scanjoin_reserve = script  # type: ignore[attr-defined]  # one per store
+    return script
 
 
 def _delay_rule(seconds: int) -> Rule:

@@ -1,0 +1,116 @@
+"""The SMS limits on both stores: the embedded memory store and Redis (one atomic script there)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+
+import pytest
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from app.services import limits
+
+
+@pytest.fixture(params=["memory", "redis"])
+def strategy(request: pytest.FixtureRequest) -> Iterator[MovingWindowRateLimiter]:
+    if request.param == "memory":
+        yield MovingWindowRateLimiter(MemoryStorage())
+        return
+    # Keys are fresh per test (no reset: other test runs may share this Redis database).
+    yield MovingWindowRateLimiter(storage_from_string(request.getfixturevalue("redis_url")))
+
+
+def guard(strategy: MovingWindowRateLimiter, budget: int = 1000) -> limits.Limits:
+    return limits.Limits(strategy, daily_budget=budget)
+
+
+def fresh() -> dict[str, str]:
+    """Keys no other test used (the Redis database is shared by the session)."""
+    tag = secrets.token_hex(4)
+    return {"phone": f"phone-{tag}", "prefix": f"prefix-{tag}", "ip": f"ip-{tag}"}
+
+
+def remaining(strategy: MovingWindowRateLimiter, rule: limits.Rule, key: str) -> int:
+    """What the `limits` library itself reads for a rule: the store's format is the library's."""
+    return strategy.get_window_stats(rule.limit, limits.NAMESPACE, rule.scope, key).remaining
+
+
+def test_two_codes_per_phone_then_a_refusal_that_costs_nothing_else(strategy):
+    g, keys = guard(strategy), fresh()
+    g.reserve_send(**keys)
+    g.reserve_send(**keys)
+    ip_rule = limits.IP_SENDS[0]
+    before = remaining(strategy, ip_rule, keys["ip"])
+    with pytest.raises(limits.LimitExceeded) as refused:
+        g.reserve_send(**keys)
+    assert refused.value.scope == "phone" and 0 < refused.value.retry_after <= 600
+    assert remaining(strategy, ip_rule, keys["ip"]) == before == ip_rule.limit.amount - 2
+    assert remaining(strategy, limits.PHONE_SENDS[0], keys["phone"]) == 0
+
+
+def test_a_locked_phone_gets_no_code(strategy):
+    g, keys = guard(strategy), fresh()
+    assert g._hit(limits.LOCK, keys["phone"])
+    with pytest.raises(limits.PhoneLocked) as refused:
+        g.reserve_send(**keys)
+    assert 86000 < refused.value.retry_after <= 86400
+    assert remaining(strategy, limits.PHONE_SENDS[0], keys["phone"]) == 2, "a refused send takes nothing"
+
+
+def test_the_global_budget_is_shared_by_every_phone(strategy):
+    g, tag = guard(strategy), secrets.token_hex(4)
+    # The budget's key is "all": give this test a budget of its own by naming its scope apart.
+    g.budget = (limits.Rule(f"global-{tag}", limits.parse("3 per day")),)
+    for _ in range(3):
+        g.reserve_send(**fresh())
+    with pytest.raises(limits.LimitExceeded) as refused:
+        g.reserve_send(**fresh())
+    assert refused.value.scope == f"global-{tag}"
+
+
+def test_a_crowd_racing_for_the_last_places_takes_exactly_the_limit(strategy):
+    g, poster = guard(strategy), f"poster-{secrets.token_hex(4)}"
+    taken, barrier = [], threading.Barrier(16)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(5):
+            try:
+                g.reserve_join_start(poster)
+                taken.append(1)
+            except limits.LimitExceeded:
+                pass
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(taken) == limits.POSTER_STARTS[0].limit.amount == 50
+
+
+def test_redis_reserve_is_one_round_trip(redis_url, monkeypatch):
+    storage = storage_from_string(redis_url)
+    strategy = MovingWindowRateLimiter(storage)
+    g, keys = guard(strategy), fresh()
+    limits._reserve_script(strategy)  # registered once per store, before counting
+    connection = storage.get_connection()
+    calls: list[str] = []
+    real = connection.execute_command
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(str(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(connection, "execute_command", counted)
+    g.reserve_send(**keys)
+    assert calls == ["EVALSHA"]
+
+
+def test_redis_down_means_unavailable_not_a_pass():
+    storage = storage_from_string("redis://127.0.0.1:9/0", socket_connect_timeout=0.5)
+    g = guard(MovingWindowRateLimiter(storage))
+    with pytest.raises(limits.LimiterUnavailable):
+        g.reserve_send(**fresh())
