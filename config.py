@@ -84,7 +84,7 @@ class Config:
         # change made on another server shows here within this many seconds.
         self.SCAN_PAGE_CACHE_SECONDS = float(env.get("SCAN_PAGE_CACHE_SECONDS", "10"))
         self.REDIS_URL = env.get("REDIS_URL", "")
-        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", self.REDIS_URL or "memory://")
+        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", self.REDIS_URL or "swept-memory://")
         self.RATELIMIT_STRATEGY = "moving-window"
         self.RATELIMIT_HEADERS_ENABLED = True
         # Most SMS per rolling day for the whole service (SMS pumping: SECURITY.md B4).
@@ -187,8 +187,8 @@ class ProductionConfig(Config):
         missing = [name for name in needed if not getattr(self, name)]
         if missing:
             raise ConfigError(f"missing required settings: {', '.join(missing)}")
-        if self.RATELIMIT_STORAGE_URI.startswith("memory://"):
-            raise ConfigError("production needs REDIS_URL (limits must be shared by every worker, not memory://)")
+        if self.RATELIMIT_STORAGE_URI.split("://", 1)[0] in ("memory", "swept-memory"):
+            raise ConfigError("production needs REDIS_URL (limits must be shared by every worker, not in memory)")
         if self.QR_SECRETS[0] == self.SECRET_KEY or self.PII_INDEX_KEY in (self.SECRET_KEY, *self.QR_SECRETS):
             raise ConfigError("SECRET_KEY, QR_SECRET and PII_INDEX_KEY must be different keys")
 

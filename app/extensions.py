@@ -6,6 +6,9 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
+# Registers the `swept-memory://` limiter store (the default without Redis) with `limits`.
+from app.services import limits as _limits  # noqa: F401
+
 babel = Babel()
 csrf = CSRFProtect()
 login_manager = LoginManager()

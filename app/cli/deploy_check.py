@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from app import security
+from app.services import limits
 
 MIN_SECRET_LENGTH, MIN_UNIQUE_CHARS = 50, 5  # Django's W009 heuristic (SECURITY.md E6)
 MANUAL = (
@@ -62,7 +63,7 @@ def _runtime(config: Mapping[str, Any], storage_ok: bool) -> Iterator[str]:
         yield "TRUSTED_HOSTS must name the hosts the app answers to"
     elif base.hostname and base.hostname not in hosts:
         yield "TRUSTED_HOSTS must include the host of PUBLIC_BASE_URL"
-    if str(config.get("RATELIMIT_STORAGE_URI", "memory://")).startswith("memory://"):
+    if limits.in_process_store(str(config.get("RATELIMIT_STORAGE_URI", "memory://"))):
         yield "rate limits need a shared store: set REDIS_URL"
     elif not storage_ok:
         yield "the rate limit store (REDIS_URL) does not answer"

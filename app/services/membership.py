@@ -40,10 +40,11 @@ class Enrollment:
 def start_attempt(
     session: Session, place: ResolvedPlace, applicant: Applicant, *, form_key: str, pii: PiiCipher, now: datetime
 ) -> tuple[JoinAttempt, bool]:
-    """Store the submitted form as a draft; a repeated form key returns the first draft."""
-    existing = session.exec(select(JoinAttempt).where(JoinAttempt.form_key == form_key)).first()
-    if existing is not None:
-        return _same_submission(existing, applicant, pii), False
+    """Store the submitted form as a draft; a repeated form key returns the first draft.
+
+    The insert comes first (one statement for the usual new form); a repeated key, from a double
+    tap or a retry, fails it and reads the first draft instead.
+    """
     attempt = JoinAttempt(
         id=secrets.token_hex(16),
         form_key=form_key,
@@ -64,9 +65,9 @@ def start_attempt(
         with session.begin_nested():
             session.add(attempt)
     except IntegrityError:
-        # A double tap raced us to the same form key: use the winner's draft.
-        winner = session.exec(select(JoinAttempt).where(JoinAttempt.form_key == form_key)).one()
-        return _same_submission(winner, applicant, pii), False
+        # This form was sent before (or a double tap raced us to it): use the first draft.
+        first = session.exec(select(JoinAttempt).where(JoinAttempt.form_key == form_key)).one()
+        return _same_submission(first, applicant, pii), False
     return attempt, True
 
 

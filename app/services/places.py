@@ -78,16 +78,21 @@ def resolve(session: Session, signer: QrSigner, token: str, today: date) -> Reso
         raise PlaceNotFound() from exc
     except TokenExpired as exc:
         raise PlaceReplaced() from exc
-    model = Workplace if ref.kind is PlaceKind.workplace else District
-    place = session.get(model, ref.place_id)
-    if place is None:
+    if ref.kind is PlaceKind.workplace:  # the station and its district in one query
+        found = session.exec(
+            select(Workplace, District).join(District, District.id == Workplace.district_id)  # type: ignore[arg-type]
+            .where(Workplace.id == ref.place_id)
+        ).first()
+        workplace, district = found if found is not None else (None, None)
+        place: Place | None = workplace
+    else:
+        place = district = session.get(District, ref.place_id)
+        workplace = None
+    if place is None or district is None:
         raise PlaceNotFound()
     current = place.qr_version % 64 == ref.version_mod and place.qr_issued_at.date() == ref.issued_on
     if not current or place.qr_revoked_at is not None:
         raise PlaceReplaced()
-    district = place if isinstance(place, District) else session.get(District, place.district_id)
-    assert district is not None
-    workplace = place if isinstance(place, Workplace) else None
     return ResolvedPlace(district=district, workplace=workplace, kind=ref.kind, qr_version=place.qr_version)
 
 

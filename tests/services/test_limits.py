@@ -114,3 +114,51 @@ def test_redis_down_means_unavailable_not_a_pass():
     g = guard(MovingWindowRateLimiter(storage))
     with pytest.raises(limits.LimiterUnavailable):
         g.reserve_send(**fresh())
+
+
+def test_the_default_store_without_redis_is_the_swept_memory_store(app):
+    from app.extensions import limiter
+
+    assert app.config["RATELIMIT_STORAGE_URI"] == "swept-memory://"
+    assert isinstance(limiter.limiter.storage, limits.SweptMemoryStorage)
+
+
+def _timers_started(storage, monkeypatch) -> int:  # type: ignore[no-untyped-def]
+    """Timer threads the store starts over ~60 ms of writes (the library's own: one per 10 ms)."""
+    import time
+
+    import limits.storage.memory as memory_module
+
+    started = []
+    real_timer = memory_module.threading.Timer
+
+    def counting_timer(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started.append(1)
+        return real_timer(*args, **kwargs)
+
+    monkeypatch.setattr(memory_module.threading, "Timer", counting_timer)
+    strategy = MovingWindowRateLimiter(storage)
+    item = limits.parse("1000 per minute")
+    for batch in range(6):
+        for n in range(20):
+            strategy.hit(item, "k", str(n))
+        time.sleep(0.012)
+    monkeypatch.undo()
+    return len(started)
+
+
+def test_the_swept_store_sweeps_at_most_once_a_second(monkeypatch):
+    # Control: the library's store starts a timer after nearly every batch; ours at most one.
+    assert _timers_started(MemoryStorage(), monkeypatch) >= 3
+    assert _timers_started(limits.SweptMemoryStorage(), monkeypatch) <= 1
+
+
+def test_the_swept_store_still_counts_exactly():
+    strategy = MovingWindowRateLimiter(limits.SweptMemoryStorage())
+    item = limits.parse("3 per second")
+    assert [strategy.hit(item, "k") for _ in range(4)] == [True, True, True, False]
+
+
+def test_in_process_stores_are_named():
+    assert limits.in_process_store("memory://") and limits.in_process_store("swept-memory://")
+    assert not limits.in_process_store("redis://127.0.0.1:6379/0")
