@@ -83,16 +83,17 @@ def enroll(session: Session, attempt: JoinAttempt, *, pii: PiiCipher, now: datet
         member = session.get(Member, attempt.member_id)
         if member is not None:
             return Enrollment(member, attempt.outcome or member.status.value)
-    existing = _member_by_index(session, attempt.phone_index)
-    if existing is None:
-        try:
-            with session.begin_nested():
-                member = _new_member(attempt, pii, now)
-                session.add(member)
-            outcome = "created"
-        except IntegrityError:
-            existing = _member_by_index(session, attempt.phone_index)
-            assert existing is not None
+    # Most verified phones are new: insert first, and look for the earlier membership only when
+    # the phone's unique index says there is one (or a concurrent join just made it).
+    existing = None
+    try:
+        with session.begin_nested():
+            member = _new_member(attempt, pii, now)
+            session.add(member)
+        outcome = "created"
+    except IntegrityError:
+        existing = _member_by_index(session, attempt.phone_index)
+        assert existing is not None
     if existing is not None:
         member, outcome = _reapply_or_report(existing, attempt, now)
     session.add(member)
