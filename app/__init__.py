@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, request, session
+from flask import Request as FlaskRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 
@@ -47,6 +48,7 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     login_manager.init_app(app)
     limiter.init_app(app)
+    _skip_limiter_middleware(app, limiter, blueprints={"join"})
     security.init_app(app)
     app.extensions["pii"] = PiiCipher(app.config["PII_ENCRYPTION_KEYS"], app.config["PII_INDEX_KEY"])
     app.extensions["qr_signer"] = QrSigner(app.config["QR_SECRETS"], app.config["QR_MAX_AGE_DAYS"])
@@ -71,15 +73,29 @@ def register_caches(app: Flask) -> None:
     # Last of the teardowns (Flask runs them in reverse): after the request's session is closed,
     # so on SQLite the write never waits on the request's own transaction.
     app.teardown_appcontext_funcs.insert(0, lambda _exc: funnel.flush_if_due())
-    app.before_request(_wtforms_translations)
+    app.request_class = Request
 
 
-def _wtforms_translations() -> None:
-    """WTForms' own messages, loaded once per process and language (Flask-WTF reads them from
-    disk in every request otherwise: it looks for them on the request first)."""
+class WtformsTranslations:
+    """WTForms' own messages in the request's language, each catalogue loaded once per process."""
+
+    def ugettext(self, string: str) -> str:
+        return _wtforms_catalogue(_locale()).ugettext(string)
+
+    def ungettext(self, singular: str, plural: str, n: int) -> str:
+        return _wtforms_catalogue(_locale()).ungettext(singular, plural, n)
+
+
+class Request(FlaskRequest):
+    # Flask-WTF looks for WTForms' translations on the request before loading them from disk,
+    # which it would otherwise do in every request: one object serves every request.
+    wtforms_translations = WtformsTranslations()
+
+
+def _locale() -> str:
     from flask_babel import get_locale
 
-    request.wtforms_translations = _wtforms_catalogue(str(get_locale()))  # type: ignore[attr-defined]
+    return str(get_locale())
 
 
 @functools.cache
@@ -88,6 +104,21 @@ def _wtforms_catalogue(locale: str):  # type: ignore[no-untyped-def]
     from wtforms.i18n import messages_path
 
     return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
+def _skip_limiter_middleware(app: Flask, limiter: Any, blueprints: set[str]) -> None:
+    """Flask-Limiter checks every request in a before_request hook, ~0.1 ms even where no limit
+    applies. The worker's join pages carry no Flask-Limiter limit (their SMS limits are counted
+    by app/services/limits.py, in the view), so the hook is skipped for them; routes with
+    `@limiter.limit` are checked by their decorator either way."""
+    check = limiter._check_request_limit  # what Flask-Limiter registered in init_app
+
+    def check_unless_skipped() -> None:
+        if request.blueprint not in blueprints:
+            check()
+
+    hooks = app.before_request_funcs[None]
+    hooks[hooks.index(check)] = check_unless_skipped
 
 
 def template_globals() -> dict[str, object]:

@@ -165,7 +165,7 @@ def test_code_is_stored_only_as_a_hash(client, path, sms, db):
         ({"phone": FOREIGN_MOBILE}, "不能在这里使用"),
         ({"consent": None}, "勾选"),
         ({"name": ""}, "请输入你的姓名"),
-        ({"platform": "nope"}, ""),
+        ({"platform": "nope"}, "不是有效的选择"),  # WTForms' own message, in Chinese
     ],
 )
 def test_bad_input_gets_the_form_back_with_a_message(client, path, sms, db, overrides, message):
@@ -224,6 +224,12 @@ def test_district_code_lets_the_worker_pick_a_station_or_none(app, client, stati
     send_code(client, code_from(sms))
     [member] = members(db)
     assert member.workplace_id is None and member.district_id == district.id
+
+
+def test_wtforms_own_messages_follow_the_language(client, path):
+    client.get("/lang/en")
+    response = submit(client, path, platform="nope")
+    assert response.status_code == 422 and "Not a valid choice" in response.text
 
 
 def test_district_form_refuses_a_station_of_another_district(app, client, station, db):
