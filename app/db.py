@@ -89,3 +89,14 @@ def session_scope() -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope() -> Iterator[Session]:
+    """A short read-only session, for the reads a writing request makes before it writes.
+
+    On SQLite a writing request's own session starts with BEGIN IMMEDIATE, which takes the
+    database's single write lock; reading through this one first keeps the lock for the writes.
+    """
+    with Session(engine(), expire_on_commit=False) as session:
+        yield session

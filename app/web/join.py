@@ -17,7 +17,7 @@ from wtforms.fields import TelField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from app.db import get_session
+from app.db import get_session, read_scope
 from app.extensions import limiter
 from app.models import District, JoinAttempt, Member, PlaceKind, Platform, utcnow
 from app.services import limits, membership, page_cache, places, sms, verification
@@ -132,7 +132,10 @@ def _resolve(token: str, checked: bool = False) -> places.ResolvedPlace:
         _refuse_blocked_address()
     signer = current_app.extensions["qr_signer"]
     try:
-        return places.resolve(get_session(), signer, token, utcnow().date())
+        # Read apart from the request's session: a POST's session writes, and on SQLite its
+        # first statement takes the write lock, which the checks before the insert need not hold.
+        with read_scope() as db:
+            return places.resolve(db, signer, token, utcnow().date())
     except places.PlaceNotFound:
         _note_bad_token(_limits(), _client_ip())
         abort(404)
