@@ -22,19 +22,6 @@ FOREIGN_MOBILE = phonenumbers.format_number(
 )
 
 
-@pytest.fixture
-def station(app, db):  # type: ignore[no-untyped-def]
-    district = factories.district(db)
-    workplace = factories.workplace(db, district)
-    db.commit()
-    return workplace
-
-
-@pytest.fixture
-def path(app, station) -> str:  # type: ignore[no-untyped-def]
-    return factories.join_path(app, station)
-
-
 def submit(client, path: str, **overrides: str):  # type: ignore[no-untyped-def]
     page = client.get(path)
     assert page.status_code == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import event
 
 from app.models import utcnow
@@ -10,19 +9,6 @@ from app.services import page_cache, places
 from tests import factories
 from tests.conftest import hidden_fields
 from tests.web.test_join import code_from, send_code, submit
-
-
-@pytest.fixture
-def station(app, db):  # type: ignore[no-untyped-def]
-    district = factories.district(db)
-    workplace = factories.workplace(db, district)
-    db.commit()
-    return workplace
-
-
-@pytest.fixture
-def path(app, station) -> str:  # type: ignore[no-untyped-def]
-    return factories.join_path(app, station)
 
 
 def selects_during(app, action):  # type: ignore[no-untyped-def]
@@ -57,7 +43,7 @@ def test_every_visitor_gets_their_own_csrf_token_and_form_key(app, path):
     assert len({f["form_key"] for f in fields}) == 3
     assert all("@@" not in page for page in pages), "a placeholder was left in the page"
     # Apart from those two values the pages are the same page.
-    blanked = {page.replace(f["csrf_token"], "").replace(f["form_key"], "") for page, f in zip(pages, fields)}
+    blanked = {page.replace(f["csrf_token"], "").replace(f["form_key"], "") for page, f in zip(pages, fields, strict=True)}
     assert len(blanked) == 1
 
 
@@ -92,7 +78,7 @@ def test_a_change_elsewhere_shows_within_the_cache_lifetime(app, path, station, 
     assert "张江美团骑手站" in app.test_client().get(path).text
     # Another server renames the station: this process's sessions never see the flush.
     with app.extensions["db_engine"].begin() as conn:
-        conn.exec_driver_sql("UPDATE workplace SET name = 'renamed elsewhere' WHERE id = %d" % station.id)
+        conn.exec_driver_sql(f"UPDATE workplace SET name = 'renamed elsewhere' WHERE id = {int(station.id)}")
     assert "张江美团骑手站" in app.test_client().get(path).text, "served from the cache"
     later = page_cache.time.monotonic() + app.config["SCAN_PAGE_CACHE_SECONDS"] + 1
     monkeypatch.setattr(page_cache.time, "monotonic", lambda: later)

@@ -16,14 +16,6 @@ from tests.conftest import hidden_fields
 from tests.web.test_join import code_from, send_code, submit
 
 
-@pytest.fixture
-def station(app, db):  # type: ignore[no-untyped-def]
-    district = factories.district(db)
-    workplace = factories.workplace(db, district)
-    db.commit()
-    return workplace
-
-
 def joined(client, app, sms, station) -> None:  # type: ignore[no-untyped-def]
     """A worker joins through the real flow (phone 1) and ends up pending."""
     submit(client, factories.join_path(app, station))
