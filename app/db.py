@@ -97,6 +97,10 @@ def read_scope() -> Iterator[Session]:
 
     On SQLite a writing request's own session starts with BEGIN IMMEDIATE, which takes the
     database's single write lock; reading through this one first keeps the lock for the writes.
+    Other databases lock rows, not the database: there the request's own session reads.
     """
+    if engine().dialect.name != "sqlite":
+        yield get_session()
+        return
     with Session(engine(), expire_on_commit=False) as session:
         yield session
