@@ -101,8 +101,8 @@ async def read_chunked(reader: asyncio.StreamReader) -> bytes:
 class Connection:
     """One keep-alive HTTP/1.1 connection to host:port, opened on first use and after a close."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, timeout: float = 60) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.opened = 0  # connections opened so far (the keep-alive test reads it)
@@ -110,14 +110,19 @@ class Connection:
     async def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Response:
         reused = self.writer is not None
         try:
-            return await self._exchange(method, path, headers, body)
-        except (ConnectionDropped, ConnectionResetError, BrokenPipeError):
-            self.close()
-            if not reused:
-                raise
-        # The server closed an idle keep-alive connection before reading this request
-        # (as browsers do, send it again once on a fresh connection).
-        return await self._exchange(method, path, headers, body)
+            async with asyncio.timeout(self.timeout):
+                try:
+                    return await self._exchange(method, path, headers, body)
+                except (ConnectionDropped, ConnectionResetError, BrokenPipeError):
+                    self.close()
+                    if not reused:
+                        raise
+                # The server closed an idle keep-alive connection before reading this request:
+                # as browsers do, send it again once on a fresh connection.
+                return await self._exchange(method, path, headers, body)
+        except BaseException:
+            self.close()  # a half-read response must not be taken for the next one's
+            raise
 
     async def _exchange(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Response:
         if self.writer is None:
@@ -153,8 +158,12 @@ class Connection:
 
     @staticmethod
     def _closes(version: str, response: Response) -> bool:
-        tokens = {token.strip().lower() for key, value in response.headers if key == "connection"
-                  for token in value.split(",")}
+        tokens = {
+            token.strip().lower()
+            for key, value in response.headers
+            if key == "connection"
+            for token in value.split(",")
+        }
         return "close" in tokens or (version == "HTTP/1.0" and "keep-alive" not in tokens)
 
     def close(self) -> None:
@@ -183,8 +192,9 @@ class Browser:
         self.connection = Connection(host, port)
         self.cookies: dict[str, str] = {}
 
-    async def request(self, method: str, path: str, form: dict[str, str] | None = None,
-                      headers: dict[str, str] | None = None) -> Response:
+    async def request(
+        self, method: str, path: str, form: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
         sent = dict(headers or {})
         body = urlencode(form).encode() if form is not None else None
         if body is not None:
@@ -298,8 +308,13 @@ async def join(plan: Plan, outbox: OutboxTail, browser: Browser, n: int) -> Join
     response = await browser.request("GET", path, headers=headers)
     if response.status != 200:
         return fail(started, "scan", response)
-    form = {**hidden_fields(response.text), "name": "压测工友", "phone": e164[3:], "platform": "meituan",
-            "consent": "y"}
+    form = {
+        **hidden_fields(response.text),
+        "name": "压测工友",
+        "phone": e164[3:],
+        "platform": "meituan",
+        "consent": "y",
+    }
     response = await browser.request("POST", path, form, headers)
     if response.status != 303 or not response.header("location").endswith("/join/code"):
         return fail(started, "form", response)
@@ -321,8 +336,10 @@ async def hello_join(plan: Plan, browser: Browser, n: int) -> JoinResult:
     fields: dict[str, str] = {}
     for method, step in (("GET", "scan"), ("POST", "form"), ("GET", "code page"), ("POST", "code")):
         form = None
-        if method == "POST":
-            form = {**fields, "name": "压测工友", "phone": phone(n)[3:], "platform": "meituan", "code": "123456"}
+        if step == "form":
+            form = {**fields, "name": "压测工友", "phone": phone(n)[3:], "platform": "meituan", "consent": "y"}
+        elif step == "code":
+            form = {**fields, "code": "123456"}
         response = await browser.request(method, "/", form, headers)
         fields = hidden_fields(response.text)
         if response.status != (200 if method == "GET" else 303):
@@ -399,12 +416,19 @@ class LoadResult:
     def summary(self) -> str:
         """One line for a report: rate, latency, failures, the client's CPU."""
         failed = f"{self.failed} failed" + (f" ({self.reasons()})" if self.failed else "")
-        return (f"{self.rate:.1f} joins/s, p50 {self.p(50):.0f} ms, p99 {self.p(99):.0f} ms, {failed}; "
-                f"client CPU {self.cpu_per_join_ms:.2f} ms/join")
+        return (
+            f"{self.rate:.1f} joins/s, p50 {self.p(50):.0f} ms, p99 {self.p(99):.0f} ms, {failed}; "
+            f"client CPU {self.cpu_per_join_ms:.2f} ms/join"
+        )
 
 
-def _child(plan: Plan, indexes: range, ready: multiprocessing.Queue, go: multiprocessing.Event,  # type: ignore[type-arg]
-           done: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _child(
+    plan: Plan,
+    indexes: range,
+    ready: multiprocessing.Queue,
+    go: multiprocessing.Event,  # type: ignore[type-arg]
+    done: multiprocessing.Queue,
+) -> None:  # type: ignore[type-arg]
     ready.put(True)
     go.wait()
     cpu = cpu_seconds()
@@ -420,8 +444,10 @@ def run(plan: Plan, processes: int = 1) -> LoadResult:
         return LoadResult(results, time.monotonic() - started, cpu_seconds(LOOP_THREAD) - cpu)
     context = multiprocessing.get_context("spawn")  # the parent may hold threads and database handles
     ready, done, go = context.Queue(), context.Queue(), context.Event()
-    children = [context.Process(target=_child, args=(plan, range(k, plan.clients, processes), ready, go, done))
-                for k in range(processes)]
+    children = [
+        context.Process(target=_child, args=(plan, range(k, plan.clients, processes), ready, go, done))
+        for k in range(processes)
+    ]
     for child in children:
         child.start()
     for _ in children:
@@ -454,19 +480,25 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = server_env("sqlite://", Path(tmp))
-        with Server(env, Path(tmp), app="bench.hello:app", ready_path="/", workers=args.workers,
-                    threads=args.threads) as hello:
+        with Server(
+            env, Path(tmp), app="bench.hello:app", ready_path="/", workers=args.workers, threads=args.threads
+        ) as hello:
             run(Plan(hello.port, ["/"], None, args.clients, 4))
-            result = run(Plan(hello.port, ["/"], None, args.clients, args.joins // args.clients),
-                         args.client_processes)
-    report("Load generator against hello-world Flask", [
-        ("setup", f"{args.workers} gthread workers × {args.threads} threads; {args.clients} simulated workers "
-                  f"in {args.client_processes} client process(es); {len(result.results)} joins of 4 requests"),
-        ("joins/s", f"{result.rate:.0f}"),
-        ("latency of a whole join", f"p50 {result.p(50):.1f} ms, p99 {result.p(99):.1f} ms"),
-        ("failed", f"{result.failed} {result.reasons()}".strip()),
-        ("client CPU per join", f"{result.cpu_per_join_ms:.2f} ms"),
-    ])
+            result = run(Plan(hello.port, ["/"], None, args.clients, args.joins // args.clients), args.client_processes)
+    report(
+        "Load generator against hello-world Flask",
+        [
+            (
+                "setup",
+                f"{args.workers} gthread workers × {args.threads} threads; {args.clients} simulated workers "
+                f"in {args.client_processes} client process(es); {len(result.results)} joins of 4 requests",
+            ),
+            ("joins/s", f"{result.rate:.0f}"),
+            ("latency of a whole join", f"p50 {result.p(50):.1f} ms, p99 {result.p(99):.1f} ms"),
+            ("failed", f"{result.failed} {result.reasons()}".strip()),
+            ("client CPU per join", f"{result.cpu_per_join_ms:.2f} ms"),
+        ],
+    )
 
 
 if __name__ == "__main__":

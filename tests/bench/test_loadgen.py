@@ -102,8 +102,10 @@ def fetch(port: int, *requests: tuple[str, str]) -> tuple[list[loadgen.Response]
 
     async def go() -> list[loadgen.Response]:
         try:
-            return [await browser.request(method, path, {"a": "1"} if method == "POST" else None)
-                    for method, path in requests]
+            return [
+                await browser.request(method, path, {"a": "1"} if method == "POST" else None)
+                for method, path in requests
+            ]
         finally:
             browser.close()
 
@@ -111,13 +113,16 @@ def fetch(port: int, *requests: tuple[str, str]) -> tuple[list[loadgen.Response]
 
 
 def test_content_length_and_chunked_bodies_on_one_kept_alive_connection(serve):
-    chunked = ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-               "6;name=ext\r\n你好\r\n3\r\n, w\r\n4\r\norld\r\n0\r\nX-Trailer: 1\r\n\r\n").encode()
+    chunked = (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "6;name=ext\r\n你好\r\n3\r\n, w\r\n4\r\norld\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    ).encode()
     answers = {"/length": ok(b"<p>length</p>"), "/chunked": chunked, "/empty": b"HTTP/1.1 204 No Content\r\n\r\n"}
     server = serve(lambda seen: (answers[seen.path], False))
 
-    responses, browser = fetch(server.port, ("GET", "/length"), ("GET", "/chunked"), ("GET", "/empty"),
-                               ("POST", "/length"))
+    responses, browser = fetch(
+        server.port, ("GET", "/length"), ("GET", "/chunked"), ("GET", "/empty"), ("POST", "/length")
+    )
 
     assert [r.body for r in responses] == [b"<p>length</p>", "你好, world".encode(), b"", b"<p>length</p>"]
     assert responses[1].text == "你好, world"
@@ -137,8 +142,9 @@ def test_set_cookie_is_kept_sent_back_and_deleted(serve):
     }
     server = serve(lambda seen: (answers[seen.path], False))
 
-    _, browser = fetch(server.port, ("GET", "/see"), ("GET", "/set"), ("GET", "/see"), ("GET", "/delete"),
-                       ("GET", "/see"))
+    _, browser = fetch(
+        server.port, ("GET", "/see"), ("GET", "/set"), ("GET", "/see"), ("GET", "/delete"), ("GET", "/see")
+    )
 
     sent = [s.headers.get("cookie") for s in server.seen]
     assert sent == [None, None, "session=abc.def=; lang=zh", "session=abc.def=; lang=zh", "lang=zh"]
@@ -147,26 +153,29 @@ def test_set_cookie_is_kept_sent_back_and_deleted(serve):
 
 def test_headers_status_and_location_are_parsed():
     version, status, headers = loadgen.parse_head(
-        b"HTTP/1.1 303 SEE OTHER\r\nLocation: /join/code\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\n\r\n")
+        b"HTTP/1.1 303 SEE OTHER\r\nLocation: /join/code\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\n\r\n"
+    )
     response = loadgen.Response(status, headers, b"")
 
     assert (version, status) == ("HTTP/1.1", 303)
     assert response.header("location") == "/join/code"
     assert [v for k, v in headers if k == "set-cookie"] == ["a=1", "b=2"]
     assert loadgen.build_request("POST", "/x", "h:1", {"Cookie": "a=1"}, b"k=v") == (
-        b"POST /x HTTP/1.1\r\nHost: h:1\r\nCookie: a=1\r\nContent-Length: 3\r\n\r\nk=v")
+        b"POST /x HTTP/1.1\r\nHost: h:1\r\nCookie: a=1\r\nContent-Length: 3\r\n\r\nk=v"
+    )
 
 
 def test_connection_close_and_a_body_to_the_end_open_a_new_connection(serve):
     answers = {
-        "/close": (ok(b"bye", "Connection: close"), True),
+        "/close": (ok(b"bye", "Connection: close"), False),  # said, not done: the client must not reuse it
         "/eof": (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", True),
         "/stay": (ok(), False),
     }
     server = serve(lambda seen: answers[seen.path])
 
-    responses, browser = fetch(server.port, ("GET", "/stay"), ("GET", "/close"), ("GET", "/stay"),
-                               ("GET", "/eof"), ("GET", "/stay"))
+    responses, browser = fetch(
+        server.port, ("GET", "/stay"), ("GET", "/close"), ("GET", "/stay"), ("GET", "/eof"), ("GET", "/stay")
+    )
 
     assert [r.body for r in responses] == [b"hello", b"bye", b"hello", b"until the end", b"hello"]
     assert [s.connection for s in server.seen] == [1, 1, 2, 2, 3]
@@ -182,6 +191,16 @@ def test_a_kept_alive_connection_the_server_dropped_is_retried_once_on_a_fresh_o
     assert [r.body for r in responses] == [b"/one", b"/two"]
     assert [(s.connection, s.path) for s in server.seen] == [(1, "/one"), (2, "/two")]
     assert browser.connection.opened == 2
+
+
+def test_a_response_that_never_ends_times_out_and_drops_the_connection(serve):
+    server = serve(lambda seen: (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf", False))
+    browser = loadgen.Browser(server.port)
+    browser.connection.timeout = 0.2
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(browser.request("GET", "/"))
+    assert browser.connection.writer is None
 
 
 def test_a_fresh_connection_closed_without_an_answer_fails(serve):
@@ -226,7 +245,9 @@ def test_run_counts_joins_failures_and_client_cpu(serve):
     def answer(seen: Seen) -> tuple[bytes, bool]:
         if seen.method == "POST" and "code" not in seen.body.decode() and next(posts) % 5 == 4:
             return ok(b"form again"), False
-        return (ok() if seen.method == "GET" else b"HTTP/1.1 303 SEE OTHER\r\nLocation: /\r\n\r\n"), False
+        return (
+            ok() if seen.method == "GET" else b"HTTP/1.1 303 SEE OTHER\r\nLocation: /\r\nContent-Length: 0\r\n\r\n"
+        ), False
 
     server = serve(answer)
     result = loadgen.run(loadgen.Plan(server.port, ["/"], None, clients=4, joins_each=5))
@@ -241,7 +262,9 @@ def test_run_counts_joins_failures_and_client_cpu(serve):
 
 @pytest.mark.slow
 def test_client_processes_split_the_workers_and_add_up_their_cpu(serve):
-    server = serve(lambda seen: (ok() if seen.method == "GET" else b"HTTP/1.1 303 SEE OTHER\r\n\r\n", False))
+    server = serve(
+        lambda seen: (ok() if seen.method == "GET" else b"HTTP/1.1 303 SEE OTHER\r\nContent-Length: 0\r\n\r\n", False)
+    )
 
     result = loadgen.run(loadgen.Plan(server.port, ["/"], None, clients=6, joins_each=10), processes=2)
 
