@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import multiprocessing
 import queue
@@ -41,7 +42,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from bench.harness import CODE_RE, JoinResult, client_address, hidden_fields, new_run_id, percentile, phone
 
@@ -77,13 +78,21 @@ def build_request(method: str, path: str, host: str, headers: dict[str, str], bo
 
 def parse_head(head: bytes) -> tuple[str, int, list[tuple[str, str]]]:
     """HTTP version, status and headers from the bytes up to the blank line."""
-    status_line, *lines = head.rstrip(b"\r\n").split(b"\r\n")
-    version, status = status_line.decode("latin-1").split(" ", 2)[:2]
-    headers = []
-    for line in lines:
-        name, _, value = line.decode("latin-1").partition(":")
-        headers.append((name.strip().lower(), value.strip()))
-    return version, int(status), headers
+    status_line, *lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
+    version, status = status_line.split(" ", 2)[:2]
+    pairs = (line.partition(":") for line in lines)
+    return version, int(status), [(name.strip().lower(), value.strip()) for name, _, value in pairs]
+
+
+@functools.lru_cache(maxsize=256)
+def quoted(text: str) -> str:
+    """quote_plus, remembered: most form values (name, platform, field names) repeat in every join."""
+    return quote_plus(text)
+
+
+def form_body(form: dict[str, str]) -> bytes:
+    """The form as application/x-www-form-urlencoded bytes (what urlencode gives, at a fraction of its cost)."""
+    return "&".join(f"{quoted(name)}={quoted(value)}" for name, value in form.items()).encode("ascii")
 
 
 async def read_chunked(reader: asyncio.StreamReader) -> bytes:
@@ -196,7 +205,7 @@ class Browser:
         self, method: str, path: str, form: dict[str, str] | None = None, headers: dict[str, str] | None = None
     ) -> Response:
         sent = dict(headers or {})
-        body = urlencode(form).encode() if form is not None else None
+        body = form_body(form) if form is not None else None
         if body is not None:
             sent["Content-Type"] = "application/x-www-form-urlencoded"
         if self.cookies:

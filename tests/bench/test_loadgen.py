@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -163,6 +164,13 @@ def test_headers_status_and_location_are_parsed():
     assert loadgen.build_request("POST", "/x", "h:1", {"Cookie": "a=1"}, b"k=v") == (
         b"POST /x HTTP/1.1\r\nHost: h:1\r\nCookie: a=1\r\nContent-Length: 3\r\n\r\nk=v"
     )
+
+
+def test_form_body_is_what_urlencode_gives():
+    form = {"csrf_token": "IjQ5Y2Zk.Zx-_/+=", "name": "压测 工友&=", "phone": "17000010000", "consent": "y"}
+
+    assert loadgen.form_body(form) == urlencode(form).encode()
+    assert loadgen.form_body({}) == b""
 
 
 def test_connection_close_and_a_body_to_the_end_open_a_new_connection(serve):
