@@ -87,10 +87,11 @@ def code():  # type: ignore[no-untyped-def]
             users.complete_sign_in(db, user, now=now, method=method)
             left = mfa.recovery_codes_left(db, user)
             db.commit()
+            target = auth.finish_sign_in(user)  # a fresh session: flash only after it
             if method == "recovery":
                 flash(_("You used a recovery code; %(n)s are left. Set up new ones on the two-step sign-in page.",
                         n=left))
-            return redirect(auth.finish_sign_in(user))
+            return redirect(target)
     return render_template("mfa/code.html", form=form, error=error), _status()
 
 
