@@ -25,6 +25,7 @@ from tests.conftest import (
     sign_in,
     totp_code,
 )
+from tests.web.test_auth import reload
 
 OFFICIAL = "official@example.org"
 ADMIN = "admin@example.org"
@@ -36,14 +37,6 @@ def official(app, db) -> User:  # type: ignore[no-untyped-def]
     factories.district(db)
     db.commit()
     return make_staff(db, OFFICIAL, Role.official, ["PD"])
-
-
-def reload(db, user: User) -> User:  # type: ignore[no-untyped-def]
-    db.commit()
-    db.expire_all()
-    fresh = db.get(User, user.id)
-    assert fresh is not None
-    return fresh
 
 
 def post_code(client, code: str, path: str = "/login/code"):  # type: ignore[no-untyped-def]
