@@ -179,9 +179,11 @@ def complete_sign_in(session: Session, user: User, *, now: datetime, method: str
     log.info("sign-in: user %s", user.id)
 
 
-def record_failure(session: Session, user: User, *, now: datetime) -> None:
-    """A wrong second factor counts like a wrong password, toward the same hard lock (D4)."""
+def record_failure(session: Session, user: User, *, now: datetime, step: str) -> None:
+    """A wrong second factor counts like a wrong password, toward the same hard lock (D4); audited
+    with the step it failed at (code, setup, reauth), never what was typed."""
     _count_failure(session, user, now)
+    audit.record(session, "user.sign_in_failed", target_type="user", target_id=user.id, actor_id=user.id, step=step)
 
 
 def _count_failure(session: Session, user: User, now: datetime) -> None:

@@ -59,9 +59,9 @@ def _expired() -> Response:
     return redirect(url_for("auth.login"))
 
 
-def _failed(user: User) -> None:
+def _failed(user: User, step: str) -> None:
     db = get_session()
-    users.record_failure(db, user, now=utcnow())
+    users.record_failure(db, user, now=utcnow(), step=step)
     db.commit()
     log.info("second factor refused: user %s", user.id)
 
@@ -81,7 +81,7 @@ def code():  # type: ignore[no-untyped-def]
         try:
             method = mfa.verify(db, _cipher(), user, form.code.data or "", now=now)
         except mfa.CodeRejected:
-            _failed(user)
+            _failed(user, "code")
             error = WRONG_CODE
         else:
             users.complete_sign_in(db, user, now=now, method=method)
@@ -122,7 +122,7 @@ def setup():  # type: ignore[no-untyped-def]
         try:
             codes = mfa.confirm(db, _cipher(), user, form.code.data or "", now=now)
         except mfa.CodeRejected:
-            _failed(user)
+            _failed(user, "setup")
             error = WRONG_CODE
         else:
             if not replacing:
@@ -156,7 +156,7 @@ def manage():  # type: ignore[no-untyped-def]
                 raise mfa.CodeRejected()
             mfa.verify(db, _cipher(), user, form.code.data or "", now=now)
         except mfa.CodeRejected:
-            _failed(user)
+            _failed(user, "reauth")
             error = _l("The password or the code is not right.")
         else:
             if action == "recovery":

@@ -72,12 +72,12 @@ def test_only_a_complete_sign_in_resets_the_failure_count(db):
     assert user.failed_logins == 3
     assert users.authenticate(db, user.email, GOOD, now=utcnow()) is user
     assert user.failed_logins == 3
-    users.record_failure(db, user, now=utcnow())
+    users.record_failure(db, user, now=utcnow(), step="code")
     assert user.failed_logins == 4, "a wrong code counts like a wrong password"
     users.complete_sign_in(db, user, now=utcnow(), method="totp")
     assert user.failed_logins == 0 and user.last_login_at is not None
     events = [e.action for e in db.exec(select(AuditEvent))]
-    assert "user.sign_in" in events
+    assert "user.sign_in" in events and "user.sign_in_failed" in events
 
 
 def test_hundredth_consecutive_failure_locks_until_unlocked(db):

@@ -81,6 +81,7 @@ def test_enrolled_account_needs_the_code_and_wrong_codes_are_generic_422(client,
     assert malformed.status_code == 422 and malformed.text.count('role="alert"') == 1
     assert client.get("/home").status_code == 302
     assert reload(db, official).failed_logins == 2, "wrong codes count like wrong passwords"
+    assert actions(db).count("user.sign_in_failed") == 2
     db.execute(User.__table__.update().values(totp_last_step=None))
     db.commit()
     ok = post_code(client, totp_code(app, db, OFFICIAL))
