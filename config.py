@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from limits import parse_many
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_INSTANCE = ROOT / "instance"
@@ -87,6 +88,10 @@ class Config:
         self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", self.REDIS_URL or "swept-memory://")
         self.RATELIMIT_STRATEGY = "moving-window"
         self.RATELIMIT_HEADERS_ENABLED = True
+        # /api/v1 (project choice): calls per bearer token (per user for cookie calls, per IP without
+        # credentials), and refused calls (no or bad token) per client IP, which stops token guessing.
+        self.API_RATE_LIMIT = env.get("API_RATE_LIMIT", "300 per minute")
+        self.API_AUTH_FAILURE_LIMIT = env.get("API_AUTH_FAILURE_LIMIT", "20 per minute")
         # Most SMS per rolling day for the whole service (SMS pumping: SECURITY.md B4).
         self.SMS_DAILY_BUDGET = int(env.get("SMS_DAILY_BUDGET", "2000"))
         self.RETENTION_DRAFT_HOURS = int(env.get("RETENTION_DRAFT_HOURS", "24"))
@@ -118,6 +123,11 @@ class Config:
                 Fernet(key)
             except ValueError as exc:
                 raise ConfigError("PII_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes)") from exc
+        for name in ("API_RATE_LIMIT", "API_AUTH_FAILURE_LIMIT"):
+            try:
+                parse_many(getattr(self, name))
+            except ValueError as exc:
+                raise ConfigError(f"{name} must be a rate such as '300 per minute'") from exc
         if self.SMS_BACKEND not in {"console", "twilio-verify", "twilio-messaging", "memory"}:
             raise ConfigError(
                 f"SMS_BACKEND must be console, twilio-verify or twilio-messaging, not {self.SMS_BACKEND!r}"

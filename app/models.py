@@ -148,6 +148,26 @@ class User(SQLModel, table=True):
     # Consecutive failed sign-ins; at the hard limit the account locks until an admin resets it.
     failed_logins: int = Field(default=0)
     locked_at: datetime | None = None
+    # TOTP second factor (SECURITY.md D3): the secret as field-encrypted ciphertext, never in clear.
+    # None means not enrolled: the account must enrol at its next sign-in before reaching any page.
+    totp_secret_enc: str | None = None
+    totp_enrolled_at: datetime | None = None
+    # The newest time step accepted: a code of this step or an older one is refused (replay).
+    totp_last_step: int | None = None
+    # A secret shown during enrolment but not yet confirmed with a code (also encrypted).
+    totp_pending_enc: str | None = None
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A one-time recovery code for the second factor: only its SHA-256 is stored."""
+
+    __tablename__ = "recovery_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    code_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None
 
 
 class UserDistrict(SQLModel, table=True):

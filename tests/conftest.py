@@ -20,14 +20,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
+import pyotp
 import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, select
+from werkzeug.test import TestResponse
 
 from app import create_app
 from app.cli.database import upgrade
+from app.models import Role, User, utcnow
+from app.services import mfa, users
 from app.services.sms import MemoryGateway
 from config import TestingConfig
 
@@ -283,3 +288,70 @@ def hidden_fields(html: str) -> dict[str, str]:
         if "name" in attrs:
             fields[attrs["name"]] = attrs.get("value", "")
     return fields
+
+
+# --- staff accounts and sign-in (password, then the TOTP code) ----------------------------------
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+def make_staff(db: Session, email: str, role: Role, districts: list[str] | None = None,
+               password: str = STAFF_PASSWORD) -> User:
+    """A staff account (not yet enrolled in TOTP: its first sign-in sets the app up)."""
+    user = users.create(db, email, role=role, password=password, district_codes=districts)
+    db.commit()
+    return user
+
+
+def enrol(app: Flask, db: Session, user: User) -> str:
+    """Give `user` an authenticator app as /login/setup does; returns the TOTP secret."""
+    cipher = app.extensions["pii"]
+    secret = mfa.pending_secret(db, cipher, user)
+    mfa.confirm(db, cipher, user, pyotp.TOTP(secret).now(), now=utcnow())
+    db.commit()
+    return secret
+
+
+def _fresh_user(db: Session, email: str) -> User:
+    db.commit()  # end the test's read snapshot: see what the requests wrote
+    # populate_existing reloads this row only: the test's other objects keep their loaded state.
+    query = select(User).where(User.email == email).execution_options(populate_existing=True)
+    return db.exec(query).one()
+
+
+def totp_code(app: Flask, db: Session, email: str, *, pending: bool = False) -> str:
+    """The current code of the account's app (or of the one being set up), as the phone shows it."""
+    user = _fresh_user(db, email)
+    encrypted = user.totp_pending_enc if pending else user.totp_secret_enc
+    db.commit()  # hold no read snapshot: on SQLite a later write by the test would be refused
+    assert encrypted is not None, "no TOTP secret for this account"
+    return pyotp.TOTP(app.extensions["pii"].decrypt(encrypted)).now()
+
+
+def password_step(client: FlaskClient, email: str, password: str = STAFF_PASSWORD, next_: str = "") -> TestResponse:
+    """The first sign-in step only: 302 to the code step or to setup, 422 or 429 otherwise."""
+    page = client.get("/login")
+    assert page.status_code == 200
+    return client.post("/login" + next_, data={**hidden_fields(page.text), "email": email, "password": password})
+
+
+def code_step(client: FlaskClient, db: Session, email: str, code: str | None = None) -> TestResponse:
+    """Post a code on the step the session is at (/login/code, or /login/setup for a new account)."""
+    app = client.application
+    page = client.get("/login/code", follow_redirects=True)
+    setup = page.request.path == "/login/setup"
+    if code is None:
+        # Tests sign in many times within one 30-second step; replay is tested on its own (test_mfa).
+        db.execute(update(User).where(User.email == email).values(totp_last_step=None))
+        code = totp_code(app, db, email, pending=setup)
+    return client.post(page.request.path, data={**hidden_fields(page.text), "code": code})
+
+
+def sign_in(client: FlaskClient, db: Session, email: str, password: str = STAFF_PASSWORD,
+            next_: str = "") -> TestResponse:
+    """Sign in through both steps as a browser would (setting the app up first when there is none)."""
+    first = password_step(client, email, password, next_)
+    assert first.status_code == 302, first.text[:300]
+    second = code_step(client, db, email)
+    assert second.status_code in (200, 302), second.text[:300]
+    return second

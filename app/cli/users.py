@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from app.db import get_session
 from app.models import Role, User, utcnow
-from app.services import api_tokens, users
+from app.services import api_tokens, mfa, users
 
 group = AppGroup("users", help="Staff accounts (admins, officials, organizers) and API tokens.")
 
@@ -48,7 +48,8 @@ def list_command() -> None:
     db = get_session()
     for user in db.exec(select(User).order_by(User.email)):
         state = "inactive" if not user.active else "locked" if user.locked_at else "active"
-        click.echo(f"{user.email:<40} {user.role.value:<10} {state:<8} failures={user.failed_logins}")
+        totp = "totp" if mfa.enrolled(user) else "no-totp"
+        click.echo(f"{user.email:<40} {user.role.value:<10} {state:<8} {totp:<7} failures={user.failed_logins}")
 
 
 @group.command("unlock")
@@ -76,6 +77,17 @@ def set_password_command(email: str, password_stdin: bool) -> None:
     click.echo(f"password changed for {email.strip().lower()}")
     if not password_stdin:
         click.echo(f"password (shown once): {password}")
+
+
+@group.command("reset-mfa")
+@click.argument("email")
+def reset_mfa_command(email: str) -> None:
+    """Forget an account's authenticator app and recovery codes: it sets them up again at its next
+    sign-in, and every session it has ends now."""
+    db = get_session()
+    mfa.reset(db, _user(db, email))
+    db.commit()
+    click.echo(f"two-step sign-in reset for {email.strip().lower()}: it is set up again at the next sign-in")
 
 
 @group.command("deactivate")

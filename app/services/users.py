@@ -163,11 +163,27 @@ def authenticate(session: Session, email: str, password: str, *, now: datetime) 
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
+        session.add(user)
+    # The failure count is reset only after the second factor too (complete_sign_in): someone who
+    # knows the password must not get unlimited code guesses by signing in between them.
+    log.info("password accepted: user %s", user.id)
+    return user
+
+
+def complete_sign_in(session: Session, user: User, *, now: datetime, method: str) -> None:
+    """Both factors passed: reset the failure count and record the sign-in (`method`: totp, recovery)."""
     user.last_login_at = now
     user.failed_logins = 0
     session.add(user)
+    audit.record(session, "user.sign_in", target_type="user", target_id=user.id, actor_id=user.id, method=method)
     log.info("sign-in: user %s", user.id)
-    return user
+
+
+def record_failure(session: Session, user: User, *, now: datetime, step: str) -> None:
+    """A wrong second factor counts like a wrong password, toward the same hard lock (D4); audited
+    with the step it failed at (code, setup, reauth), never what was typed."""
+    _count_failure(session, user, now)
+    audit.record(session, "user.sign_in_failed", target_type="user", target_id=user.id, actor_id=user.id, step=step)
 
 
 def _count_failure(session: Session, user: User, now: datetime) -> None:

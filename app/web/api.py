@@ -15,15 +15,18 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context, url_for
+from flask_limiter import RateLimitExceeded
+from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlmodel import select
 from werkzeug.exceptions import HTTPException
 
 from app.db import close_session, get_session, session_scope
-from app.extensions import csrf
+from app.extensions import csrf, limiter
 from app.models import District, Member, Role, User, Workplace, WorkplaceKind, utcnow
 from app.services import api_tokens, audit, export, notify, places, roster, users
+from app.services.limits import ip_key
 from app.web import openapi
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,38 @@ def http_error_response(exc: HTTPException) -> Response:
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
+
+
+def _caller_key() -> str:
+    """The bucket of API_RATE_LIMIT: the bearer token (by its hash), else the signed-in user, else the IP."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        return "api-token:" + api_tokens.digest(header.partition(" ")[2].strip())
+    if current_user.is_authenticated:
+        return f"api-user:{current_user.user.id}"
+    return _address_key()
+
+
+def _address_key() -> str:
+    return "api-ip:" + ip_key(get_remote_address())
+
+
+def _refused(response: Response) -> bool:
+    return response.status_code == 401
+
+
+# Checked before the token is looked up: a made-up token costs no database query once the
+# address is over its limit. Both limits are shared by every endpoint of the blueprint.
+limiter.shared_limit(lambda: current_app.config["API_RATE_LIMIT"], "api", key_func=_caller_key)(bp)
+limiter.shared_limit(lambda: current_app.config["API_AUTH_FAILURE_LIMIT"], "api-refused", key_func=_address_key,
+                     deduct_when=_refused)(bp)
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _too_many(_exc: RateLimitExceeded) -> Response:
+    # The limiter adds Retry-After (seconds) to this response as to any other of a limited route.
+    log.warning("api rate limit reached: %s %s", request.method, request.endpoint)
+    return error_response(429, "rate_limited", "too many requests: wait the seconds in Retry-After, then retry")
 
 
 @bp.errorhandler(ApiError)

@@ -1,5 +1,8 @@
 """Staff sign-in and sign-out, session limits and login throttling.
 
+Sign-in has two steps (SECURITY.md D3): the password, then a code (app/web/mfa.py). Between them
+the session holds only a "pending" mark bound to the account's session version; Flask-Login sees
+the user only once both passed, so every staff page refuses a half-signed-in session.
 Sessions end on the server by bumping `session_version`; the idle and absolute limits are checked
 against timestamps kept in the signed session on every request (SECURITY.md D4–D6).
 """
@@ -21,7 +24,7 @@ from wtforms.validators import DataRequired
 from app.db import get_session
 from app.extensions import limiter, login_manager
 from app.models import User, utcnow
-from app.services import users
+from app.services import mfa, users
 from app.web.access import role_required, staff
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,10 @@ SEEN_GRANULARITY = 60
 LOGIN_LIMIT = "10 per 5 minutes"
 LOGIN_GLOBAL_LIMIT = "1000 per 5 minutes"
 KEPT_ON_SIGN_IN = ("lang",)
+PENDING = "mfa_pending"
+# Time from the right password to the second factor. Enrolment may mean installing an app first
+# (project choice); the secret being set up is kept, so signing in again shows the same QR code.
+PENDING_SECONDS = 15 * 60
 
 
 class StaffUser(UserMixin):
@@ -52,7 +59,7 @@ def load_user(user_key: str) -> StaffUser | None:
     if not user_id.isdigit():
         return None
     user = get_session().get(User, int(user_id))
-    if user is None or not user.active or str(user.session_version) != version:
+    if user is None or not user.active or str(user.session_version) != version or not mfa.enrolled(user):
         return None
     return StaffUser(user)
 
@@ -60,8 +67,39 @@ def load_user(user_key: str) -> StaffUser | None:
 @login_manager.unauthorized_handler
 def unauthorized() -> Response:
     log.info("denied: not signed in for %s", request.endpoint)
+    if pending_user() is not None:  # half signed in: only the code step is open
+        return redirect(url_for("mfa.code"))
     flash(login_manager.login_message)
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def begin_second_factor(user: User) -> None:
+    """The password was right: a fresh session that only remembers who is half signed in."""
+    target = _next_page()
+    _fresh_session()
+    now = int(utcnow().timestamp())
+    session[PENDING] = {"user": user.id, "version": user.session_version, "at": now, "next": target}
+
+
+def pending_user() -> User | None:
+    """The account half signed in on this session, while it is still active, unlocked and recent."""
+    data = session.get(PENDING)
+    if not isinstance(data, dict) or not isinstance(data.get("user"), int) or not isinstance(data.get("at"), int):
+        return None
+    if int(utcnow().timestamp()) - data["at"] > PENDING_SECONDS:
+        return None
+    user = get_session().get(User, data["user"])
+    if user is None or not user.active or user.locked_at is not None or user.session_version != data.get("version"):
+        return None
+    return user
+
+
+def finish_sign_in(user: User) -> str:
+    """Both factors passed: the real session starts; returns where to go next."""
+    data = session.get(PENDING) or {}
+    target = data.get("next") if isinstance(data.get("next"), str) else None
+    start_session(user)
+    return target or url_for("auth.home")
 
 
 login_manager.login_view = "auth.login"
@@ -118,19 +156,31 @@ def _login_failed(response: Response) -> bool:
 
 
 def _account_key() -> str:
-    # Keyed by a hash: the limiter's store (Redis) never holds an email address.
-    email = (request.form.get("email") or "").strip().lower()
-    return "login-account:" + hashlib.sha256(email.encode()).hexdigest()
+    # Keyed by a hash: the limiter's store (Redis) never holds an email address. The password
+    # step names the account in the form; the code steps know it from the session.
+    if request.endpoint == "auth.login":
+        email = request.form.get("email") or ""
+    else:
+        user = current_user.user if current_user.is_authenticated else pending_user()
+        email = user.email if user is not None else ""
+    return "login-account:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 def _global_key() -> str:
     return "login-all"
 
 
+def login_limits(view):  # type: ignore[no-untyped-def]
+    """SECURITY.md D4 on a sign-in step; the password and code steps share one count per account,
+    per IP and in all, so guesses at either step add up."""
+    for limit, key, scope in ((LOGIN_LIMIT, _account_key, "login-account"), (LOGIN_LIMIT, None, "login-ip"),
+                              (LOGIN_GLOBAL_LIMIT, _global_key, "login-all")):
+        view = limiter.shared_limit(limit, scope, key_func=key, methods=["POST"], deduct_when=_login_failed)(view)
+    return view
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(LOGIN_GLOBAL_LIMIT, key_func=_global_key, methods=["POST"], deduct_when=_login_failed)
-@limiter.limit(LOGIN_LIMIT, methods=["POST"], deduct_when=_login_failed)
-@limiter.limit(LOGIN_LIMIT, key_func=_account_key, methods=["POST"], deduct_when=_login_failed)
+@login_limits
 def login():  # type: ignore[no-untyped-def]
     form = LoginForm()
     error = None
@@ -139,14 +189,14 @@ def login():  # type: ignore[no-untyped-def]
         user = users.authenticate(db, form.email.data or "", form.password.data or "", now=utcnow())
         db.commit()
         if user is not None:
-            _start_session(user)
-            return redirect(_next_page())
+            begin_second_factor(user)
+            return redirect(url_for("mfa.code" if mfa.enrolled(user) else "mfa.setup"))
         error = _l("Email or password is not right.")
     status = 422 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form, error=error), status
 
 
-def _start_session(user: User) -> None:
+def start_session(user: User) -> None:
     """A fresh session on sign-in (no fixation), stamped for the idle and absolute limits."""
     _fresh_session()
     login_user(StaffUser(user))
@@ -168,11 +218,12 @@ def home() -> str:
 
 
 @bp.post("/logout")
-@login_required
 def logout() -> Response:
-    db = get_session()
-    users.end_sessions(db, current_user.user)  # every copy of the old cookie stops working
-    db.commit()
+    """Sign out, also from a half-signed-in session (the only other place it may go)."""
+    if current_user.is_authenticated:
+        db = get_session()
+        users.end_sessions(db, current_user.user)  # every copy of the old cookie stops working
+        db.commit()
     logout_user()
     _fresh_session()
     log.info("user signed out")
@@ -195,7 +246,7 @@ def change_password():  # type: ignore[no-untyped-def]
         else:
             users.set_password(db, user, form.new.data or "", actor_id=user.id)
             db.commit()
-            _start_session(user)  # this device stays signed in with the new session version
+            start_session(user)  # this device stays signed in with the new session version
             flash(_("Your password is changed. Other devices are signed out."))
             return redirect(url_for("auth.home"), 303)
     status = 422 if request.method == "POST" else 200
@@ -205,7 +256,7 @@ def change_password():  # type: ignore[no-untyped-def]
 @bp.get("/users")
 @role_required()  # admins only
 def user_list() -> str:
-    return render_template("auth/users.html", users=users.all_users(get_session()))
+    return render_template("auth/users.html", users=users.all_users(get_session()), me=staff())
 
 
 @bp.post("/users/<int:user_id>/unlock")

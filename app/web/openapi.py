@@ -37,6 +37,14 @@ ERRORS: dict[str, Schema] = {
 }
 
 
+TOO_MANY: Schema = {
+    **_json(_ref("Error"), "Too many calls for this token (API_RATE_LIMIT), or too many refused calls from this "
+                           "address (API_AUTH_FAILURE_LIMIT); wait Retry-After seconds"),
+    "headers": {"Retry-After": {"required": True, "description": "Seconds to wait before the next call",
+                                "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+}
+
+
 def _errors(*codes: str) -> dict[str, Schema]:
     return {code: ERRORS[code] for code in codes}
 
@@ -207,6 +215,14 @@ def _places_paths() -> Schema:
     }}
 
 
+def _rate_limited(paths: Schema) -> Schema:
+    """Every operation may answer 429: the limits count per token and per address, not per path."""
+    for operations in paths.values():
+        for operation in operations.values():
+            operation["responses"]["429"] = TOO_MANY
+    return paths
+
+
 def document() -> Schema:
     """The whole description; paths are relative to the server URL /api/v1."""
     return {
@@ -218,6 +234,6 @@ def document() -> Schema:
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
-        "paths": {**_members_paths(), **_places_paths()},
+        "paths": _rate_limited({**_members_paths(), **_places_paths()}),
         "components": COMPONENTS,
     }

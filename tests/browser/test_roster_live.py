@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from pathlib import Path
 
+import pyotp
 import pytest
 from sqlmodel import Session
 
 from app.models import Role
-from app.services import users
-from tests import factories
+from tests import conftest, factories
 
 pytestmark = pytest.mark.browser
 WAIT_MS = 15_000  # generous: the page polls every 2 s; this only bounds a hang
@@ -35,13 +34,12 @@ def last_code(outbox: Path, to: str) -> str:
 
 
 def setup_data(app) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
-    password = secrets.token_urlsafe(18)
     with Session(app.extensions["db_engine"], expire_on_commit=False) as db:
         district = factories.district(db)
         station = factories.workplace(db, district)
-        users.create(db, "official@example.org", role=Role.official, password=password, district_codes=["PD"])
         db.commit()
-    return "official@example.org", password, factories.join_path(app, station)
+        conftest.make_staff(db, "official@example.org", Role.official, ["PD"])
+    return "official@example.org", conftest.STAFF_PASSWORD, factories.join_path(app, station)
 
 
 def test_official_sees_new_application_live_approves_and_worker_reads_member_number(live_app, chromium):
@@ -55,6 +53,12 @@ def test_official_sees_new_application_live_approves_and_worker_reads_member_num
     official.fill("input[name=email]", email)
     official.fill("input[name=password]", password)
     official.click("form button[type=submit]")
+    # First sign-in: set the app up from the enrolment page's key, as a person would type it.
+    official.wait_for_url("**/login/setup")
+    secret = official.locator("#totp-secret").inner_text().replace(" ", "")
+    official.fill("input[name=code]", pyotp.TOTP(secret).now())
+    official.click("form button[type=submit]:not(.secondary)")
+    official.locator("ul.recovery-codes").wait_for(timeout=WAIT_MS)
     official.goto(live_app.url + "/roster/?status=pending")
     assert official.locator("tr[data-id]").count() == 0
     official.evaluate("window.__sameDocument = true")

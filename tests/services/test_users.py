@@ -64,13 +64,20 @@ def test_officials_need_a_district(db):
     assert users.district_ids(db, user) == [district.id]
 
 
-def test_success_resets_the_failure_count(db):
+def test_only_a_complete_sign_in_resets_the_failure_count(db):
+    """The right password alone keeps the count: the second factor still has to pass (D3, D4)."""
     user = admin(db)
     for _ in range(3):
         assert users.authenticate(db, user.email, "wrong password here!", now=utcnow()) is None
     assert user.failed_logins == 3
     assert users.authenticate(db, user.email, GOOD, now=utcnow()) is user
-    assert user.failed_logins == 0
+    assert user.failed_logins == 3
+    users.record_failure(db, user, now=utcnow(), step="code")
+    assert user.failed_logins == 4, "a wrong code counts like a wrong password"
+    users.complete_sign_in(db, user, now=utcnow(), method="totp")
+    assert user.failed_logins == 0 and user.last_login_at is not None
+    events = [e.action for e in db.exec(select(AuditEvent))]
+    assert "user.sign_in" in events and "user.sign_in_failed" in events
 
 
 def test_hundredth_consecutive_failure_locks_until_unlocked(db):

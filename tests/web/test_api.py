@@ -28,7 +28,7 @@ from app.models import (
 from app.services import api_tokens, users
 from app.services.phones import last4
 from app.web import openapi
-from tests import factories
+from tests import conftest, factories
 from tests.conftest import hidden_fields
 
 DOCUMENT = openapi.document()
@@ -268,9 +268,7 @@ def test_unknown_paths_and_methods_answer_json(client, world):
 def test_cookie_requests_need_csrf_bearer_requests_do_not(client, world, db):
     users.set_password(db, db.get(User, world.users["official"].id), "official passphrase 2026")
     db.commit()
-    page = client.get("/login")
-    client.post("/login", data={**hidden_fields(page.text), "email": "official@example.org",
-                                "password": "official passphrase 2026"})
+    conftest.sign_in(client, db, "official@example.org", "official passphrase 2026")
     assert call(client, "GET", "/members").status_code == 200, "a signed-in official may read with the cookie"
     path = f"/members/{world.mine[0].id}/approve"
     assert call(client, "POST", path).status_code == 403, "no CSRF token"

@@ -8,30 +8,35 @@ from datetime import timedelta
 import pytest
 import time_machine
 from flask import Flask
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from app.models import AuditEvent, Role, User, utcnow
 from app.services import users
 from app.web.access import role_required
-from tests import factories
+from tests import conftest, factories
 from tests.conftest import hidden_fields
 
 PASSWORD = "a long enough passphrase"
 
 
 @pytest.fixture
-def official(db):  # type: ignore[no-untyped-def]
+def official(app, db):  # type: ignore[no-untyped-def]
     district = factories.district(db)
     user = users.create(db, "official@example.org", role=Role.official, password=PASSWORD,
                         district_codes=[district.code])
-    db.commit()
+    conftest.enrol(app, db, user)
     return user
 
 
 def login(client, email: str = "official@example.org", password: str = PASSWORD, next_: str = ""):  # type: ignore[no-untyped-def]
-    page = client.get("/login")
-    assert page.status_code == 200
-    return client.post("/login" + next_, data={**hidden_fields(page.text), "email": email, "password": password})
+    """The password step only (302 to the code step when right)."""
+    return conftest.password_step(client, email, password, next_)
+
+
+def sign_in(client, email: str = "official@example.org", password: str = PASSWORD, next_: str = ""):  # type: ignore[no-untyped-def]
+    """Both steps."""
+    with Session(client.application.extensions["db_engine"], expire_on_commit=False) as db:
+        return conftest.sign_in(client, db, email, password, next_)
 
 
 def reload(db, user: User) -> User:  # type: ignore[no-untyped-def]
@@ -47,15 +52,21 @@ def test_login_form_has_the_autocomplete_hints(client):
     assert 'autocomplete="username"' in html and 'autocomplete="current-password"' in html
 
 
-def test_sign_in_lands_on_home_and_bad_password_is_422(client, official):
+def test_sign_in_lands_on_home_and_bad_password_is_422(client, db, official):
     assert login(client, password="not the password at all").status_code == 422
     response = login(client)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login/code")
+    assert client.get("/home").status_code == 302, "half signed in: not yet"
+    response = conftest.code_step(client, db, "official@example.org")
     assert response.status_code == 302 and response.headers["Location"].endswith("/home")
     assert client.get("/home").status_code == 200
 
 
 def test_next_must_stay_on_this_site(client, official):
-    assert login(client, next_="?next=//evil.example/x").headers["Location"].endswith("/home")
+    assert sign_in(client, next_="?next=//evil.example/x").headers["Location"].endswith("/home")
+    client.post("/logout", data=hidden_fields(client.get("/home").text))
+    assert sign_in(client, next_="?next=/roster/%3Fstatus%3Dpending").headers["Location"].endswith(
+        "/roster/?status=pending")
 
 
 def test_session_is_renewed_on_sign_in(client, app, official):
@@ -64,7 +75,7 @@ def test_session_is_renewed_on_sign_in(client, app, official):
     with client.session_transaction() as before:
         csrf_before = before.get("csrf_token")
     cookie_before = client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value
-    login(client)
+    sign_in(client)
     with client.session_transaction() as after:
         assert "_user_id" in after and after.get("csrf_token") != csrf_before
     assert client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value != cookie_before
@@ -72,7 +83,7 @@ def test_session_is_renewed_on_sign_in(client, app, official):
 
 def test_sign_out_kills_copies_of_the_cookie(client, app, official):
     """Scenario 33: a cookie captured before sign-out no longer works."""
-    login(client)
+    sign_in(client)
     name = app.config["SESSION_COOKIE_NAME"]
     stolen = client.get_cookie(name).value
     page = client.get("/home")
@@ -86,7 +97,7 @@ def test_sign_out_kills_copies_of_the_cookie(client, app, official):
 def test_idle_limit(client, official):
     """Scenario 34: 59 minutes idle is fine, 61 minutes ends the session."""
     with time_machine.travel(utcnow(), tick=False) as clock:
-        login(client)
+        sign_in(client)
         clock.shift(timedelta(minutes=59))
         assert client.get("/home").status_code == 200
         clock.shift(timedelta(minutes=61))
@@ -98,7 +109,7 @@ def test_idle_limit(client, official):
 def test_absolute_limit_despite_activity(client, official):
     """Scenario 34: active every 50 minutes, the session still ends 24 h after sign-in."""
     with time_machine.travel(utcnow(), tick=False) as clock:
-        login(client)
+        sign_in(client)
         for _ in range(28):  # 23 h 20 min
             clock.shift(timedelta(minutes=50))
             assert client.get("/home").status_code == 200
@@ -121,7 +132,7 @@ def test_eleventh_failure_from_one_ip_is_429(client, official):
 
 def test_successful_sign_ins_are_not_throttled(client, official):
     for _ in range(12):
-        assert login(client).status_code == 302
+        sign_in(client)
         client.post("/logout", data=hidden_fields(client.get("/home").text))
 
 
@@ -152,7 +163,7 @@ def test_hundredth_failure_locks_until_an_admin_unlocks(client, app, db, officia
 
 
 def test_deactivated_user_is_signed_out_at_once(client, app, official):
-    login(client)
+    sign_in(client)
     assert client.get("/home").status_code == 200
     app.test_cli_runner().invoke(args=["users", "deactivate", "official@example.org"])
     assert client.get("/home").status_code == 302
@@ -169,7 +180,7 @@ def test_role_denial_is_403_and_logged_without_personal_data(app: Flask, db, cap
     db.commit()
     client = app.test_client()
     assert client.get("/test-officials-only").status_code == 302, "anonymous: to the sign-in page"
-    login(client, email="organizer@example.org")
+    sign_in(client, email="organizer@example.org")
     with caplog.at_level(logging.WARNING):
         assert client.get("/test-officials-only").status_code == 403
     assert "denied role" in caplog.text and "organizer@example.org" not in caplog.text
@@ -195,7 +206,7 @@ def test_admin_unlocks_from_the_users_page(client, app, db, official):
     other = app.test_client()
     login(other)  # the locked official
     assert other.get("/home").status_code == 302
-    login(client, email="admin@example.org")
+    sign_in(client, email="admin@example.org")
     page = client.get("/users")
     assert page.status_code == 200 and "official@example.org" in page.text
     response = client.post(f"/users/{official.id}/unlock", data=hidden_fields(page.text))
@@ -205,7 +216,7 @@ def test_admin_unlocks_from_the_users_page(client, app, db, official):
 
 
 def test_users_page_is_for_admins_only(client, db, official):
-    login(client)
+    sign_in(client)
     assert client.get("/users").status_code == 403
     page = client.get("/home")
     assert client.post(f"/users/{official.id}/unlock", data=hidden_fields(page.text)).status_code == 403
@@ -219,8 +230,8 @@ def change(client, current: str, new: str):  # type: ignore[no-untyped-def]
 
 def test_change_password_ends_other_sessions_only(client, app, official):
     other = app.test_client()
-    login(client)
-    login(other)
+    sign_in(client)
+    sign_in(other)
     response = change(client, PASSWORD, "a brand new passphrase")
     assert response.status_code == 303
     assert client.get("/home").status_code == 200, "this device stays signed in"
@@ -235,7 +246,7 @@ def test_change_password_ends_other_sessions_only(client, app, official):
     (PASSWORD, "official@example.org"),
 ])
 def test_change_password_refusals(client, official, current, new):
-    login(client)
+    sign_in(client)
     response = change(client, current, new)
     assert response.status_code == 422 and 'role="alert"' in response.text
     client.post("/logout", data=hidden_fields(client.get("/home").text))

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from app.models import Role
-from app.services import users
-from tests import factories
-from tests.conftest import hidden_fields
-
-PASSWORD = "correct horse battery staple"
+from tests import conftest, factories
 
 
 def sign_in(client, db, role: Role):  # type: ignore[no-untyped-def]
     district = factories.district(db)
     db.commit()
     codes = [] if role is Role.admin else [district.code]
-    users.create(db, f"{role.value}@example.org", role=role, password=PASSWORD, district_codes=codes)
-    db.commit()
-    page = client.get("/login")
-    client.post("/login", data={**hidden_fields(page.text), "email": f"{role.value}@example.org", "password": PASSWORD})
+    conftest.make_staff(db, f"{role.value}@example.org", role, codes)
+    conftest.sign_in(client, db, f"{role.value}@example.org")
     return client.get("/home").text
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import re
-import secrets
 
 import pytest
 from PIL import Image
 
 from app.models import PlaceKind, Role, utcnow
-from app.services import places, poster_fonts, posters, stats, users
-from tests import factories
+from app.services import places, poster_fonts, posters, stats
+from tests import conftest, factories
 from tests.conftest import hidden_fields
 from tests.services.test_posters import assert_scans, open_kit_or_skip, pdf_pages
 
@@ -34,12 +33,8 @@ def world(db):
 
 
 def sign_in(client, db, role: Role = Role.organizer, districts=("PD",), email="organizer@example.org") -> None:  # type: ignore[no-untyped-def]
-    password = secrets.token_urlsafe(18)
-    users.create(db, email, role=role, password=password, district_codes=list(districts))
-    db.commit()
-    page = client.get("/login")
-    response = client.post("/login", data={**hidden_fields(page.text), "email": email, "password": password})
-    assert response.status_code in (302, 303), response.text[:300]
+    conftest.make_staff(db, email, role, list(districts))
+    conftest.sign_in(client, db, email)
 
 
 def payload(app, place) -> str:
@@ -79,11 +74,8 @@ def test_an_official_of_the_district_may_print_but_a_stranger_may_not(client, db
 
 
 def test_admin_sees_every_district(client, db, world, kit):
-    password = secrets.token_urlsafe(18)
-    users.create(db, "admin@example.org", role=Role.admin, password=password)
-    db.commit()
-    page = client.get("/login")
-    client.post("/login", data={**hidden_fields(page.text), "email": "admin@example.org", "password": password})
+    conftest.make_staff(db, "admin@example.org", Role.admin)
+    conftest.sign_in(client, db, "admin@example.org")
     text = client.get("/organizer/").text
     assert "静安区总工会" in text and "浦东新区总工会" in text
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-import secrets
 
 import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
 from app.models import AuditEvent, Member, MemberStatus, Role
-from app.services import users
-from tests import factories
+from tests import conftest, factories
 from tests.conftest import hidden_fields
 from tests.services.test_roster import make_member
 
@@ -31,19 +29,10 @@ def places(db):  # type: ignore[no-untyped-def]
     return pd, xh
 
 
-def staff(db, email: str, role: Role, districts: list[str] | None = None) -> str:  # type: ignore[no-untyped-def]
-    password = secrets.token_urlsafe(18)
-    users.create(db, email, role=role, password=password, district_codes=districts)
-    db.commit()
-    return password
-
-
 def sign_in(client, db, email: str = "official@example.org", role: Role = Role.official,  # type: ignore[no-untyped-def]
             districts: list[str] | None = ("PD",)) -> None:  # type: ignore[assignment]
-    password = staff(db, email, role, list(districts) if districts else None)
-    page = client.get("/login")
-    response = client.post("/login", data={**hidden_fields(page.text), "email": email, "password": password})
-    assert response.status_code in (302, 303), response.text[:500]
+    conftest.make_staff(db, email, role, list(districts) if districts else None)
+    conftest.sign_in(client, db, email)
 
 
 def fresh(db, member_id: int) -> Member | None:  # type: ignore[no-untyped-def]
@@ -256,19 +245,10 @@ def test_district_filter_for_admins(client, db, pii, places):
 
 def test_ids_beyond_an_integer_column_are_404_not_a_database_error(app, client, db):
     """PostgreSQL refuses 2**31 in an integer comparison; such ids must never reach it."""
-    from tests.conftest import hidden_fields as _fields
-
-    from app.models import Role
-    from app.services import users
-
     district = factories.district(db, code="BIG")
     db.commit()
-    users.create(db, "big@example.org", role=Role.official, password="correct horse battery staple",
-                 district_codes=[district.code])
-    db.commit()
-    page = client.get("/login")
-    client.post("/login", data={**_fields(page.text), "email": "big@example.org",
-                                "password": "correct horse battery staple"})
+    conftest.make_staff(db, "big@example.org", Role.official, [district.code])
+    conftest.sign_in(client, db, "big@example.org")
     assert client.get(f"/roster/{2**31}").status_code == 404
     assert client.get(f"/roster/{2**63}").status_code == 404
     assert client.get("/roster/audit?before=99999999999999999999").status_code in (200, 403)
