@@ -74,6 +74,7 @@ def main() -> None:
         ("baseline: same client, hello-world pages", f"{base.summary()} (load average {base_load:.1f})"),
         ("joins/s", f"{result.rate:.1f} (load average {os.getloadavg()[0]:.1f} at the end)"),
         ("latency of a whole join", f"p50 {result.p(50):.0f} ms, p99 {result.p(99):.0f} ms"),
+        ("p99 of each step, ms", result.step_p99()),
         ("failed joins / 'database is locked'", f"{result.failed} / {locked}"
          + (f" (first reasons: {result.reasons()})" if result.failed else "")),
         ("client CPU per join (load generator)", f"{result.cpu_per_join_ms:.2f} ms"),

@@ -309,14 +309,24 @@ def fail(started: float, step: str, response: Response) -> JoinResult:
     return JoinResult(False, time.perf_counter() - started, step, f"{response.status} {response.text[:200]}")
 
 
+STEPS = ("scan page", "form", "code page", "waiting for the SMS", "code")
+
+
+@dataclass
+class TimedJoin(JoinResult):
+    steps: tuple[float, ...] = ()  # seconds of each of STEPS, in order
+
+
 async def join(plan: Plan, outbox: OutboxTail, browser: Browser, n: int) -> JoinResult:
-    """One worker from scan to verified code, as harness.Joiner.join does it."""
+    """One worker from scan to verified code, as harness.Joiner.join does it; each step timed."""
     started, e164, path = time.perf_counter(), phone(n), plan.paths[n % len(plan.paths)]
+    laps = [started]
     headers = {"X-Forwarded-For": client_address(plan.run, n)}
     browser.forget()
     response = await browser.request("GET", path, headers=headers)
     if response.status != 200:
         return fail(started, "scan", response)
+    laps.append(time.perf_counter())
     form = {
         **hidden_fields(response.text),
         "name": "压测工友",
@@ -327,15 +337,19 @@ async def join(plan: Plan, outbox: OutboxTail, browser: Browser, n: int) -> Join
     response = await browser.request("POST", path, form, headers)
     if response.status != 303 or not response.header("location").endswith("/join/code"):
         return fail(started, "form", response)
+    laps.append(time.perf_counter())
     response = await browser.request("GET", "/join/code", headers=headers)
     if response.status != 200:
         return fail(started, "code page", response)
     fields = hidden_fields(response.text)
+    laps.append(time.perf_counter())
     code = await outbox.code_for(e164)
+    laps.append(time.perf_counter())
     response = await browser.request("POST", "/join/code", {**fields, "code": code}, headers)
     if response.status != 303 or not response.header("location").endswith("/join/done"):
         return fail(started, "code", response)
-    return JoinResult(True, time.perf_counter() - started)
+    laps.append(time.perf_counter())
+    return TimedJoin(True, laps[-1] - started, steps=tuple(b - a for a, b in zip(laps, laps[1:], strict=False)))
 
 
 async def hello_join(plan: Plan, browser: Browser, n: int) -> JoinResult:
@@ -422,6 +436,13 @@ class LoadResult:
     def cpu_per_join_ms(self) -> float:
         return self.client_cpu / len(self.results) * 1000 if self.results else float("nan")
 
+    def step_p99(self) -> str:
+        """p99 of each step of the ScanJoin flow, in ms: where a slow join spent its time."""
+        timed = [r.steps for r in self.results if isinstance(r, TimedJoin) and r.ok]
+        if not timed:
+            return "-"
+        return ", ".join(f"{name} {percentile([t[i] for t in timed], 99) * 1000:.0f}" for i, name in enumerate(STEPS))
+
     def summary(self) -> str:
         """One line for a report: rate, latency, failures, the client's CPU."""
         failed = f"{self.failed} failed" + (f" ({self.reasons()})" if self.failed else "")
@@ -445,9 +466,13 @@ def _child(
     done.put((results, time.monotonic(), cpu_seconds() - cpu))
 
 
-def run(plan: Plan, processes: int = 1) -> LoadResult:
-    """Every worker of the plan, in this process or spread over `processes` spawned ones."""
-    if processes <= 1:
+def run(plan: Plan, processes: int = 1, *, apart: bool = False) -> LoadResult:
+    """Every worker of the plan, in this process or spread over `processes` spawned ones.
+
+    `apart` spawns even a single client process: for a caller whose own threads (a provider
+    stand-in) would otherwise share the GIL with the client's event loop.
+    """
+    if processes <= 1 and not apart:
         cpu, started = cpu_seconds(LOOP_THREAD), time.monotonic()
         results = asyncio.run(run_workers(plan, range(plan.clients)))
         return LoadResult(results, time.monotonic() - started, cpu_seconds(LOOP_THREAD) - cpu)
@@ -455,7 +480,7 @@ def run(plan: Plan, processes: int = 1) -> LoadResult:
     ready, done, go = context.Queue(), context.Queue(), context.Event()
     children = [
         context.Process(target=_child, args=(plan, range(k, plan.clients, processes), ready, go, done))
-        for k in range(processes)
+        for k in range(max(processes, 1))
     ]
     for child in children:
         child.start()
