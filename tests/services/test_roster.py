@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session, select
 
 from app.models import AuditEvent, District, Member, MemberStatus, PlaceKind, Platform, Role, User, utcnow
-from app.services import roster
+from app.services import audit, roster
 from app.services.phones import last4
 from tests import factories
 
@@ -121,6 +121,27 @@ def test_keyset_pages_cover_every_row_once(db, pii, places, sort, q):
         assert set(seen[:5]) == {m.id for m in made[:5]}, "decided rows first, undecided last"
 
 
+@pytest.mark.parametrize("sort", ["applied", "decided"])
+def test_a_scope_of_several_districts_merges_their_pages_in_order(db, pii, places, sort):
+    pd, xh, _ = places
+    other = factories.district(db, "JA", "静安")
+    user = make_user(db)
+    made = [make_member(db, pii, (pd, xh, other)[n % 3], n, age_days=(n * 7) % 11 + n / 100) for n in range(1, 16)]
+    for member in made[::2]:
+        roster.approve(db, None, member.id, by=user, now=utcnow() - timedelta(hours=member.id % 4))
+    everything = roster.RosterFilter(sort=sort)
+    expected = [v.id for v in roster.list_members(db, pii, None, everything, cursor=None, limit=50).items
+                if v.district in ("PD", "XH")]
+    seen, cursor = [], None
+    for _ in range(20):
+        page = roster.list_members(db, pii, [pd.id, xh.id], everything, cursor=cursor, limit=3)
+        seen += [v.id for v in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == expected and len(expected) == 10, "the same rows in the same order as one query gives"
+
+
 def test_bad_cursor(db, pii, places):
     for cursor in ["garbage", "W10", roster.encode_cursor("decided", [True, None, 3])]:
         with pytest.raises(roster.BadCursor):
@@ -192,7 +213,7 @@ def test_crash_between_update_and_audit_leaves_nothing(app, db, pii, places, mon
     def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("crash")
 
-    monkeypatch.setattr(roster.audit, "record", boom)
+    monkeypatch.setattr(audit, "record", boom)
     with pytest.raises(RuntimeError):
         roster.approve(db, None, member.id, by=user, now=utcnow())
     db.rollback()
