@@ -2,11 +2,12 @@
 
 Ciphertexts are AES-256-GCM in a self-describing text token:
 
-    g1.<base64url(key id (4 bytes) | nonce (12 bytes) | ciphertext and tag)>
+    g1.<base64(key id (4 bytes) | nonce (12 bytes) | ciphertext and tag)>
 
 `g1` is the format version and the key id names the configured key that sealed it, so a
 token decrypts in one AES call even with several keys configured (rotation: the first key
-encrypts, every key decrypts). The keys are the configured Fernet keys (`PII_ENCRYPTION_KEY`,
+encrypts, every key decrypts). Plain base64 (binascii: C, unlike base64.urlsafe_*), since a
+token never travels in a URL. The keys are the configured Fernet keys (`PII_ENCRYPTION_KEY`,
 unchanged format); the AES key and the key id are derived from each one with HMAC-SHA256 under
 their own labels. Tokens written before (Fernet: url-safe base64, never a ".") still decrypt,
 so nothing already stored is lost. Fernet cost ~28 µs a call, mostly Python around two
@@ -56,13 +57,13 @@ class PiiCipher:
         nonce = os.urandom(NONCE_BYTES)
         header = self._key_id + nonce
         sealed = self._aead.encrypt(nonce, text.encode(), header)
-        return PREFIX + base64.urlsafe_b64encode(header + sealed).decode()
+        return PREFIX + binascii.b2a_base64(header + sealed, newline=False).decode()
 
     def decrypt(self, token: str) -> str:
         if not token.startswith(PREFIX):
             return self._decrypt_fernet(token)
         try:
-            raw = base64.urlsafe_b64decode(token[len(PREFIX):])
+            raw = binascii.a2b_base64(token[len(PREFIX):], strict_mode=True)
             aead = self._keys[raw[:KEY_ID_BYTES]]
             return aead.decrypt(raw[KEY_ID_BYTES:_HEADER], raw[_HEADER:], raw[:_HEADER]).decode()
         except (KeyError, InvalidTag, binascii.Error, ValueError) as exc:
