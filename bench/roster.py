@@ -104,6 +104,7 @@ def main() -> None:
                                                               limit=PAGE), args.repeat),
                 timed(lambda scope=scope, cursor=cursor: roster.list_members(session, pii, scope, everything,
                                                                              cursor=cursor, limit=PAGE), args.repeat),
+                timed(lambda scope=scope: roster.counts(session, scope, everything, pii=pii), args.repeat),
             ]
         pages_report(args, made, base, results)
         exports = [export_run(export.csv_stream, session, pii, everything, "CSV")]
@@ -141,11 +142,12 @@ def pages_report(args: argparse.Namespace, made: float, base: list[float],
     lines = [("database", args.database_url.split("://")[0] + (f"; bench-data took {made:.0f} s" if made else "")),
              ("load average (1, 5, 15 min)", " ".join(f"{v:.1f}" for v in os.getloadavg())),
              ("baseline: one member by primary key", p95(base))]
-    for who, (first, narrow, deep) in results.items():
+    for who, (first, narrow, deep, tabs) in results.items():
         lines += [(f"{who}: first page (50 rows), p95", p95(first)),
                   (f"{who}: filtered page (pending, Meituan), p95", p95(narrow)),
-                  (f"{who}: page 1,000 by keyset cursor, p95", p95(deep))]
-    pages_met = max(percentile(v, 95) for pages in results.values() for v in pages) <= 50
+                  (f"{who}: page 1,000 by keyset cursor, p95", p95(deep)),
+                  (f"{who}: the tabs' counts (every status), p95", p95(tabs))]
+    pages_met = max(percentile(v, 95) for pages in results.values() for v in pages[:3]) <= 50
     lines.append(("pages target (p95 <= 50 ms)", "met" if pages_met else "MISSED"))
     report(f"Roster pages at {args.members:,} members", lines)
 

@@ -84,6 +84,10 @@ def test_filters_by_status_platform_workplace_name_and_last_four(db, pii, places
     assert ids(q="nobody") == []
     assert roster.counts(db, None, roster.RosterFilter(q="李"), pii=pii) == {"pending": 1, "approved": 0, "rejected": 0}
     assert roster.counts(db, None, roster.RosterFilter()) == {"pending": 1, "approved": 1, "rejected": 0}
+    assert roster.counts(db, None, roster.RosterFilter(workplace=station.code)) == {
+        "pending": 1, "approved": 0, "rejected": 0}
+    assert roster.counts(db, None, roster.RosterFilter(district="PD")) == {"pending": 1, "approved": 1, "rejected": 0}
+    assert roster.counts(db, None, roster.RosterFilter(district="XH")) == {"pending": 0, "approved": 0, "rejected": 0}
 
 
 def test_age_overdue_and_recent(db, pii, places):

@@ -245,10 +245,15 @@ def counts(session: Session, scope: list[int] | None, flt: RosterFilter, *, pii:
     if flt.q and pii is None:
         raise BadFilter("q")  # a search needs the cipher (index or decryption)
     clauses = sql_filters(flt, pii, now, with_status=False)
-    joined_counts = (select(Member.status, Member.name_enc if needle else func.count())
-                     .join(District, District.id == Member.district_id)
-                     .outerjoin(Workplace, Workplace.id == Member.workplace_id)
-                     .where(*scope_clause(scope), *clauses))
+    joined_counts = select(Member.status, Member.name_enc if needle else func.count()).select_from(Member)
+    # Join only for a filter on the district's or station's code: neither join adds or drops a row
+    # (a member's district is a required foreign key, its station an optional one), and without
+    # them the count is read from the district index alone.
+    if flt.district:
+        joined_counts = joined_counts.join(District, District.id == Member.district_id)
+    if flt.workplace:
+        joined_counts = joined_counts.outerjoin(Workplace, Workplace.id == Member.workplace_id)
+    joined_counts = joined_counts.where(*scope_clause(scope), *clauses)
     if needle is None:
         for status, number in session.execute(joined_counts.group_by(Member.status)):
             result[status.value] = number
