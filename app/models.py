@@ -85,11 +85,12 @@ class Workplace(QrState, table=True):
 class Member(SQLModel, table=True):
     """One row per person (phone); a rejected applicant who reapplies reuses the row."""
 
-    # The roster's keyset lists of one district, newest first, all statuses or one (a tab); both
-    # also serve every lookup by district_id alone.
+    # The roster's keyset lists of one district: newest first, all statuses or one (a tab), and by
+    # decision time; each also serves every lookup by district_id alone.
     __table_args__ = (
         Index("ix_member_district_created", "district_id", "created_at", "id"),
         Index("ix_member_district_status_created", "district_id", "status", "created_at", "id"),
+        Index("ix_member_district_decided", "district_id", "decided_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -131,28 +131,36 @@ def _query_clause(q: str | None, pii: PiiCipher | None) -> list[Any]:
 
 
 def order(sort: str, c: Any = Member) -> list[Any]:
-    """The sort's ORDER BY on `c` (the Member table, or a subquery with its column names)."""
+    """The ORDER BY of a sort (or of one phase of it) on `c`: the Member table, or a subquery with
+    its column names. "decided" is decided rows newest first, then undecided ones newest first."""
     if sort == "decided":
         return [c.decided_at.is_(None), c.decided_at.desc(), c.id.desc()]
+    if sort == "decided_at":
+        return [c.decided_at.desc(), c.id.desc()]
+    if sort == "id":
+        return [c.id.desc()]
     return [c.created_at.desc(), c.id.desc()]
 
 
-def _after(sort: str, key: list[Any]) -> ColumnElement[bool]:
-    """Rows strictly after the cursor's key in the sort order."""
-    if sort == "decided":
-        is_null, at, member_id = key
-        if is_null:
-            return and_(Member.decided_at.is_(None), Member.id < member_id)  # type: ignore[union-attr, operator]
-        return or_(
-            Member.decided_at.is_(None),  # type: ignore[union-attr]
-            Member.decided_at < at,  # type: ignore[operator]
-            and_(Member.decided_at == at, Member.id < member_id),  # type: ignore[operator]
-        )
-    at, member_id = key
-    # The first term repeats what the OR implies: it is the range an index scan can start from
-    # (PostgreSQL otherwise walks the index from the newest row and filters).
-    return and_(Member.created_at <= at,  # type: ignore[operator]
-                or_(Member.created_at < at, and_(Member.created_at == at, Member.id < member_id)))  # type: ignore[operator]
+def _next(sort: str, key: list[Any] | None) -> tuple[list[ColumnElement[bool]], str]:
+    """The rows after `key` in sort order, as (WHERE terms, the phase's order).
+
+    A list by decision time reads in two phases, each in an index's order: decided rows by
+    decided_at (then id), then undecided rows by id; `[True, None, None]` starts the second."""
+    if sort != "decided":
+        return ([] if key is None else [_after(key[0], key[1], Member.created_at)]), sort
+    if key is None or not key[0]:
+        terms = [Member.decided_at.is_not(None)]  # type: ignore[union-attr]
+        return (terms if key is None else [*terms, _after(key[1], key[2], Member.decided_at)]), "decided_at"
+    return [Member.decided_at.is_(None), *([] if key[2] is None else [Member.id < key[2]])], "id"  # type: ignore[union-attr, operator]
+
+
+def _after(at: Any, member_id: int, column: Any) -> ColumnElement[bool]:
+    """Rows strictly after (at, member_id) in (column, id) descending order.
+
+    The first term repeats what the OR implies: it is the range an index scan can start from
+    (PostgreSQL otherwise walks the index from the newest row and filters)."""
+    return and_(column <= at, or_(column < at, and_(column == at, Member.id < member_id)))  # type: ignore[operator]
 
 
 def _key(sort: str, row: Any) -> list[Any]:
@@ -199,15 +207,18 @@ def iter_members(
     needle = name_needle(flt.q)
     clauses = sql_filters(flt, pii, now)
     while True:
-        after = [] if key is None else [_after(flt.sort, key)]
-        rows = session.execute(ordered(scope, [*clauses, *after], flt.sort, batch)).all()
+        after, phase = _next(flt.sort, key)
+        rows = session.execute(ordered(scope, [*clauses, *after], phase, batch)).all()
         for row in rows:
             key = _key(flt.sort, row)
             name = pii.decrypt(row[1])
             if needle is None or needle in name.casefold():
                 yield _view(row, name, pii, now, flt.overdue_days), key
-        if len(rows) < batch:
+        if len(rows) == batch:
+            continue
+        if phase != "decided_at":
             return
+        key = [True, None, None]  # the decided rows are done: the undecided ones follow
 
 
 def list_members(
