@@ -275,7 +275,7 @@ def test_district_filter_for_admins(client, db, pii, places):
 
 def test_ids_beyond_an_integer_column_are_404_not_a_database_error(app, client, db):
     """PostgreSQL refuses 2**31 in an integer comparison; such ids must never reach it."""
-    from tests.conftest import checked_out, hidden_fields as _fields
+    from tests.conftest import hidden_fields as _fields
 
     from app.models import Role
     from app.services import users
