@@ -54,6 +54,8 @@ class PiiCipher:
         self._index_mac = hmac.new(index_key.encode(), digestmod=hashlib.sha256)
 
     def encrypt(self, text: str) -> str:
+        # A random 96-bit nonce per value: NIST SP 800-38D allows 2**32 of them per key, far above
+        # the names and phones one key will seal (rotate PII_ENCRYPTION_KEY long before).
         nonce = os.urandom(NONCE_BYTES)
         header = self._key_id + nonce
         sealed = self._aead.encrypt(nonce, text.encode(), header)
