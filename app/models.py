@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, date, datetime
 
-from sqlalchemy import JSON, Column, Enum, UniqueConstraint
+from sqlalchemy import JSON, Column, Enum, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -85,8 +85,16 @@ class Workplace(QrState, table=True):
 class Member(SQLModel, table=True):
     """One row per person (phone); a rejected applicant who reapplies reuses the row."""
 
+    # The roster's keyset lists of one district: newest first, all statuses or one (a tab), and by
+    # decision time; each also serves every lookup by district_id alone.
+    __table_args__ = (
+        Index("ix_member_district_created", "district_id", "created_at", "id"),
+        Index("ix_member_district_status_created", "district_id", "status", "created_at", "id"),
+        Index("ix_member_district_decided", "district_id", "decided_at", "id"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
-    district_id: int = Field(foreign_key="district.id", index=True)
+    district_id: int = Field(foreign_key="district.id")
     workplace_id: int | None = Field(default=None, foreign_key="workplace.id", index=True)
     name_enc: str
     phone_enc: str

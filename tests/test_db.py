@@ -113,3 +113,17 @@ def test_postgresql_enforces_foreign_keys(postgres_url: str):
 def test_the_suite_database_is_the_one_asked_for(env):  # type: ignore[no-untyped-def]
     expected = "postgresql+psycopg://" if TEST_DATABASE == "postgres" else "sqlite:///"
     assert env["DATABASE_URL"].startswith(expected)
+
+
+def test_the_pool_check_sees_a_connection_left_checked_out(app):
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    from tests.conftest import checked_out
+
+    engine = app.extensions["db_engine"]
+    session = Session(engine)
+    session.execute(text("SELECT 1"))
+    assert checked_out(engine) == 1, "what the app fixture fails a test for at its end"
+    session.close()
+    assert checked_out(engine) == 0

@@ -12,8 +12,7 @@ from alembic import op
 
 
 revision: str = '0004'
-# '0003' is being written on another branch: the lead re-chains this revision when merging.
-down_revision: str | None = '0002'
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

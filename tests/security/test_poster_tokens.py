@@ -81,4 +81,5 @@ def test_leaked_poster_flood_stops_at_fifty_join_starts_an_hour(app, path, sms):
 def attempts_of(app):  # type: ignore[no-untyped-def]
     from sqlmodel import Session
 
-    return attempts(Session(app.extensions["db_engine"]))
+    with Session(app.extensions["db_engine"]) as db:
+        return attempts(db)

@@ -67,13 +67,15 @@ def test_per_phone_one_resend_per_code_and_four_texts_a_day(app, path, sms, cloc
     fifth = submit(browser(app, ip="203.0.113.9"), path)
     assert fifth.status_code == 429 and "Retry-After" in fifth.headers
     assert len(sms.sent) == 4
-    assert len(attempts(app_db(app))) == 5, "refused sends keep the draft"
+    assert len(drafts(app)) == 5, "refused sends keep the draft"
 
 
-def app_db(app):  # type: ignore[no-untyped-def]
+def drafts(app):  # type: ignore[no-untyped-def]
+    """The join attempts stored, read on a session closed at once (none left checked out)."""
     from sqlmodel import Session
 
-    return Session(app.extensions["db_engine"])
+    with Session(app.extensions["db_engine"]) as db:
+        return attempts(db)
 
 
 def test_per_ip_ten_an_hour_and_thirty_a_day(app, path, sms, clock):
@@ -133,7 +135,7 @@ def test_global_budget_stops_sending_alerts_and_keeps_the_draft(env, station, ca
     assert codes == [303, 303, 303, 429]
     assert len(app.extensions["sms"].sent) == 3
     assert any(r.name == "scanjoin.alerts" and "budget" in r.getMessage() for r in caplog.records)
-    assert len(attempts(app_db(app))) == 4
+    assert len(drafts(app)) == 4
 
 
 def test_no_code_without_the_form_and_its_token(app, path, sms):

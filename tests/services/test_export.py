@@ -36,11 +36,11 @@ def district(db):  # type: ignore[no-untyped-def]
     return row
 
 
-def test_csv_streams_batch_by_batch(db, pii, district, monkeypatch):
+def test_csv_streams_one_query_in_batches(db, pii, district, monkeypatch):
     for n in range(1, 51):
         make_member(db, pii, district, n, name=f"-工人{n}")
     db.commit()
-    monkeypatch.setattr(roster, "SCAN_BATCH", 10)
+    monkeypatch.setattr(export, "BATCH", 10)
     monkeypatch.setattr(export, "CHUNK", 1)
     selects: list[str] = []
     listener = lambda *args: selects.append(args[2]) if args[2].lstrip().upper().startswith("SELECT") else None  # noqa: E731
@@ -48,13 +48,30 @@ def test_csv_streams_batch_by_batch(db, pii, district, monkeypatch):
     finished: list[tuple[int, bool]] = []
     stream = export.csv_stream(db, pii, None, roster.RosterFilter(), finish=lambda n, ok: finished.append((n, ok)))
     first = next(stream)
-    assert len(selects) == 1, "the first bytes leave before the second batch is read"
+    assert len(selects) == 1 and finished == [], "the first bytes leave while the query is still being read"
     body = first + b"".join(stream)
     event.remove(db.get_bind(), "before_cursor_execute", listener)
-    assert len(selects) == 6 and finished == [(50, True)]
+    assert len(selects) == 1 and finished == [(50, True)], "one query for every row"
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert rows[0] == export.HEADER and len(rows) == 51
     assert all(row[1].startswith("'-工人") for row in rows[1:])
+
+
+def test_the_stream_reads_on_its_own_connection_and_gives_it_back(db, pii, district, monkeypatch):
+    monkeypatch.setattr(export, "CHUNK", 1)
+    for n in range(1, 4):
+        make_member(db, pii, district, n)
+    db.commit()
+    pool = db.get_bind().pool
+    held = pool.checkedout()
+    stream = export.csv_stream(db, pii, None, roster.RosterFilter(), finish=lambda n, ok: None)
+    assert pool.checkedout() == held, "nothing is opened before the first row is asked for"
+    next(stream)
+    assert pool.checkedout() == held + 1
+    stream.close()
+    assert pool.checkedout() == held, "closing the stream gives its connection back"
+    b"".join(export.xlsx_stream(db, pii, None, roster.RosterFilter(), finish=lambda n, ok: None))
+    assert pool.checkedout() == held
 
 
 def test_an_interrupted_export_is_still_recorded(db, pii, district, monkeypatch):
@@ -79,3 +96,26 @@ def test_xlsx_has_text_not_formulas(db, pii, district):
     cell = sheet.cell(row=2, column=2)
     assert cell.data_type == "s" and cell.value == "'=cmd|' /C calc'!A0"
     assert finished == [(1, True)]
+
+
+def test_times_are_written_as_before_whichever_database_formats_them(db, pii, district):
+    from datetime import UTC, datetime
+
+    from app.models import User
+
+    official = User(email="o@example.org", password_hash="x", role="official")
+    db.add(official)
+    db.flush()
+    decided = make_member(db, pii, district, 1)
+    pending = make_member(db, pii, district, 2)
+    decided.created_at = datetime(2026, 3, 4, 5, 6, 7, 999999, tzinfo=UTC)
+    pending.created_at = datetime(2026, 3, 4, 5, 6, 8, tzinfo=UTC)
+    roster.approve(db, None, decided.id, by=official, now=datetime(2026, 3, 5, 23, 59, 59, 500000, tzinfo=UTC))
+    db.commit()
+    body = b"".join(export.csv_stream(db, pii, None, roster.RosterFilter(), finish=lambda n, ok: None))
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    assert [(r["applied_at"], r["decided_at"], r["decided_by"]) for r in rows] == [
+        ("2026-03-04T05:06:08+00:00", "", ""),
+        ("2026-03-04T05:06:07+00:00", "2026-03-05T23:59:59+00:00", "o@example.org"),
+    ]
+    assert export._iso(datetime(2026, 3, 4, 5, 6, 7, 999999, tzinfo=UTC)) == "2026-03-04T05:06:07+00:00"

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session, select
 
 from app.models import AuditEvent, District, Member, MemberStatus, PlaceKind, Platform, Role, User, utcnow
-from app.services import roster
+from app.services import audit, roster
 from app.services.phones import last4
 from tests import factories
 
@@ -84,6 +84,10 @@ def test_filters_by_status_platform_workplace_name_and_last_four(db, pii, places
     assert ids(q="nobody") == []
     assert roster.counts(db, None, roster.RosterFilter(q="李"), pii=pii) == {"pending": 1, "approved": 0, "rejected": 0}
     assert roster.counts(db, None, roster.RosterFilter()) == {"pending": 1, "approved": 1, "rejected": 0}
+    assert roster.counts(db, None, roster.RosterFilter(workplace=station.code)) == {
+        "pending": 1, "approved": 0, "rejected": 0}
+    assert roster.counts(db, None, roster.RosterFilter(district="PD")) == {"pending": 1, "approved": 1, "rejected": 0}
+    assert roster.counts(db, None, roster.RosterFilter(district="XH")) == {"pending": 0, "approved": 0, "rejected": 0}
 
 
 def test_age_overdue_and_recent(db, pii, places):
@@ -119,6 +123,31 @@ def test_keyset_pages_cover_every_row_once(db, pii, places, sort, q):
     assert sorted(seen) == sorted(m.id for m in made) and len(seen) == len(set(seen))
     if sort == "decided":
         assert set(seen[:5]) == {m.id for m in made[:5]}, "decided rows first, undecided last"
+
+
+@pytest.mark.parametrize("sort", ["applied", "decided"])
+def test_a_scope_of_several_districts_merges_their_pages_in_order(db, pii, places, sort):
+    pd, xh, _ = places
+    other = factories.district(db, "JA", "静安")
+    user = make_user(db)
+    made = [make_member(db, pii, (pd, xh, other)[n % 3], n, age_days=(n * 7) % 11 + n / 100) for n in range(1, 16)]
+    for member in made[::2]:
+        roster.approve(db, None, member.id, by=user, now=utcnow() - timedelta(hours=member.id % 4))
+    everything = roster.RosterFilter(sort=sort)
+    rows = db.exec(select(Member).where(Member.district_id.in_([pd.id, xh.id]))).all()  # type: ignore[attr-defined]
+    if sort == "decided":  # decided rows newest decision first, then undecided ones newest first
+        rows.sort(key=lambda m: (m.decided_at is None, -m.decided_at.timestamp() if m.decided_at else 0, -m.id))
+    else:
+        rows.sort(key=lambda m: (-m.created_at.timestamp(), -m.id))
+    expected = [m.id for m in rows]
+    seen, cursor = [], None
+    for _ in range(20):
+        page = roster.list_members(db, pii, [pd.id, xh.id], everything, cursor=cursor, limit=3)
+        seen += [v.id for v in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == expected and len(expected) == 10, "every row of the two districts once, in sort order"
 
 
 def test_bad_cursor(db, pii, places):
@@ -192,7 +221,7 @@ def test_crash_between_update_and_audit_leaves_nothing(app, db, pii, places, mon
     def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("crash")
 
-    monkeypatch.setattr(roster.audit, "record", boom)
+    monkeypatch.setattr(audit, "record", boom)
     with pytest.raises(RuntimeError):
         roster.approve(db, None, member.id, by=user, now=utcnow())
     db.rollback()

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from app.models import AuditEvent, Member, MemberStatus, Role
 from tests import conftest, factories
-from tests.conftest import hidden_fields
+from tests.conftest import checked_out, hidden_fields
 from tests.services.test_roster import make_member
 
 
@@ -191,6 +191,25 @@ def test_csv_export_is_scoped_neutralised_and_audited(client, db, pii, places):
     event = db.exec(select(AuditEvent).where(AuditEvent.action == "roster.export")).one()
     assert event.details["rows"] == 2 and event.details["format"] == "csv" and event.details["complete"]
     assert "韩梅梅" not in str(event.details)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_an_export_holds_no_connection_before_it_is_read_or_after_it_is_closed(client, app, db, pii, places, fmt):
+    pd, _ = places
+    for n in range(1, 4):
+        make_member(db, pii, pd, n)
+    db.commit()
+    sign_in(client, db)
+    db.close()
+    engine = app.extensions["db_engine"]
+    response = client.get(f"/roster/export.{fmt}", buffered=False)
+    assert response.status_code == 200
+    assert checked_out(engine) == 0, "the request's session went back at its teardown; the stream uses its own"
+    next(iter(response.response))
+    response.close()  # the client went away after the first chunk
+    assert checked_out(engine) == 0
+    event = db.exec(select(AuditEvent).where(AuditEvent.action == "roster.export")).one()
+    assert event.details["format"] == fmt
 
 
 def test_xlsx_export_filters_and_records_the_filter_shape(client, db, pii, places):
