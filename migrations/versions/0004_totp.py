@@ -1,7 +1,7 @@
 """TOTP second factor for staff: encrypted secret, last accepted step, recovery codes
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 
 from collections.abc import Sequence
