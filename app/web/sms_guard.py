@@ -47,15 +47,15 @@ def gate(attempt: JoinAttempt, phone: str, *, poster: str | None = None) -> Resp
 
 
 def _challenge_needed(phone: str, poster: str | None) -> bool:
-    pii, ip = current_app.extensions["pii"], client_ip()
-    prefix, checks = limits.prefix_key(pii, phone), guard()
+    pii, ip, percent = current_app.extensions["pii"], client_ip(), current_app.config["CHALLENGE_NEAR_LIMIT_PERCENT"]
+    prefix, checks, watch = limits.prefix_key(pii, phone), guard(), monitor()
+    low = watch.low(prefix)
+    if not low and (percent >= 100 or not checks.near_budget(ip=ip, poster=poster, percent=percent)):
+        return False  # the usual case: a few reads, nothing written
     if checks.send_refused(phone=limits.phone_key(pii, phone), prefix=prefix, ip=ip):
         return False
-    watch = monitor()
-    low = watch.low(prefix)
-    watch.raise_alerts(get_session(), low)
-    percent = current_app.config["CHALLENGE_NEAR_LIMIT_PERCENT"]
-    return bool(low) or (percent < 100 and checks.near_budget(ip=ip, poster=poster, percent=percent))
+    watch.raise_alerts(get_session(), low)  # usually raised already by note_sent; committed by gate
+    return True
 
 
 def note_sent(phone: str) -> None:
