@@ -299,11 +299,11 @@ def _issue(attempt: JoinAttempt, phone: str) -> str | None:
     try:
         _limits().reserve_send(phone=limits.phone_key(pii, phone), prefix=limits.prefix_key(pii, phone),
                                ip=_client_ip())
+        sms_guard.note_sent(phone)  # before the attempt changes: a refusal here leaves it as it was
         code = verification.issue(
             attempt, gateway=current_app.extensions["sms"], key=config["SECRET_KEY"], now=utcnow(),
             ttl=config["CODE_TTL_SECONDS"],
         )
-        sms_guard.note_sent(phone)
     except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
         raise _refusal(exc) from None
     get_session().add(attempt)

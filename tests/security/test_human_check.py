@@ -9,6 +9,7 @@ import io
 import logging
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -324,3 +325,15 @@ def test_status_page_codes_count_too(app, sms):
     with app.app_context():
         figures = sms_guard.monitor().figures(limits.prefix_key(app.extensions["pii"], spread_phone(3)))
     assert [(f.sent, f.verified) for f in figures] == [(1, 1), (1, 1)]
+
+
+def test_scenario_17_with_the_console_outbox(env, station):
+    """The development backend: its outbox file is not written until the picture is answered."""
+    app = app_with(env, SMS_BACKEND="console")
+    outbox = Path(env["SMS_OUTBOX"])
+    seed(app, spread_phone(1), sent=40, verified=5)
+    client = browser(app)
+    response = submit(client, factories.join_path(app, station), phone=spread_phone(2), solve=False)
+    assert asked_to_check(response) and not outbox.exists()
+    assert solve_check(client, response).headers["Location"].endswith("/join/code")
+    assert len(outbox.read_text(encoding="utf-8").splitlines()) == 1
