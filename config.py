@@ -94,6 +94,16 @@ class Config:
         self.API_AUTH_FAILURE_LIMIT = env.get("API_AUTH_FAILURE_LIMIT", "20 per minute")
         # Most SMS per rolling day for the whole service (SMS pumping: SECURITY.md B4).
         self.SMS_DAILY_BUDGET = int(env.get("SMS_DAILY_BUDGET", "2000"))
+        # B6: alert when fewer than CONVERSION_MIN_PERCENT % of at least CONVERSION_MIN_SENDS codes
+        # sent in the moving window were verified (overall or for one 7-digit prefix).
+        self.CONVERSION_MIN_SENDS = int(env.get("CONVERSION_MIN_SENDS", "20"))
+        self.CONVERSION_MIN_PERCENT = int(env.get("CONVERSION_MIN_PERCENT", "50"))
+        self.CONVERSION_WINDOW_SECONDS = int(env.get("CONVERSION_WINDOW_SECONDS", "3600"))
+        # B5: a picture of digits before the send while such an alert holds, or once this share
+        # of the client's IP or the poster's limits is used (100 or more: never on that ground).
+        self.CHALLENGE_NEAR_LIMIT_PERCENT = int(env.get("CHALLENGE_NEAR_LIMIT_PERCENT", "80"))
+        # A picture is answered once, within this time (at most an hour: see limits.CHALLENGE_ANSWER).
+        self.CHALLENGE_TTL_SECONDS = min(int(env.get("CHALLENGE_TTL_SECONDS", "300")), 3600)
         self.RETENTION_DRAFT_HOURS = int(env.get("RETENTION_DRAFT_HOURS", "24"))
         self.RETENTION_REJECTED_DAYS = int(env.get("RETENTION_REJECTED_DAYS", "30"))
         self.PROXY_FIX_X_FOR = int(env.get("PROXY_FIX_X_FOR", "0"))

@@ -25,7 +25,7 @@ MANUAL = (
 
 def problems(config: Mapping[str, Any], storage_ok: bool = True) -> list[str]:
     """Every reason this configuration must not serve the public."""
-    return [*_secrets(config), *_runtime(config, storage_ok), *_cookies(config)]
+    return [*_secrets(config), *_runtime(config, storage_ok), *_cookies(config), *_abuse(config)]
 
 
 def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
@@ -84,6 +84,17 @@ def _cookies(config: Mapping[str, Any]) -> Iterator[str]:
         yield "SESSION_COOKIE_SAMESITE must be Lax or Strict"
     if config.get("SESSION_COOKIE_DOMAIN"):
         yield "SESSION_COOKIE_DOMAIN must be unset (host-only cookie)"
+
+
+def _abuse(config: Mapping[str, Any]) -> Iterator[str]:
+    """The SMS pumping guards of SECURITY.md B5/B6 stay on."""
+    most = limits.PREFIX_SENDS[0].limit.amount  # a prefix never gets more sends an hour: a higher floor never alerts
+    if not 0 < int(config.get("CONVERSION_MIN_SENDS", 20)) <= most:
+        yield f"CONVERSION_MIN_SENDS must be 1 to {most}, or a number prefix can never alert (B6)"
+    if not 0 < int(config.get("CONVERSION_MIN_PERCENT", 50)) <= 100:
+        yield "CONVERSION_MIN_PERCENT must be 1 to 100 (B6)"
+    if int(config.get("CHALLENGE_NEAR_LIMIT_PERCENT", 80)) >= 100:
+        yield "CHALLENGE_NEAR_LIMIT_PERCENT must be below 100: the human check must come before a limit (B5)"
 
 
 def _storage_answers() -> bool:

@@ -53,6 +53,11 @@ LOCK = Rule("lock", parse("1 per day"))
 # A7: after 3 failures, wait 30 s before the next try, doubling up to an hour.
 DELAY_AFTER, DELAY_FIRST, DELAY_CAP = 3, 30, 3600
 BUDGET_ALERT = Rule("budget-alert", parse("1 per hour"))
+# B5: the human check. Pictures drawn and wrong answers per client address; each picture may
+# be answered once (its nonce is spent here, so a replay fails on every worker).
+CHALLENGE_IMAGES = Rule("challenge-image", parse("60 per hour"))
+CHALLENGE_FAILS = Rule("challenge-fail", parse("10 per hour"))
+CHALLENGE_ANSWER = Rule("challenge-answer", parse("1 per hour"))
 
 
 class LimiterUnavailable(Exception):
@@ -117,14 +122,35 @@ class Limits:
 
     def reserve_send(self, *, phone: str, prefix: str, ip: str) -> None:
         """Count one SMS against every limit, or raise LimitExceeded and count nothing."""
-        checks = [*((r, phone) for r in PHONE_SENDS), *((r, ip) for r in IP_SENDS),
-                  *((r, prefix) for r in PREFIX_SENDS), *((r, "all") for r in self.budget)]
         try:
-            self._reserve(checks, unless_locked=phone)
+            self._reserve(self._send_checks(phone=phone, prefix=prefix, ip=ip), unless_locked=phone)
         except LimitExceeded as exc:
             if exc.scope == "global":
                 self._budget_alert()
             raise
+
+    def send_refused(self, *, phone: str, prefix: str, ip: str) -> bool:
+        """Whether `reserve_send` would refuse now (nothing is counted)."""
+        checks = [(LOCK, phone), *self._send_checks(phone=phone, prefix=prefix, ip=ip)]
+        return any(self._wait(rule, key) for rule, key in checks)
+
+    def near_budget(self, *, ip: str, poster: str | None, percent: int) -> bool:
+        """Whether `percent` % of an IP's send limits or a poster's join-start limit is used up."""
+        checks = [*((r, ip) for r in IP_SENDS), *((r, poster) for r in POSTER_STARTS if poster)]
+        return any(self.used(rule, key) * 100 >= rule.limit.amount * percent for rule, key in checks)
+
+    def count(self, rule: Rule, key: str) -> bool:
+        """Take one unit of `rule` for `key`; False when none was left (nothing taken)."""
+        return self._hit(rule, key)
+
+    def used(self, rule: Rule, key: str) -> int:
+        """How much of `rule` is used for `key` in its current window."""
+        stats = self._call(self.strategy.get_window_stats, rule.limit, *_ids(rule, key))
+        return rule.limit.amount - stats.remaining
+
+    def _send_checks(self, *, phone: str, prefix: str, ip: str) -> list[tuple[Rule, str]]:
+        return [*((r, phone) for r in PHONE_SENDS), *((r, ip) for r in IP_SENDS),
+                *((r, prefix) for r in PREFIX_SENDS), *((r, "all") for r in self.budget)]
 
     def reserve_join_start(self, poster: str) -> None:
         self._reserve([(rule, poster) for rule in POSTER_STARTS])
@@ -135,6 +161,21 @@ class Limits:
 
     def note_bad_token(self, ip: str) -> None:
         self._hit(BAD_TOKENS, ip)
+
+    def draw_challenge(self, ip: str) -> None:
+        """Count one picture for this address, or raise LimitExceeded."""
+        self._reserve([(CHALLENGE_IMAGES, ip)])
+
+    def challenge_blocked(self, ip: str) -> int:
+        """Seconds this address must wait after too many wrong answers (0: it may answer)."""
+        return self._wait(CHALLENGE_FAILS, ip)
+
+    def challenge_failed(self, ip: str) -> None:
+        self._hit(CHALLENGE_FAILS, ip)
+
+    def spend_challenge(self, nonce: str) -> bool:
+        """True the first time a picture is answered, False for any replay (pictures live < 1 h)."""
+        return self._hit(CHALLENGE_ANSWER, nonce)
 
     def ensure_not_locked(self, phone: str) -> None:
         wait = self._wait(LOCK, phone)
@@ -163,8 +204,7 @@ class Limits:
         return failures
 
     def failures(self, phone: str) -> int:
-        stats = self._call(self.strategy.get_window_stats, FAILURES.limit, *_ids(FAILURES, phone))
-        return FAILURES.limit.amount - stats.remaining
+        return self.used(FAILURES, phone)
 
     def _reserve(self, checks: Iterable[tuple[Rule, str]], unless_locked: str | None = None) -> None:
         """Test every limit first, then take from each: a refusal costs no other limit.

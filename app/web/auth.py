@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -24,7 +25,7 @@ from wtforms.validators import DataRequired
 from app.db import get_session
 from app.extensions import limiter, login_manager
 from app.models import User, utcnow
-from app.services import mfa, users
+from app.services import conversion, mfa, users
 from app.web.access import role_required, staff
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,17 @@ def _next_page() -> str:
 @bp.get("/home")
 @login_required
 def home() -> str:
-    return render_template("auth/home.html", user=current_user.user)
+    user = current_user.user
+    return render_template("auth/home.html", user=user, sms_alerts=_sms_alerts(user),
+                           window_minutes=current_app.config["CONVERSION_WINDOW_SECONDS"] // 60)
+
+
+def _sms_alerts(user: User) -> list:  # type: ignore[type-arg]
+    """Admins see this window's low-conversion alerts (SECURITY.md B6): counters only."""
+    if user.role.value != "admin":
+        return []
+    window = timedelta(seconds=current_app.config["CONVERSION_WINDOW_SECONDS"])
+    return conversion.recent_alerts(get_session(), now=utcnow(), within=window)
 
 
 @bp.post("/logout")

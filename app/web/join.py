@@ -24,6 +24,7 @@ from app.services import limits, membership, page_cache, places, sms, verificati
 from app.services.phones import PhoneInvalid, masked, normalize
 from app.services.sms import SmsError
 from app.services.tokens import TOKEN_PATTERN
+from app.web import sms_guard
 
 log = logging.getLogger(__name__)
 bp = Blueprint("join", __name__)
@@ -291,7 +292,16 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
 
         return _with_retry_after(render_error(refused.status, message), refused.retry_after)
     _count_place(place, "forms")
-    return _send_first_code(attempt, applicant.phone)
+    check = _human_check(attempt, applicant.phone, limits.poster_key(token))
+    return check if check is not None else _send_first_code(attempt, applicant.phone)
+
+
+def _human_check(attempt: JoinAttempt, phone: str, poster: str | None = None):  # type: ignore[no-untyped-def]
+    """The human check's page when this send needs one first (SECURITY.md B5), else None."""
+    try:
+        return sms_guard.gate(attempt, phone, poster=poster)
+    except limits.LimiterUnavailable:
+        return None  # _issue meets the same store and refuses the send (503)
 
 
 def _send_first_code(attempt: JoinAttempt, phone: str):  # type: ignore[no-untyped-def]
@@ -317,6 +327,7 @@ def _issue(attempt: JoinAttempt, phone: str) -> str | None:
     try:
         _limits().reserve_send(phone=limits.phone_key(pii, phone), prefix=limits.prefix_key(pii, phone),
                                ip=_client_ip())
+        sms_guard.note_sent(phone)  # before the attempt changes: a refusal here leaves it as it was
         code = verification.issue(
             attempt, gateway=current_app.extensions["sms"], key=config["SECRET_KEY"], now=utcnow(),
             ttl=config["CODE_TTL_SECONDS"],
@@ -354,6 +365,8 @@ def code():  # type: ignore[no-untyped-def]
     attempt = _current_attempt()
     if attempt.verified_at is not None:
         return redirect(url_for("join.done"), 303)
+    if attempt.sends == 0 and session.get(sms_guard.PENDING) == attempt.id:  # no code yet: the check first
+        return redirect(url_for("challenge.show"), 303)
     return _render_code(attempt, CodeForm())
 
 
@@ -396,6 +409,7 @@ def check_code():  # type: ignore[no-untyped-def]
     db.commit()
     if message is not None:
         return _render_code(attempt, form, 422, message)
+    sms_guard.note_verified(attempt)
     return redirect(url_for("join.done"), 303)
 
 
@@ -438,6 +452,9 @@ def resend():  # type: ignore[no-untyped-def]
         message = _("Please wait %(n)d seconds before asking for a new code.", n=wait)
         return _refused_code_page(attempt, Refused(429, message, wait))
     phone = current_app.extensions["pii"].decrypt(attempt.phone_enc)
+    check = _human_check(attempt, phone)
+    if check is not None:
+        return check
     try:
         code = _issue(attempt, phone)
     except Refused as refused:

@@ -23,6 +23,7 @@ from app.models import District, StatusCheck, utcnow
 from app.services import limits, status, verification
 from app.services.phones import PhoneInvalid, masked, normalize
 from app.services.sms import SmsError
+from app.web import sms_guard
 from app.web.join import LIMIT_MESSAGES, PHONE_MESSAGES, PLATFORM_LABELS, SMS_MESSAGES, CodeForm, EmptyForm
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def _reserve_send(phone: str) -> None:
     pii = current_app.extensions["pii"]
     _guard().reserve_send(phone=limits.phone_key(pii, phone), prefix=limits.prefix_key(pii, phone),
                           ip=limits.ip_key(request.remote_addr))
+    sms_guard.note_sent(phone)  # conversion (B6) counts these codes too: any number may ask for one
 
 
 @bp.get("/")
@@ -143,6 +145,7 @@ def check_code():  # type: ignore[no-untyped-def]
     get_session().commit()  # the try counts, right or wrong
     if message is not None:
         return _render_code(check, form, 422, message)
+    sms_guard.note_verified(check)
     return redirect(url_for("status.me"), 303)
 
 

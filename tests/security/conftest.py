@@ -12,11 +12,28 @@ from flask.testing import FlaskClient
 from sqlmodel import select
 
 from app.models import JoinAttempt, Member, utcnow
+from app.services import human_check
 from app.services.limits import delay_after
 from tests import factories
 from tests.conftest import hidden_fields
 
 CODE_RE = re.compile(r"\b(\d{6})\b")
+CHECK_PATH = "/join/check"
+PICTURES: list[str] = []  # answers of the human-check pictures drawn in the current test, latest last
+
+
+@pytest.fixture(autouse=True)
+def pictures(monkeypatch):  # type: ignore[no-untyped-def]
+    """Remember each picture's answer, as a person reading it would."""
+    PICTURES.clear()
+    draw = human_check.new_answer
+
+    def remembered() -> str:
+        PICTURES.append(draw())
+        return PICTURES[-1]
+
+    monkeypatch.setattr(human_check, "new_answer", remembered)
+    return PICTURES
 
 
 @pytest.fixture
@@ -51,12 +68,28 @@ def browser(app: Flask, ip: str = "198.51.100.7") -> FlaskClient:
     return client
 
 
-def submit(client: FlaskClient, path: str, phone: str | None = None, **overrides: str | None):  # type: ignore[no-untyped-def]
+def submit(client: FlaskClient, path: str, phone: str | None = None, *, solve: bool = True,
+           **overrides: str | None):  # type: ignore[no-untyped-def]
+    """Fill and send the join form; answer the human check if one is asked for (unless `solve` is off)."""
     page = client.get(path)
     assert page.status_code == 200, page.status_code
     data = {**hidden_fields(page.text), "name": "王小明", "phone": phone or factories.phone(1), "platform": "meituan",
             "consent": "y", **overrides}
-    return client.post(path, data={k: v for k, v in data.items() if v is not None})
+    response = client.post(path, data={k: v for k, v in data.items() if v is not None})
+    return solve_check(client, response) if solve else response
+
+
+def asked_to_check(response) -> bool:  # type: ignore[no-untyped-def]
+    return response.status_code == 303 and response.headers.get("Location", "").endswith(CHECK_PATH)
+
+
+def solve_check(client: FlaskClient, response, answer: str | None = None):  # type: ignore[no-untyped-def]
+    """When `response` sends the worker to the human check: read the picture, answer it."""
+    if not asked_to_check(response):
+        return response
+    page = client.get(CHECK_PATH)
+    assert page.status_code == 200, page.status_code
+    return client.post(CHECK_PATH, data={**hidden_fields(page.text), "answer": answer or PICTURES[-1]})
 
 
 def send_code(client: FlaskClient, code: str):  # type: ignore[no-untyped-def]
@@ -64,9 +97,10 @@ def send_code(client: FlaskClient, code: str):  # type: ignore[no-untyped-def]
     return client.post("/join/code", data={**hidden_fields(page.text), "code": code})
 
 
-def ask_again(client: FlaskClient):  # type: ignore[no-untyped-def]
+def ask_again(client: FlaskClient, *, solve: bool = True):  # type: ignore[no-untyped-def]
     page = client.get("/join/code")
-    return client.post("/join/resend", data=hidden_fields(page.text))
+    response = client.post("/join/resend", data=hidden_fields(page.text))
+    return solve_check(client, response) if solve else response
 
 
 def code_from(sms) -> str:  # type: ignore[no-untyped-def]

@@ -51,6 +51,9 @@ def test_a_sound_production_config_has_no_problems(tmp_path):
     ({"SESSION_COOKIE_DOMAIN": "example.org"}, "DOMAIN"),
     ({"PUBLIC_BASE_URL": "http://join.example.org"}, "https"),
     ({"SMS_BACKEND": "console"}, "SMS_BACKEND"),
+    ({"CONVERSION_MIN_SENDS": 21}, "CONVERSION_MIN_SENDS"),
+    ({"CONVERSION_MIN_PERCENT": 0}, "CONVERSION_MIN_PERCENT"),
+    ({"CHALLENGE_NEAR_LIMIT_PERCENT": 100}, "human check"),
 ])
 def test_each_problem_is_named(tmp_path, change, expected):
     found = problems({**good(tmp_path), **change})

@@ -1,0 +1,113 @@
+"""The human check between the join form and the SMS (SECURITY.md B5): type the digits in a picture.
+
+Shown only when `sms_guard.gate` sent the worker here (conversion is low, or the client's IP or
+the poster is near its limit). The picture is inline PNG from our own server: no script, no
+other origin. A right answer sends the code exactly as the form would have; a wrong, expired
+or replayed one gets a fresh picture.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+
+from flask import Blueprint, current_app, redirect, render_template, session, url_for
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import StringField
+from wtforms.validators import DataRequired
+
+from app.models import JoinAttempt, utcnow
+from app.services import human_check, limits, verification
+from app.web import join, sms_guard
+from app.web.errors import render_error
+
+bp = Blueprint("challenge", __name__)
+TICKET = "challenge_ticket"
+MESSAGES = {
+    human_check.ChallengeWrong: _l("Those are not the digits in the picture. Please try this new picture."),
+    human_check.ChallengeExpired: _l("That picture has expired. Please type the digits in this new picture."),
+    human_check.ChallengeUsed: _l("That picture was already used. Please type the digits in this new picture."),
+}
+TOO_MANY = _l("Too many wrong answers from this network. Please wait a while and try again.")
+
+
+class ChallengeForm(FlaskForm):
+    answer = StringField(_l("Digits in the picture"),
+                         validators=[DataRequired(message=_l("Please type the digits in the picture."))])
+
+
+def _pending(lock: bool = False) -> JoinAttempt | Response:
+    """The attempt waiting for the check, or where the worker should be instead."""
+    attempt = join._current_attempt(lock=lock)
+    if attempt.verified_at is not None:
+        return redirect(url_for("join.done"), 303)
+    if session.get(sms_guard.PENDING) != attempt.id:
+        return redirect(url_for("join.code"), 303)
+    return attempt
+
+
+@bp.get("/join/check")
+def show():  # type: ignore[no-untyped-def]
+    attempt = _pending()
+    if not isinstance(attempt, JoinAttempt):
+        return attempt
+    return _render(attempt, ChallengeForm())
+
+
+def _render(attempt: JoinAttempt, form: ChallengeForm, status: int = 200, message: str | None = None):  # type: ignore[no-untyped-def]
+    """A page with a fresh picture; the previous one can no longer be answered from this session."""
+    config = current_app.config
+    try:
+        sms_guard.guard().draw_challenge(sms_guard.client_ip())
+    except limits.LimitExceeded as exc:
+        return join._with_retry_after(render_error(429, str(TOO_MANY)), exc.retry_after)
+    except limits.LimiterUnavailable:
+        return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
+    ticket, png = human_check.issue(config["SECRET_KEY"], attempt.id, now=time.time(),
+                                   ttl=config["CHALLENGE_TTL_SECONDS"], font_setting=config["POSTER_FONT"])
+    session[TICKET] = ticket.as_dict()
+    form.answer.data = ""
+    image = base64.b64encode(png).decode("ascii")
+    return render_template("challenge/check.html", form=form, image=image, message=message,
+                           digits=human_check.DIGITS), status
+
+
+@bp.post("/join/check")
+def answer():  # type: ignore[no-untyped-def]
+    attempt = _pending(lock=True)
+    if not isinstance(attempt, JoinAttempt):
+        return attempt
+    form = ChallengeForm()
+    if not form.validate():
+        return _render(attempt, form, 422)
+    failure = _judge(attempt, form.answer.data or "")
+    if failure is not None:
+        return failure
+    session.pop(sms_guard.PENDING, None)
+    wait = verification.resend_wait(attempt, now=utcnow(), cooldown=current_app.config["RESEND_COOLDOWN_SECONDS"])
+    if wait:  # the check is not a way around the resend cooldown
+        return redirect(url_for("join.code"), 303)
+    return join._send_first_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc))
+
+
+def _judge(attempt: JoinAttempt, given: str):  # type: ignore[no-untyped-def]
+    """None when the answer is right; else the page to show (a new picture, 429 or 503)."""
+    checks, ip = sms_guard.guard(), sms_guard.client_ip()
+    ticket = human_check.Ticket.from_dict(session.pop(TICKET, None))
+    try:
+        wait = checks.challenge_blocked(ip)
+        if wait:
+            return join._with_retry_after(render_error(429, str(TOO_MANY)), wait)
+        human_check.verify(ticket, given, key=current_app.config["SECRET_KEY"], bound_to=attempt.id,
+                           now=time.time(), spend=checks.spend_challenge)
+    except limits.LimiterUnavailable:
+        return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
+    except human_check.ChallengeError as exc:
+        try:
+            checks.challenge_failed(ip)
+        except limits.LimiterUnavailable:
+            return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
+        return _render(attempt, ChallengeForm(formdata=None), 422, str(MESSAGES[type(exc)]))
+    return None
