@@ -22,7 +22,7 @@ from app.models import AuditEvent, District, Role
 from app.services import limits, users
 from app.services.conversion import ALERT_ACTION
 from app.web import sms_guard
-from tests import factories
+from tests import conftest, factories
 from tests.conftest import hidden_fields
 from tests.security.conftest import (
     CHECK_PATH,
@@ -296,9 +296,7 @@ def test_admins_see_the_alert_when_they_sign_in(app, db, path, sms):
                      district_codes=[] if role is Role.admin else ["PD"])
         db.commit()
         client = browser(app)
-        page = client.get("/login")
-        client.post("/login", data={**hidden_fields(page.text), "email": email,
-                                    "password": "correct horse battery staple"})
+        conftest.sign_in(client, db, email, "correct horse battery staple")  # password and TOTP
         home = client.get("/home").text
         if role is Role.admin:
             assert "短信滥用警报" in home and "25 个验证码中 3 个已验证" in home
