@@ -1,14 +1,16 @@
 """Full joins per second (scan page, form, code page, code; console SMS) with p99 latency.
 
-    .venv/bin/python -m bench.joins --database sqlite|postgres [--clients 16] [--joins 1600]
+    .venv/bin/python -m bench.joins --database sqlite|postgres [--clients 12] [--joins 1600]
         [--workers 4] [--threads 8] [--client-processes 1]
 
 The load comes from bench/loadgen.py: `--clients` simulated workers as asyncio coroutines,
-each with its own keep-alive connection and cookie jar (see its docstring for the default of
-16). The baseline, in the same run: the same client making the same four requests per "join"
-against hello-world Flask (bench/hello.py) under the same gunicorn settings: the most this
-client and machine could show. The client's own CPU per join is printed, so its share of the
-2 cores is a figure, not a guess. PostgreSQL runs use Redis (127.0.0.1:6379/14) for the limits,
+each join on its own keep-alive connection with its own cookie jar (one connection per
+worker for the whole run left gunicorn's workers unevenly loaded: see loadgen.Plan), 12 by
+default (chosen by measurement: loadgen's docstring). The baseline, in the same run: the
+same client making the same four requests per "join" against hello-world Flask
+(bench/hello.py) under the same gunicorn settings, the most this client and machine could
+show. The client's own CPU per join is printed, so its share of the 2 cores is a figure.
+PostgreSQL runs use Redis (127.0.0.1:6379/14) for the limits,
 as a multi-server deployment does; SQLite uses the embedded in-process store. Targets: >= 200
 joins/s, p99 <= 200 ms.
 """
@@ -51,7 +53,7 @@ def measure(env: dict[str, str], work: Path, args: argparse.Namespace) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--clients", type=int, default=16, help="simulated workers joining at once")
+    parser.add_argument("--clients", type=int, default=12, help="simulated workers joining at once")
     parser.add_argument("--joins", type=int, default=1600)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=8)

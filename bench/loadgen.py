@@ -1,31 +1,44 @@
 """A cheap load generator: simulated workers as asyncio coroutines over raw HTTP/1.1.
 
-    .venv/bin/python -m bench.loadgen [--clients 16] [--joins 4000] [--client-processes 1]
+    .venv/bin/python -m bench.loadgen [--clients 12] [--joins 4000] [--client-processes 1]
 
 run alone, measures the client's own ceiling and CPU cost against hello-world Flask (bench/hello.py).
 
-Why not harness.Browser: http.client in 16 Python threads fights over the GIL and spends
-~3 ms of CPU per four-request join, so on 2 cores the client took the CPU the server needed.
-Here each simulated worker is a coroutine with one keep-alive connection
-(asyncio.open_connection) and its own cookie jar; requests are bytes built by hand, and a
-response is parsed only as far as a browser must: status line, headers (Set-Cookie,
-Location, Content-Length or chunked, Connection) and the body.
+Why not harness.Browser: http.client in Python threads takes turns on the GIL with one
+another, and every wait for the GIL delays a request. Here each simulated worker is a
+coroutine in one event loop, with its own cookie jar and a keep-alive connection
+(asyncio.open_connection); requests are bytes built by hand, and a response is parsed only
+as far as a browser must: status line, headers (Set-Cookie, Location, Content-Length or
+chunked, Connection) and the body. Measured side by side against hello-world (load average 5-7):
+0.2-0.3 ms of client CPU per four-request join with one connection per worker, against
+0.4 ms for the threaded client; each join opening its own connection (the default, below)
+adds ~0.17 ms.
 
 The join flow is harness.Joiner's: scan page, form, code page, code, with the same
 X-Forwarded-For /64 and phone per join number and posters spread the same way; the code
 comes from the console outbox, tailed from where the last read stopped. A join's latency runs
-from its first request to the final 303. `--client-processes K` splits the workers over K
-processes when one cannot keep up; the client's CPU time (getrusage of every client
-process over the measured window) is reported per join, so the cost of the load is a figure.
+from its first request to the final 303, and each step is timed too. `--client-processes K`
+splits the workers over K processes when one cannot keep up; the client's CPU time
+(getrusage of the client over the measured window) is reported per join, so the cost of the
+load is a figure, not a guess.
 
-Concurrency (--clients, default 16): the target is >= 200 joins/s with p99 <= 200 ms, so by
-Little's law the number of joins in flight is rate × mean latency; at 200/s and a mean well
-under the 200 ms p99, that is 10-30. Fewer than ~8 leave the server's 2 cores idle between a
-worker's requests (each join also waits a few ms for its SMS code); more than ~32 only queue
-inside gunicorn and raise p99 without raising the rate. Measured on this machine against
-hello-world (4 gunicorn workers × 8 threads): 8, 16 and 32 workers gave the figures in the
-lead's docs/benchmarks.md; 16 reached the server's ceiling with the lowest p99, so it stays
-the default (as it was for the threaded client).
+Concurrency (--clients, default 12 in bench.joins): the target is >= 200 joins/s with
+p99 <= 200 ms. By Little's law, joins in flight = rate × mean latency: 12 at 200/s leaves a
+mean of 60 ms, room for a p99 of 200 ms; 16 leaves 80 ms, 32 leaves 160 ms (p99 then cannot
+be met whatever the server does). Fewer leave the server's cores idle between a worker's
+requests. Measured with bench.joins --joins 1600 on SQLite (2026-11-29 06:45-06:50 UTC,
+load average 6-8, server at ~70 joins/s):
+
+| simulated workers | joins/s | p50 | p99 |
+|---|---|---|---|
+| 8 | 65, 71 | 74, 74 ms | 814, 679 ms |
+| 12 | 77, 69 | 76, 90 ms | 1,140, 1,297 ms |
+| 16 | 80, 78 | 89, 95 ms | 1,775, 1,531 ms |
+| 32 | 72 | 204 ms | 2,676 ms |
+
+The rate stops growing near 12-16 (the server is then busy all the time) while p99 keeps
+growing with every worker added (joins only queue): 12 gets ~95% of the rate at 16 with
+about 70% of its p99.
 """
 
 from __future__ import annotations
@@ -299,6 +312,11 @@ class Plan:
     joins_each: int
     first: int = 0
     run: str = field(default_factory=new_run_id)
+    # Each join is another phone, so by default it opens its own connection (kept alive for its
+    # four requests): gunicorn then spreads joins over its workers as it accepts them. Workers
+    # that kept one connection for all their joins stayed where the first accept put them
+    # (8 connections all on 1 of 4 gunicorn workers, 16 on 3), and one worker's GIL is one core.
+    connection_per_join: bool = True
 
     def numbers(self, index: int) -> range:
         start = self.first + index * self.joins_each
@@ -382,6 +400,8 @@ async def worker(plan: Plan, outbox: OutboxTail | None, index: int) -> list[Join
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as exc:
                 browser.close()  # a fresh connection for the next join; this one has no answer
                 results.append(JoinResult(False, 0.0, "transport", f"{type(exc).__name__} {exc}"[:200]))
+            if plan.connection_per_join:
+                browser.close()
     finally:
         browser.close()
     return results
@@ -506,7 +526,7 @@ def main() -> None:
     from bench.harness import Server, report, server_env
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=12)
     parser.add_argument("--joins", type=int, default=4000)
     parser.add_argument("--client-processes", type=int, default=1)
     parser.add_argument("--workers", type=int, default=4)

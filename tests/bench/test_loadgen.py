@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,9 @@ class RawServer:
         except asyncio.IncompleteReadError:
             pass
         writer.close()
+
+
+SEE_OTHER = b"HTTP/1.1 303 SEE OTHER\r\nContent-Length: 0\r\n\r\n"
 
 
 def ok(body: bytes = b"hello", *extra: str) -> bytes:
@@ -263,19 +267,27 @@ def test_run_counts_joins_failures_and_client_cpu(serve):
     assert len(result.results) == 20 and result.failed == 4
     assert "4× form: 200 form again" in result.reasons()
     assert result.rate > 0 and result.client_cpu > 0
-    assert server.connections == 4  # one kept-alive connection per simulated worker
+    # One connection per join (a phone), kept alive for its requests: 4, or 2 when the form failed.
+    assert sorted(Counter(s.connection for s in server.seen).values()) == [2] * 4 + [4] * 16
     addresses = {s.headers["x-forwarded-for"] for s in server.seen}
     assert len(addresses) == 20  # one /64 per join, as harness.Joiner does
 
 
+def test_workers_can_keep_one_connection_for_all_their_joins(serve):
+    server = serve(lambda seen: (ok() if seen.method == "GET" else SEE_OTHER, False))
+
+    result = loadgen.run(loadgen.Plan(server.port, ["/"], None, clients=3, joins_each=5, connection_per_join=False))
+
+    assert result.failed == 0
+    assert sorted(Counter(s.connection for s in server.seen).values()) == [20, 20, 20]
+
+
 @pytest.mark.slow
 def test_client_processes_split_the_workers_and_add_up_their_cpu(serve):
-    server = serve(
-        lambda seen: (ok() if seen.method == "GET" else b"HTTP/1.1 303 SEE OTHER\r\nContent-Length: 0\r\n\r\n", False)
-    )
+    server = serve(lambda seen: (ok() if seen.method == "GET" else SEE_OTHER, False))
 
     result = loadgen.run(loadgen.Plan(server.port, ["/"], None, clients=6, joins_each=10), processes=2)
 
     assert len(result.results) == 60 and result.failed == 0
-    assert len(server.seen) == 240 and server.connections == 6
+    assert len(server.seen) == 240 and server.connections == 60
     assert result.client_cpu > 0 and result.elapsed > 0
