@@ -137,16 +137,40 @@ class Limits:
     def near_budget(self, *, ip: str, poster: str | None, percent: int) -> bool:
         """Whether `percent` % of an IP's send limits or a poster's join-start limit is used up."""
         checks = [*((r, ip) for r in IP_SENDS), *((r, poster) for r in POSTER_STARTS if poster)]
-        return any(self.used(rule, key) * 100 >= rule.limit.amount * percent for rule, key in checks)
+        used = self.used_many(checks)
+        return any(n * 100 >= rule.limit.amount * percent for n, (rule, _key) in zip(used, checks, strict=True))
 
     def count(self, rule: Rule, key: str) -> bool:
         """Take one unit of `rule` for `key`; False when none was left (nothing taken)."""
         return self._hit(rule, key)
 
+    def count_many(self, checks: list[tuple[Rule, str]]) -> list[bool]:
+        """`count` for each (rule, key), independently; on Redis in one round trip."""
+        script = _script(self.strategy, "count")
+        if script is None:
+            return [self.count(rule, key) for rule, key in checks]
+        return [bool(taken) for taken in self._run(script, checks)]
+
     def used(self, rule: Rule, key: str) -> int:
         """How much of `rule` is used for `key` in its current window."""
         stats = self._call(self.strategy.get_window_stats, rule.limit, *_ids(rule, key))
         return rule.limit.amount - stats.remaining
+
+    def used_many(self, checks: list[tuple[Rule, str]]) -> list[int]:
+        """`used` for each (rule, key); on Redis in one round trip."""
+        script = _script(self.strategy, "used")
+        if script is None:
+            return [self.used(rule, key) for rule, key in checks]
+        return [int(n) for n in self._run(script, checks)]
+
+    def _run(self, script, checks: list[tuple[Rule, str]]) -> list[object]:  # type: ignore[no-untyped-def]
+        """One script over the moving-window lists of `checks`: ARGV is now, then amount and seconds."""
+        storage = self.strategy.storage
+        keys = [storage.prefixed_key(rule.limit.key_for(*_ids(rule, key))) for rule, key in checks]
+        args: list[object] = [repr(self.clock())]
+        for rule, _key in checks:
+            args += [rule.limit.amount, rule.limit.get_expiry()]
+        return list(self._call(script, keys, args))
 
     def _send_checks(self, *, phone: str, prefix: str, ip: str) -> list[tuple[Rule, str]]:
         return [*((r, phone) for r in PHONE_SENDS), *((r, ip) for r in IP_SENDS),
@@ -184,8 +208,9 @@ class Limits:
 
     def ensure_may_check(self, phone: str) -> None:
         """Raise PhoneLocked or CheckDelayed when this phone may not try a code now."""
-        self.ensure_not_locked(phone)
-        failures = self.failures(phone)
+        locked, failures = self.used_many([(LOCK, phone), (FAILURES, phone)])  # one round trip
+        if locked:
+            self.ensure_not_locked(phone)  # raises, with the wait
         delay = delay_after(failures)
         if delay:
             wait = self._wait(_delay_rule(delay), phone)
@@ -213,7 +238,7 @@ class Limits:
         last unit between the test and the take); elsewhere the library's test, then hit.
         """
         checks = list(checks)
-        script = _reserve_script(self.strategy)
+        script = _script(self.strategy, "reserve")
         if script is not None:
             self._reserve_in_redis(script, checks, unless_locked)
             return
@@ -330,16 +355,58 @@ def in_process_store(uri: str) -> bool:
     return uri.split("://", 1)[0] in ("memory", "swept-memory")
 
 
-def _reserve_script(strategy: RateLimiter):  # type: ignore[no-untyped-def]
-    """The registered reserve script when the store is Redis with moving windows, else None."""
+# How many entries of each moving-window list fall inside its window (a binary search: the list
+# is newest first). ARGV: now, then amount and seconds per key.
+USED_LUA = """
+local now = tonumber(ARGV[1])
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local since = now - tonumber(ARGV[2 * i + 1])
+  local low, high, last = 0, redis.call('llen', key) - 1, -1
+  while low <= high do
+    local mid = math.floor((low + high) / 2)
+    local stamp = tonumber(redis.call('lindex', key, mid))
+    if stamp and stamp >= since then last = mid; low = mid + 1 else high = mid - 1 end
+  end
+  counts[i] = last + 1
+end
+return counts
+"""
+
+# One unit from each moving window that has one left, each on its own (not all or nothing).
+# ARGV: now, then amount and seconds per key. Returns 1 (taken) or 0 per key.
+COUNT_LUA = """
+local now = ARGV[1]
+local taken = {}
+for i, key in ipairs(KEYS) do
+  local amount, seconds = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local oldest = redis.call('lindex', key, amount - 1)
+  if oldest and tonumber(oldest) >= tonumber(now) - seconds then
+    taken[i] = 0
+  else
+    redis.call('lpush', key, now)
+    redis.call('ltrim', key, 0, amount - 1)
+    redis.call('expire', key, seconds)
+    taken[i] = 1
+  end
+end
+return taken
+"""
+
+SCRIPTS = {"reserve": RESERVE_LUA, "used": USED_LUA, "count": COUNT_LUA}
+
+
+def _script(strategy: RateLimiter, name: str):  # type: ignore[no-untyped-def]
+    """The registered script `name` when the store is Redis with moving windows, else None."""
     storage = strategy.storage
     if not isinstance(strategy, MovingWindowRateLimiter) or not isinstance(storage, RedisStorage):
         return None
-    script = getattr(storage, "_scanjoin_reserve", None)
-    if script is None:
-        script = storage.get_connection().register_script(RESERVE_LUA)
-        storage._scanjoin_reserve = script  # type: ignore[attr-defined]  # one per store
-    return script
+    scripts = getattr(storage, "_scanjoin_scripts", None)
+    if scripts is None:
+        connection = storage.get_connection()
+        scripts = {key: connection.register_script(text) for key, text in SCRIPTS.items()}
+        storage._scanjoin_scripts = scripts  # type: ignore[attr-defined]  # one set per store
+    return scripts[name]
 
 
 def _delay_rule(seconds: int) -> Rule:

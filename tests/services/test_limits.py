@@ -95,7 +95,7 @@ def test_redis_reserve_is_one_round_trip(redis_url, monkeypatch):
     storage = storage_from_string(redis_url)
     strategy = MovingWindowRateLimiter(storage)
     g, keys = guard(strategy), fresh()
-    limits._reserve_script(strategy)  # registered once per store, before counting
+    limits._script(strategy, "reserve")  # registered once per store, before counting
     connection = storage.get_connection()
     calls: list[str] = []
     real = connection.execute_command
@@ -162,3 +162,28 @@ def test_the_swept_store_still_counts_exactly():
 def test_in_process_stores_are_named():
     assert limits.in_process_store("memory://") and limits.in_process_store("swept-memory://")
     assert not limits.in_process_store("redis://127.0.0.1:6379/0")
+
+
+def test_many_at_once_reads_and_counts_as_one_at_a_time(strategy):
+    g, tag = guard(strategy), secrets.token_hex(4)
+    small, big = limits.Rule(f"small-{tag}", limits.parse("2 per minute")), limits.Rule(f"big-{tag}", limits.parse("50 per hour"))
+    checks = [(small, "a"), (big, "a"), (big, "b")]
+    assert g.used_many(checks) == [0, 0, 0]
+    assert g.count_many(checks) == [True, True, True]
+    assert g.count_many(checks) == [True, True, True]
+    assert g.count_many(checks) == [False, True, True], "a full window refuses only itself"
+    assert g.used_many(checks) == [g.used(rule, key) for rule, key in checks] == [2, 3, 3]
+
+
+def test_redis_many_at_once_is_one_round_trip_each(redis_url, monkeypatch):
+    storage = storage_from_string(redis_url)
+    g, tag = guard(MovingWindowRateLimiter(storage)), secrets.token_hex(4)
+    checks = [(limits.Rule(f"r-{tag}", limits.parse("5 per minute")), key) for key in ("x", "y", "z")]
+    for name in ("used", "count"):
+        limits._script(g.strategy, name)
+    connection, calls = storage.get_connection(), []
+    real = connection.execute_command
+    monkeypatch.setattr(connection, "execute_command", lambda *a, **k: calls.append(str(a[0])) or real(*a, **k))
+    g.count_many(checks)
+    assert g.used_many(checks) == [1, 1, 1]
+    assert calls == ["EVALSHA", "EVALSHA"]
