@@ -324,7 +324,9 @@ class Plan:
 
 
 def fail(started: float, step: str, response: Response) -> JoinResult:
-    return JoinResult(False, time.perf_counter() - started, step, f"{response.status} {response.text[:200]}")
+    """An unexpected answer: its status and where it redirects, else the start of its page, on one line."""
+    said = f"to {response.header('location')}" if response.header("location") else response.text[:200]
+    return JoinResult(False, time.perf_counter() - started, step, " ".join(f"{response.status} {said}".split()))
 
 
 STEPS = ("scan page", "form", "code page", "waiting for the SMS", "code")

@@ -256,7 +256,7 @@ def test_run_counts_joins_failures_and_client_cpu(serve):
 
     def answer(seen: Seen) -> tuple[bytes, bool]:
         if seen.method == "POST" and "code" not in seen.body.decode() and next(posts) % 5 == 4:
-            return ok(b"form again"), False
+            return ok(b"form\nagain"), False
         return (
             ok() if seen.method == "GET" else b"HTTP/1.1 303 SEE OTHER\r\nLocation: /\r\nContent-Length: 0\r\n\r\n"
         ), False
@@ -271,6 +271,14 @@ def test_run_counts_joins_failures_and_client_cpu(serve):
     assert sorted(Counter(s.connection for s in server.seen).values()) == [2] * 4 + [4] * 16
     addresses = {s.headers["x-forwarded-for"] for s in server.seen}
     assert len(addresses) == 20  # one /64 per join, as harness.Joiner does
+
+
+def test_a_failure_says_where_a_redirect_went_or_how_the_page_starts_on_one_line():
+    redirect = loadgen.Response(303, [("location", "/join/expired")], b"<!doctype html>\n<title>Redirecting")
+    page = loadgen.Response(429, [], b"<h1>Too\n many</h1>" + b"x" * 500)
+
+    assert loadgen.fail(0.0, "form", redirect).detail == "303 to /join/expired"
+    assert loadgen.fail(0.0, "scan", page).detail == "429 <h1>Too many</h1>" + "x" * 182
 
 
 def test_workers_can_keep_one_connection_for_all_their_joins(serve):
