@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from bench import loadgen
-from bench.harness import Server, posters_for, postgres_database, prepare, report, server_env
+from bench.harness import Server, postgres_database, prepare, report, server_env
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
@@ -40,7 +40,7 @@ def baseline(env: dict[str, str], work: Path, args: argparse.Namespace) -> loadg
 
 def measure(env: dict[str, str], work: Path, args: argparse.Namespace) -> tuple[loadgen.LoadResult, int]:
     """Joins through ScanJoin; also the count of "database is locked" in the server's log."""
-    paths = prepare(env, posters_for(args.joins))
+    paths = prepare(env, loadgen.posters(args.joins))
     outbox = work / "outbox.jsonl"
     with Server(env, work, workers=args.workers, threads=args.threads) as server:
         loadgen.run(loadgen.Plan(server.port, paths, outbox, args.clients, 2))  # warm up: imports, caches

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from bench import loadgen
-from bench.harness import Server, posters_for, prepare, report, server_env
+from bench.harness import Server, prepare, report, server_env
 from bench.twilio_mock import SlowTwilio
 
 
@@ -36,7 +36,7 @@ def measure(work: Path, delay: float, args: argparse.Namespace) -> tuple[loadgen
         env = server_env(f"sqlite:///{work / f'provider-{delay}.db'}", work, SMS_BACKEND="twilio-messaging",
                          TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN="bench-token" + "0" * 21,
                          TWILIO_FROM="+15005550006", TWILIO_API_BASE_URL=twilio.base_url)
-        paths = prepare(env, posters_for(args.joins))
+        paths = prepare(env, loadgen.posters(args.joins))
         with Server(env, work, workers=args.workers, threads=args.threads) as server:
             loadgen.run(loadgen.Plan(server.port, paths, outbox, args.clients, 1))  # warm up
             plan = loadgen.Plan(server.port, paths, outbox, args.clients, args.joins // args.clients, first=1000)
