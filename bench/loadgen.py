@@ -15,8 +15,8 @@ chunked, Connection) and the body. Measured side by side against hello-world (lo
 adds ~0.17 ms.
 
 The join flow is harness.Joiner's: scan page, form, code page, code, with the same
-X-Forwarded-For /64 and phone per join number and posters taken in turn (twice as many: posters()); the code
-comes from the console outbox, tailed from where the last read stopped. A join's latency runs
+X-Forwarded-For /64 and phone per join number and posters taken in turn (twice as many:
+posters()); the code comes from the console outbox, tailed from where the last read stopped. A join's latency runs
 from its first request to the final 303, and each step is timed too. `--client-processes K`
 splits the workers over K processes when one cannot keep up; the client's CPU time
 (getrusage of the client over the measured window) is reported per join, so the cost of the
