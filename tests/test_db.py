@@ -127,3 +127,41 @@ def test_the_pool_check_sees_a_connection_left_checked_out(app):
     assert checked_out(engine) == 1, "what the app fixture fails a test for at its end"
     session.close()
     assert checked_out(engine) == 0
+
+
+def test_a_writer_waits_for_the_write_lock_then_takes_it(sqlite_url: str):
+    import threading
+
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release_later() -> None:
+        released.wait(5)
+        holder.execute("COMMIT")
+
+    threading.Thread(target=release_later).start()
+    engine = make_engine(sqlite_url)
+    with engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        threading.Timer(0.05, released.set).start()
+        app_db.begin_immediate(raw, timeout=10)  # polls until the holder commits
+        assert raw.in_transaction
+        raw.execute("ROLLBACK")
+        assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == 30000, "restored after the wait"
+    engine.dispose()
+
+
+def test_a_writer_gives_up_after_the_busy_timeout_with_database_is_locked(sqlite_url: str):
+    from sqlalchemy.exc import OperationalError
+
+    holder = other_writer(sqlite_url)
+    holder.execute("BEGIN IMMEDIATE")
+    engine = make_engine(sqlite_url)
+    with engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        with pytest.raises(OperationalError, match="locked"):
+            app_db.begin_immediate(raw, timeout=0.2)
+        assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    holder.execute("ROLLBACK")
+    engine.dispose()
