@@ -38,6 +38,7 @@ class Thresholds:
     min_sends: int = 20
     min_percent: int = 50
     window_seconds: int = 3600
+    grace_seconds: int = 0  # sends younger than this are not judged yet (their codes may still come)
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,23 @@ class Monitor:
         self._count(self.verified_rule, prefix)
 
     def figures(self, prefix: str) -> list[Figures]:
-        """This hour's figures for the whole service and for this prefix (one store round trip)."""
-        keys = [OVERALL, prefix]
-        counts = self.guard.used_many([(rule, key) for key in keys for rule in (self.sent_rule, self.verified_rule)])
-        return [Figures("all", OVERALL, counts[0], counts[1]), Figures("prefix", prefix, counts[2], counts[3])]
+        """This hour's figures for the whole service and for this prefix (one store round trip).
+
+        Codes sent in the last `grace_seconds` are not judged yet: people need a minute or two
+        to type them, so a crowd arriving at once (a campaign's first hour) would otherwise
+        read as pumping until their codes come back.
+        """
+        grace = self.thresholds.grace_seconds
+        if grace:  # per scope: sent in the window, sent in the grace period, verified in the window
+            checks = [(rule, key) for key in (OVERALL, prefix)
+                      for rule in (self.sent_rule, self.sent_rule, self.verified_rule)]
+            sent, lately, verified, p_sent, p_lately, p_verified = self.guard.used_many(checks, [None, grace, None] * 2)
+        else:
+            checks = [(rule, key) for key in (OVERALL, prefix) for rule in (self.sent_rule, self.verified_rule)]
+            sent, verified, p_sent, p_verified = self.guard.used_many(checks)
+            lately = p_lately = 0
+        return [Figures("all", OVERALL, sent - lately, verified),
+                Figures("prefix", prefix, p_sent - p_lately, p_verified)]
 
     def low(self, prefix: str) -> list[Figures]:
         """The scopes (overall, this prefix) whose conversion is below the threshold now."""

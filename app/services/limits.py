@@ -156,20 +156,26 @@ class Limits:
         stats = self._call(self.strategy.get_window_stats, rule.limit, *_ids(rule, key))
         return rule.limit.amount - stats.remaining
 
-    def used_many(self, checks: list[tuple[Rule, str]]) -> list[int]:
-        """`used` for each (rule, key); on Redis in one round trip."""
+    def used_many(self, checks: list[tuple[Rule, str]], seconds: list[int | None] | None = None) -> list[int]:
+        """`used` for each (rule, key); on Redis in one round trip. `seconds`, when given, counts
+        only the entries of each rule's window younger than that many seconds (None: the window)."""
+        within = seconds or [None] * len(checks)
         script = _script(self.strategy, "used")
         if script is None:
-            return [self.used(rule, key) for rule, key in checks]
-        return [int(n) for n in self._run(script, checks)]
+            storage = self.strategy.storage
+            return [self.used(rule, key) if limit is None else
+                    self._call(storage.get_moving_window, rule.limit.key_for(*_ids(rule, key)), rule.limit.amount,
+                               limit)[1]
+                    for (rule, key), limit in zip(checks, within, strict=True)]
+        return [int(n) for n in self._run(script, checks, within)]
 
-    def _run(self, script, checks: list[tuple[Rule, str]]) -> list[object]:  # type: ignore[no-untyped-def]
+    def _run(self, script, checks: list[tuple[Rule, str]], seconds: list[int | None] | None = None) -> list[object]:  # type: ignore[no-untyped-def]
         """One script over the moving-window lists of `checks`: ARGV is now, then amount and seconds."""
         storage = self.strategy.storage
         keys = [storage.prefixed_key(rule.limit.key_for(*_ids(rule, key))) for rule, key in checks]
         args: list[object] = [repr(self.clock())]
-        for rule, _key in checks:
-            args += [rule.limit.amount, rule.limit.get_expiry()]
+        for (rule, _key), limit in zip(checks, seconds or [None] * len(checks), strict=True):
+            args += [rule.limit.amount, rule.limit.get_expiry() if limit is None else limit]
         return list(self._call(script, keys, args))
 
     def _send_checks(self, *, phone: str, prefix: str, ip: str) -> list[tuple[Rule, str]]:

@@ -110,3 +110,18 @@ def test_two_servers_on_one_redis_see_the_same_figures_and_alert_once(redis_url,
     assert [(f.sent, f.verified) for f in first.figures(prefix)][0] == (24, 2)
     assert len(first.raise_alerts(db, first.low(prefix))) == 2
     assert second.raise_alerts(db, second.low(prefix)) == [], "the other server sees it was raised"
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_a_crowd_just_sent_its_codes_is_not_judged_until_the_grace_period_passes(store, request):
+    storage = MemoryStorage() if store == "memory" else RedisStorage(request.getfixturevalue("redis_url"))
+    window = 3000 + secrets.randbelow(600)  # this run's own keys on a shared Redis
+    prefix = secrets.token_hex(32)
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        watch = monitor(storage, window_seconds=window, grace_seconds=180)
+        run(watch, prefix, sent=30, verified=2)  # a crowd at one poster: codes out, few typed yet
+        assert [(f.sent, f.verified) for f in watch.figures(prefix)] == [(0, 2), (0, 2)]
+        assert watch.low(prefix) == []
+        clock.shift(timedelta(seconds=181))  # their codes should be back by now: 2 of 30 is pumping
+        assert [(f.sent, f.verified) for f in watch.figures(prefix)] == [(30, 2), (30, 2)]
+        assert scopes(watch.low(prefix)) == ["all", "prefix"]
