@@ -1,7 +1,7 @@
 """Tables and input models.
 
 Times are timezone-aware UTC (`utcnow()`); SQLModel's UTCDateTime keeps them so on SQLite too. Names and phones are
-never stored in clear: `*_enc` columns hold Fernet ciphertext and `phone_index` an HMAC
+never stored in clear: `*_enc` columns hold AES-256-GCM ciphertext (app/services/crypto.py) and `phone_index` an HMAC
 (blind index) used for lookups and uniqueness.
 """
 
