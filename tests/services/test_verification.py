@@ -110,8 +110,12 @@ def test_budget_alert_fires_once_an_hour(guard, caplog):
 
 def test_store_errors_become_limiter_unavailable():
     class Broken(MovingWindowRateLimiter):
+        """A store that is down for every call (reads, tests and takes)."""
+
         def test(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             raise StorageError(ConnectionError("down"))
+
+        hit = get_window_stats = test
 
     guard = limits.Limits(Broken(MemoryStorage()), daily_budget=5)
     with pytest.raises(limits.LimiterUnavailable):
