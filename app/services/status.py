@@ -33,16 +33,27 @@ class CheckNotVerified(Exception):
 
 
 def start(session: Session, phone: str, *, pii: PiiCipher, locale: str, gateway: SmsGateway, key: str,
-          now: datetime, ttl: int) -> tuple[StatusCheck, str | None]:
-    """A new check with a fresh code (send it after the commit), unless the phone is over its limits."""
+          now: datetime, ttl: int, with_code: bool = True) -> tuple[StatusCheck, str | None]:
+    """A new check with a fresh code (send it after the commit), unless the phone is over its limits.
+
+    `with_code` off: the check waits for the human check first, with no code yet (`issue` later).
+    """
     index = pii.index(phone)
     _within_limits(session, index, now)
     check = StatusCheck(id=secrets.token_hex(16), phone_index=index, phone_enc=pii.encrypt(phone),
                         locale=locale, created_at=now)
-    code = verification.issue(check, gateway=gateway, key=key, now=now, ttl=ttl)  # type: ignore[arg-type]
+    code = issue(session, check, gateway=gateway, key=key, now=now, ttl=ttl) if with_code else None
     session.add(check)
     session.flush()
     return check, code
+
+
+def issue(session: Session, check: StatusCheck, *, gateway: SmsGateway, key: str, now: datetime,
+          ttl: int) -> str | None:
+    """A fresh code on `check` (send it after the commit)."""
+    code = verification.issue(check, gateway=gateway, key=key, now=now, ttl=ttl)  # type: ignore[arg-type]
+    session.add(check)
+    return code
 
 
 def _within_limits(session: Session, index: str, now: datetime) -> None:
@@ -56,13 +67,13 @@ def _within_limits(session: Session, index: str, now: datetime) -> None:
 
 
 def resend(session: Session, old: StatusCheck, *, pii: PiiCipher, gateway: SmsGateway, key: str, now: datetime,
-           ttl: int) -> tuple[StatusCheck, str | None]:
+           ttl: int, with_code: bool = True) -> tuple[StatusCheck, str | None]:
     """A new code in a new row (cooldown is the caller's): the old row keeps its wrong tries for the count."""
     old.code_hash = None
     old.code_expires_at = None
     session.add(old)
     return start(session, pii.decrypt(old.phone_enc), pii=pii, locale=old.locale, gateway=gateway, key=key,
-                 now=now, ttl=ttl)
+                 now=now, ttl=ttl, with_code=with_code)
 
 
 def check_code(session: Session, check: StatusCheck, code: str, *, guard: Limits, phone: str,

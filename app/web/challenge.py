@@ -57,7 +57,14 @@ def show():  # type: ignore[no-untyped-def]
 
 
 def _render(attempt: JoinAttempt, form: ChallengeForm, status: int = 200, message: str | None = None):  # type: ignore[no-untyped-def]
-    """A page with a fresh picture; the previous one can no longer be answered from this session."""
+    return render_check(attempt.id, form, status, message, answer="challenge.answer", again="challenge.show")
+
+
+def render_check(bound_to: str, form: ChallengeForm, status: int = 200, message: str | None = None, *,
+                 answer: str, again: str):  # type: ignore[no-untyped-def]
+    """A page with a fresh picture for the send waiting on `bound_to` (a join attempt or a status
+    check); `answer` and `again` are the endpoints that take the answer and draw a new picture.
+    The previous picture can no longer be answered from this session."""
     config = current_app.config
     try:
         sms_guard.guard().draw_challenge(sms_guard.client_ip())
@@ -65,13 +72,13 @@ def _render(attempt: JoinAttempt, form: ChallengeForm, status: int = 200, messag
         return join._with_retry_after(render_error(429, str(TOO_MANY)), exc.retry_after)
     except limits.LimiterUnavailable:
         return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
-    ticket, png = human_check.issue(config["SECRET_KEY"], attempt.id, now=time.time(),
+    ticket, png = human_check.issue(config["SECRET_KEY"], bound_to, now=time.time(),
                                    ttl=config["CHALLENGE_TTL_SECONDS"], font_setting=config["POSTER_FONT"])
     session[TICKET] = ticket.as_dict()
     form.answer.data = ""
     image = base64.b64encode(png).decode("ascii")
     return render_template("challenge/check.html", form=form, image=image, message=message,
-                           digits=human_check.DIGITS), status
+                           digits=human_check.DIGITS, answer_url=url_for(answer), again_url=url_for(again)), status
 
 
 @bp.post("/join/check")
@@ -93,6 +100,10 @@ def answer():  # type: ignore[no-untyped-def]
 
 
 def _judge(attempt: JoinAttempt, given: str):  # type: ignore[no-untyped-def]
+    return judge(attempt.id, given, answer="challenge.answer", again="challenge.show")
+
+
+def judge(bound_to: str, given: str, *, answer: str, again: str):  # type: ignore[no-untyped-def]
     """None when the answer is right; else the page to show (a new picture, 429 or 503)."""
     checks, ip = sms_guard.guard(), sms_guard.client_ip()
     ticket = human_check.Ticket.from_dict(session.pop(TICKET, None))
@@ -100,7 +111,7 @@ def _judge(attempt: JoinAttempt, given: str):  # type: ignore[no-untyped-def]
         wait = checks.challenge_blocked(ip)
         if wait:
             return join._with_retry_after(render_error(429, str(TOO_MANY)), wait)
-        human_check.verify(ticket, given, key=current_app.config["SECRET_KEY"], bound_to=attempt.id,
+        human_check.verify(ticket, given, key=current_app.config["SECRET_KEY"], bound_to=bound_to,
                            now=time.time(), spend=checks.spend_challenge)
     except limits.LimiterUnavailable:
         return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
@@ -109,5 +120,6 @@ def _judge(attempt: JoinAttempt, given: str):  # type: ignore[no-untyped-def]
             checks.challenge_failed(ip)
         except limits.LimiterUnavailable:
             return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
-        return _render(attempt, ChallengeForm(formdata=None), 422, str(MESSAGES[type(exc)]))
+        return render_check(bound_to, ChallengeForm(formdata=None), 422, str(MESSAGES[type(exc)]),
+                            answer=answer, again=again)
     return None

@@ -39,7 +39,7 @@ def gate(attempt: JoinAttempt, phone: str, *, poster: str | None = None) -> Resp
     A send the limits refuse anyway is let through to be refused: no picture before a "no".
     Raises LimiterUnavailable (the caller refuses to send: fail closed).
     """
-    if not _challenge_needed(phone, poster):
+    if not challenge_needed(phone, poster):
         return None
     get_session().commit()  # the draft, and any alert just raised
     session["attempt"] = attempt.id
@@ -47,7 +47,8 @@ def gate(attempt: JoinAttempt, phone: str, *, poster: str | None = None) -> Resp
     return redirect(url_for("challenge.show"), 303)
 
 
-def _challenge_needed(phone: str, poster: str | None) -> bool:
+def challenge_needed(phone: str, poster: str | None) -> bool:
+    """Whether the next send to `phone` must wait for the human check (raises LimiterUnavailable)."""
     pii, ip, percent = current_app.extensions["pii"], client_ip(), current_app.config["CHALLENGE_NEAR_LIMIT_PERCENT"]
     prefix, checks, watch = limits.prefix_key(pii, phone), guard(), monitor()
     low = watch.low(prefix)

@@ -13,6 +13,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 from wtforms import BooleanField
 from wtforms.fields import TelField
 from wtforms.validators import DataRequired
@@ -23,12 +24,13 @@ from app.models import District, StatusCheck, utcnow
 from app.services import limits, status, verification
 from app.services.phones import PhoneInvalid, masked, normalize
 from app.services.sms import SmsError
-from app.web import sms_guard
+from app.web import challenge, sms_guard
 from app.web.join import LIMIT_MESSAGES, PHONE_MESSAGES, PLATFORM_LABELS, SMS_MESSAGES, CodeForm, EmptyForm
 
 log = logging.getLogger(__name__)
 bp = Blueprint("status", __name__, url_prefix="/status")
 SESSION_KEY = "status_check"
+PENDING = "status_check_for"  # session: the check whose code waits for the human check
 LIMIT_MESSAGE = _l("Too many codes were asked for this number today. Please try again tomorrow.")
 
 
@@ -81,6 +83,14 @@ def send():  # type: ignore[no-untyped-def]
         form.phone.errors = [PHONE_MESSAGES[exc.reason]]  # type: ignore[assignment]
         return render_template("status/start.html", form=form), 422
     db, config = get_session(), current_app.config
+    if _check_first(phone):  # B5: the human check before this code goes out
+        try:
+            check, _no_code = status.start(db, phone, pii=current_app.extensions["pii"], locale=_short_locale(),
+                                           gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(),
+                                           ttl=config["CODE_TTL_SECONDS"], with_code=False)
+        except status.TooManyChecks:
+            return render_template("status/start.html", form=form, message=LIMIT_MESSAGE), 429
+        return _to_human_check(check)
     try:
         _reserve_send(phone)
     except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
@@ -94,6 +104,67 @@ def send():  # type: ignore[no-untyped-def]
         return render_template("status/start.html", form=form, message=LIMIT_MESSAGE), 429
     db.commit()
     session[SESSION_KEY] = check.id
+    _deliver(check, phone, code)
+    return redirect(url_for("status.code"), 303)
+
+
+def _check_first(phone: str) -> bool:
+    """Whether this send must wait for the human check (the join flow's rule, SECURITY.md B5)."""
+    try:
+        return sms_guard.challenge_needed(phone, poster=None)
+    except limits.LimiterUnavailable:
+        return False  # _reserve_send meets the same store and refuses the send (503)
+
+
+def _to_human_check(check: StatusCheck):  # type: ignore[no-untyped-def]
+    get_session().commit()  # the check without its code, and any alert just raised
+    session[SESSION_KEY] = check.id
+    session[PENDING] = check.id
+    return redirect(url_for("status.human_check"), 303)
+
+
+def _pending(lock: bool = False) -> StatusCheck | Response:
+    """The check whose code waits for the human check, or where the worker should be instead."""
+    check = _check(lock=lock)
+    if check.verified_at is not None:
+        return redirect(url_for("status.me"), 303)
+    if session.get(PENDING) != check.id:
+        return redirect(url_for("status.code"), 303)
+    return check
+
+
+@bp.get("/check")
+def human_check():  # type: ignore[no-untyped-def]
+    check = _pending()
+    if not isinstance(check, StatusCheck):
+        return check
+    return challenge.render_check(check.id, challenge.ChallengeForm(), answer="status.answer_check",
+                                  again="status.human_check")
+
+
+@bp.post("/check")
+def answer_check():  # type: ignore[no-untyped-def]
+    check = _pending(lock=True)
+    if not isinstance(check, StatusCheck):
+        return check
+    form = challenge.ChallengeForm()
+    if not form.validate():
+        return challenge.render_check(check.id, form, 422, answer="status.answer_check", again="status.human_check")
+    failure = challenge.judge(check.id, form.answer.data or "", answer="status.answer_check",
+                              again="status.human_check")
+    if failure is not None:
+        return failure
+    session.pop(PENDING, None)
+    phone, config, db = current_app.extensions["pii"].decrypt(check.phone_enc), current_app.config, get_session()
+    try:
+        _reserve_send(phone)
+    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+        message, code_status = _refusal(exc)
+        db.commit()
+        return _render_code(check, CodeForm(), code_status, message)
+    code = status.issue(db, check, gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(),
+                        ttl=config["CODE_TTL_SECONDS"])
+    db.commit()
     _deliver(check, phone, code)
     return redirect(url_for("status.code"), 303)
 
@@ -120,6 +191,8 @@ def code():  # type: ignore[no-untyped-def]
     check = _check()
     if check.verified_at is not None:
         return redirect(url_for("status.me"), 303)
+    if check.sends == 0 and session.get(PENDING) == check.id:  # no code yet: the human check first
+        return redirect(url_for("status.human_check"), 303)
     return _render_code(check, CodeForm())
 
 
@@ -181,6 +254,13 @@ def resend():  # type: ignore[no-untyped-def]
         msg = _("Please wait %(n)d seconds before asking for a new code.", n=wait)
         return _render_code(old, CodeForm(), 429, msg)
     pii = current_app.extensions["pii"]
+    if _check_first(pii.decrypt(old.phone_enc)):
+        try:
+            check, _no_code = status.resend(db, old, pii=pii, gateway=_gateway(), key=config["SECRET_KEY"], now=now,
+                                            ttl=config["CODE_TTL_SECONDS"], with_code=False)
+        except status.TooManyChecks:
+            return _render_code(old, CodeForm(), 429, str(LIMIT_MESSAGE))
+        return _to_human_check(check)
     try:
         _reserve_send(pii.decrypt(old.phone_enc))
     except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:

@@ -335,3 +335,39 @@ def test_scenario_17_with_the_console_outbox(env, station):
     assert asked_to_check(response) and not outbox.exists()
     assert solve_check(client, response).headers["Location"].endswith("/join/code")
     assert len(outbox.read_text(encoding="utf-8").splitlines()) == 1
+
+
+def ask_status(client, phone: str):  # type: ignore[no-untyped-def]
+    page = client.get("/status/")
+    return client.post("/status/", data={**hidden_fields(page.text), "phone": phone})
+
+
+def test_the_status_page_asks_for_the_check_too_while_conversion_is_low(app, sms, db):
+    seed(app, spread_phone(1), sent=40, verified=5)
+    client = browser(app)
+    response = ask_status(client, spread_phone(2))
+    assert response.status_code == 303 and response.headers["Location"].endswith("/status/check")
+    assert sms.sent == [], "no code before the picture is answered"
+    assert client.get("/status/code").headers["Location"].endswith("/status/check"), "no way round it"
+    page = client.get("/status/check")
+    assert page.status_code == 200 and IMAGE_RE.search(page.text) and 'action="/status/check"' in page.text
+    wrong_answer = client.post("/status/check", data={**hidden_fields(page.text), "answer": "0000"})
+    assert wrong_answer.status_code == 422 and sms.sent == [] and IMAGE_RE.search(wrong_answer.text)
+    right = client.post("/status/check", data={**hidden_fields(wrong_answer.text), "answer": PICTURES[-1]})
+    assert right.status_code == 303 and right.headers["Location"].endswith("/status/code")
+    assert len(sms.sent) == 1 and sms.sent[0].to == spread_phone(2)
+    page = client.get("/status/code")
+    proven = client.post("/status/code", data={**hidden_fields(page.text), "code": code_from(sms)})
+    assert proven.status_code == 303 and proven.headers["Location"].endswith("/status/me")
+
+
+def test_the_status_check_is_bound_to_its_own_session(app, sms):
+    seed(app, spread_phone(1), sent=40, verified=5)
+    ask_status(browser(app), spread_phone(2))
+    assert browser(app, ip="198.51.100.9").get("/status/check").status_code == 404
+    assert sms.sent == []
+
+
+def test_the_status_page_sends_at_once_while_conversion_is_fine(app, sms):
+    response = ask_status(browser(app), spread_phone(2))
+    assert response.headers["Location"].endswith("/status/code") and len(sms.sent) == 1
