@@ -81,6 +81,9 @@ class Config:
         # Funnel counts (scans, forms, codes, joins) are written in batches this often; 0 writes
         # at the end of each request. A killed process loses at most this many seconds of counts.
         self.FUNNEL_FLUSH_SECONDS = float(env.get("FUNNEL_FLUSH_SECONDS", "5"))
+        # Join codes are sent after the response by this many threads per process (0: in the
+        # request, as the tests do): a slow SMS provider then holds these, not request threads.
+        self.SMS_SENDER_THREADS = int(env.get("SMS_SENDER_THREADS", "16"))
         # A poster's rendered page is reused this long per process (0: render every time); a
         # change made on another server shows here within this many seconds.
         self.SCAN_PAGE_CACHE_SECONDS = float(env.get("SCAN_PAGE_CACHE_SECONDS", "10"))
@@ -187,7 +190,8 @@ class TestingConfig(Config):
     TESTING = True
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        defaults = {"SMS_BACKEND": "memory", "PUBLIC_BASE_URL": "https://join.example.org", "FUNNEL_FLUSH_SECONDS": "0",
+        defaults = {"SMS_BACKEND": "memory", "PUBLIC_BASE_URL": "https://join.example.org",
+                    "FUNNEL_FLUSH_SECONDS": "0", "SMS_SENDER_THREADS": "0",
                     "CONVERSION_GRACE_SECONDS": "0"}
         super().__init__({**defaults, **env})
 

@@ -1,8 +1,11 @@
 """gunicorn settings: `gunicorn wsgi:app` reads this file from the project folder.
 
-Threaded workers (gthread): a join spends most of its time waiting on the database and the
-SMS provider, so threads keep a worker busy while one request waits; processes use the cores.
-Every number can be overridden from the environment, for one machine or one benchmark.
+Threaded workers (gthread) with few threads: processes use the cores, and a second thread
+keeps a worker busy while a request waits on the database or Redis. The SMS provider is not
+waited on by request threads (join codes go out from each process's sender threads after the
+response: SMS_SENDER_THREADS), so more request threads would only add hand-offs of the
+interpreter lock: on 2 cores, 8 threads a worker cost a third more CPU per join than 1
+(docs/benchmarks.md). Every number can be overridden from the environment.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 worker_class = "gthread"
 # WEB_CONCURRENCY is the conventional name (Heroku, Render, uvicorn use it too).
 workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, 2 * _cpus))))
-# 8 threads: with the Twilio timeout at 10 s, a slow provider ties up threads, not the worker.
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 
 # A request may wait for Twilio (TWILIO_TIMEOUT 10 s, retries inside a 15 s budget): 30 s is the
 # hard stop after which the arbiter kills a stuck worker; graceful restarts get as long.

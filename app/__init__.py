@@ -70,6 +70,9 @@ def register_caches(app: Flask) -> None:
     funnel = FunnelBuffer(lambda: Session(engine.execution_options(sqlite_begin="IMMEDIATE")),
                           app.config["FUNNEL_FLUSH_SECONDS"])
     app.extensions["funnel"] = funnel
+    from app.services.sender import Sender
+
+    app.extensions["sender"] = Sender(app.config["SMS_SENDER_THREADS"])
     # Last of the teardowns (Flask runs them in reverse): after the request's session is closed,
     # so on SQLite the write never waits on the request's own transaction.
     app.teardown_appcontext_funcs.insert(0, lambda _exc: funnel.flush_if_due())

@@ -137,6 +137,9 @@ class JoinAttempt(SQLModel, table=True):
     code_expires_at: datetime | None = None
     code_tries: int = Field(default=0)
     sends: int = Field(default=0)
+    # Why the last code could not be sent ("rejected", "unavailable", "opted_out"): the send runs
+    # after the response, on the sender's thread, and the code page reads it from here.
+    send_error: str | None = Field(default=None, max_length=20)
     verified_at: datetime | None = None
     member_id: int | None = Field(default=None, foreign_key="member.id", ondelete="SET NULL")
     outcome: str | None = Field(default=None, max_length=16)

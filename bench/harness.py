@@ -110,7 +110,7 @@ def posters_for(joins: int) -> int:
 class Server:
     """`gunicorn -c gunicorn.conf.py APP` in its own process group, ready when /healthz answers."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, *, workers: int = 4, threads: int = 8,
+    def __init__(self, env: dict[str, str], workdir: Path, *, workers: int = 4, threads: int = 2,
                  app: str = "wsgi:app", ready_path: str = "/healthz") -> None:
         self.port = free_port()
         self.env = {**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),

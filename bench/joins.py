@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=12, help="simulated workers joining at once")
     parser.add_argument("--joins", type=int, default=1600)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--client-processes", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:

@@ -551,7 +551,7 @@ def main() -> None:
     parser.add_argument("--joins", type=int, default=4000)
     parser.add_argument("--client-processes", type=int, default=1)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = server_env("sqlite://", Path(tmp))

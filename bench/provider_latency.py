@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64, help="simulated workers joining at once")
     parser.add_argument("--joins", type=int, default=800)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--client-processes", type=int, default=1)
     args = parser.parse_args()
     loads = []

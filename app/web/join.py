@@ -5,19 +5,31 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
+from sqlalchemy import update
 from werkzeug.routing import BaseConverter
 from wtforms import BooleanField, HiddenField, SelectField, StringField
 from wtforms.fields import TelField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from app.db import get_session, read_scope
+from app.db import get_session, read_scope, session_scope
 from app.extensions import limiter
 from app.models import District, JoinAttempt, Member, PlaceKind, Platform, utcnow
 from app.services import limits, membership, page_cache, places, sms, verification
@@ -334,22 +346,30 @@ def _issue(attempt: JoinAttempt, phone: str) -> str | None:
         )
     except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
         raise _refusal(exc) from None
+    attempt.send_error = None  # this code's send reports for itself
     get_session().add(attempt)
     return code
 
 
 def _deliver(attempt: JoinAttempt, phone: str, code: str | None) -> None:
-    """Send the code (after the commit); a failure is shown on the code page, the draft is kept."""
-    try:
-        verification.deliver(current_app.extensions["sms"], to=phone, code=code, locale=attempt.locale)
-        session.pop("sms_error", None)
-    except SmsError as exc:
-        log.warning("code for attempt %s not sent: %s", attempt.id[:8], exc.kind)
-        session["sms_error"] = exc.kind
-        if exc.kind == "opted_out":  # remember it, so no unasked-for text goes to this phone
-            db = get_session()
-            sms.record_opt_out(db, current_app.extensions["pii"], phone, utcnow())
-            db.commit()
+    """Send the code after the commit, on the sender's thread (app/services/sender.py): the
+    request answers at once. A failure is written to the attempt, which the code page shows."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    current_app.extensions["sender"].submit(send_code, app, attempt.id, phone, code, attempt.locale)
+
+
+def send_code(app: Flask, attempt_id: str, phone: str, code: str | None, locale: str) -> None:
+    """One code to one phone; on failure the draft is kept and the reason stored on it."""
+    with app.app_context():
+        try:
+            verification.deliver(app.extensions["sms"], to=phone, code=code, locale=locale)
+        except SmsError as exc:
+            log.warning("code for attempt %s not sent: %s", attempt_id[:8], exc.kind)
+            with session_scope() as db:
+                db.execute(update(JoinAttempt).where(JoinAttempt.id == attempt_id)  # type: ignore[arg-type]
+                           .values(send_error=exc.kind))
+                if exc.kind == "opted_out":  # remember it, so no unasked-for text goes to this phone
+                    sms.record_opt_out(db, app.extensions["pii"], phone, utcnow())
 
 
 def _current_attempt(lock: bool = False) -> JoinAttempt:
@@ -373,7 +393,7 @@ def code():  # type: ignore[no-untyped-def]
 def _render_code(attempt: JoinAttempt, form: CodeForm, status: int = 200, message: str | None = None):  # type: ignore[no-untyped-def]
     pii = current_app.extensions["pii"]
     wait = verification.resend_wait(attempt, now=utcnow(), cooldown=current_app.config["RESEND_COOLDOWN_SECONDS"])
-    sms_error = session.get("sms_error")
+    sms_error = attempt.send_error
     notice = message or (str(SMS_MESSAGES[sms_error]) if sms_error in SMS_MESSAGES else None)
     body = render_template("join/code.html", form=form, resend=EmptyForm(), wait=wait, message=notice,
                            phone=masked(pii.decrypt(attempt.phone_enc)))
