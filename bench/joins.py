@@ -1,7 +1,7 @@
 """Full joins per second (scan page, form, code page, code; console SMS) with p99 latency.
 
     .venv/bin/python -m bench.joins --database sqlite|postgres [--clients 12] [--joins 1600]
-        [--workers 4] [--threads 8] [--client-processes 1]
+        [--workers 4] [--threads 2] [--client-processes 1]
 
 The load comes from bench/loadgen.py: `--clients` simulated workers as asyncio coroutines,
 each join on its own keep-alive connection with its own cookie jar (one connection per

@@ -1,7 +1,7 @@
 """Joins per second when the SMS provider answers slowly, against the same with no delay.
 
     .venv/bin/python -m bench.provider_latency [--delay 0.3] [--clients 64] [--joins 800]
-        [--workers 4] [--threads 8] [--client-processes 1]
+        [--workers 4] [--threads 2] [--client-processes 1]
 
 SMS_BACKEND=twilio-messaging, pointed (TWILIO_API_BASE_URL) at a local stand-in for Twilio's
 Messages API (bench/twilio_mock.py) that answers after 0 s, then after --delay seconds. The load
@@ -9,11 +9,12 @@ comes from bench/loadgen.py (asyncio simulated workers, in a process of their ow
 stand-in's threads in this process do not share a GIL with them); the client's ceiling is
 measured in the same run against hello-world Flask with the same four requests per join.
 
-64 simulated workers by default (bench.joins uses fewer): a worker waits for the provider
-inside its form request, so W workers can never exceed W / delay joins/s (16 / 0.3 s = 53/s),
-and with too few the delayed run would measure the client, not the server. 64 allow ~200/s
-at 300 ms, the joins target; the server's own ceiling is its threads / delay (4 × 8 / 0.3 s
-≈ 106/s with the default gunicorn settings).
+64 simulated workers by default (bench.joins uses fewer): a worker waits for its code, which
+comes at least `delay` after its form, so W workers can never exceed W / delay joins/s
+(16 / 0.3 s = 53/s), and with too few the delayed run would measure the client, not the
+server. 64 allow ~200/s at 300 ms, the joins target. The server sends codes from its sender
+threads after the response, so its own ceiling is sender threads / delay (4 workers × 16
+SMS_SENDER_THREADS / 0.3 s ≈ 213/s), and request threads never wait on the provider.
 Target: the delayed rate >= 0.5 of the undelayed one (a slow provider must not starve workers).
 """
 

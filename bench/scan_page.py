@@ -1,6 +1,6 @@
 """Scan page (GET of a join URL) requests per second under gunicorn, against hello-world Flask.
 
-    .venv/bin/python -m bench.scan_page [--seconds 10] [--workers 4] [--threads 8]
+    .venv/bin/python -m bench.scan_page [--seconds 10] [--workers 4] [--threads 2]
 
 Both apps are served by gunicorn.conf.py with the same workers and threads, one after the
 other, and loaded by wrk -t2 -c50 from the same machine. Target: ratio >= 0.5.
