@@ -279,6 +279,25 @@ def db(app: Flask) -> Iterator[Session]:
         yield session
 
 
+@pytest.fixture
+def station(app: Flask, db: Session):  # type: ignore[no-untyped-def]
+    """One district with one station, committed: the place most tests join at."""
+    from tests import factories
+
+    district = factories.district(db)
+    workplace = factories.workplace(db, district)
+    db.commit()
+    return workplace
+
+
+@pytest.fixture
+def path(app: Flask, station) -> str:  # type: ignore[no-untyped-def]
+    """The station's join path (`/<token>`)."""
+    from tests import factories
+
+    return factories.join_path(app, station)
+
+
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 HIDDEN_RE = re.compile(r'<input[^>]*type="hidden"[^>]*>')
 ATTR_RE = re.compile(r'(name|value)="([^"]*)"')

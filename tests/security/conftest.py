@@ -37,19 +37,6 @@ def pictures(monkeypatch):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def station(app, db):  # type: ignore[no-untyped-def]
-    district = factories.district(db)
-    workplace = factories.workplace(db, district)
-    db.commit()
-    return workplace
-
-
-@pytest.fixture
-def path(app, station) -> str:  # type: ignore[no-untyped-def]
-    return factories.join_path(app, station)
-
-
-@pytest.fixture
 def clock():  # type: ignore[no-untyped-def]
     """Frozen time that moves only when the test shifts it."""
     with time_machine.travel(utcnow(), tick=False) as traveller:

@@ -63,14 +63,6 @@ def background(env, station):  # type: ignore[no-untyped-def]
     app.extensions["db_engine"].dispose()
 
 
-@pytest.fixture
-def station(app, db):  # type: ignore[no-untyped-def]
-    district = factories.district(db)
-    workplace = factories.workplace(db, district)
-    db.commit()
-    return workplace
-
-
 def test_the_code_goes_out_after_the_response(background, station):
     client, sms = background.test_client(), background.extensions["sms"]
     assert submit(client, factories.join_path(background, station)).status_code == 303
