@@ -17,6 +17,7 @@ def create_app(config: Any | None = None, env: Mapping[str, str] | None = None) 
 
     config = config or load_config(env)
     app = Flask(__name__, instance_path=config.INSTANCE_PATH, instance_relative_config=False)
+    app.request_class = Request
     app.config.update(config.as_dict())
     app.config["APP_ENV"] = config.ENV_NAME
     app.config["TESTING"] = config.TESTING
@@ -61,22 +62,20 @@ def register_caches(app: Flask) -> None:
     """Per-process caches and buffers that keep work off the request's path."""
     from sqlmodel import Session
 
+    from app.db import writing
     from app.services import page_cache
+    from app.services.sender import Sender
     from app.services.stats import FunnelBuffer
 
     page_cache.watch_places()
     app.extensions["scan_pages"] = page_cache.PageCache(app.config["SCAN_PAGE_CACHE_SECONDS"])
     engine = app.extensions["db_engine"]
-    funnel = FunnelBuffer(lambda: Session(engine.execution_options(sqlite_begin="IMMEDIATE")),
-                          app.config["FUNNEL_FLUSH_SECONDS"])
+    funnel = FunnelBuffer(lambda: Session(writing(engine)), app.config["FUNNEL_FLUSH_SECONDS"])
     app.extensions["funnel"] = funnel
-    from app.services.sender import Sender
-
     app.extensions["sender"] = Sender(app.config["SMS_SENDER_THREADS"])
     # Last of the teardowns (Flask runs them in reverse): after the request's session is closed,
     # so on SQLite the write never waits on the request's own transaction.
     app.teardown_appcontext_funcs.insert(0, lambda _exc: funnel.flush_if_due())
-    app.request_class = Request
 
 
 class WtformsTranslations:

@@ -91,8 +91,13 @@ def engine() -> Engine:
 
 
 def writer_engine() -> Engine:
-    """The engine whose transactions start with BEGIN IMMEDIATE on SQLite."""
-    return engine().execution_options(sqlite_begin="IMMEDIATE")
+    """The app's engine whose transactions start with BEGIN IMMEDIATE on SQLite."""
+    return writing(engine())
+
+
+def writing(base: Engine) -> Engine:
+    """`base` with transactions that start with BEGIN IMMEDIATE on SQLite (no effect elsewhere)."""
+    return base.execution_options(sqlite_begin="IMMEDIATE")
 
 
 def get_session() -> Session:

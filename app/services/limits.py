@@ -130,9 +130,9 @@ class Limits:
             raise
 
     def send_refused(self, *, phone: str, prefix: str, ip: str) -> bool:
-        """Whether `reserve_send` would refuse now (nothing is counted)."""
+        """Whether `reserve_send` would refuse now (nothing is counted; one read of every window)."""
         checks = [(LOCK, phone), *self._send_checks(phone=phone, prefix=prefix, ip=ip)]
-        return any(self._wait(rule, key) for rule, key in checks)
+        return any(n >= rule.limit.amount for n, (rule, _key) in zip(self.used_many(checks), checks, strict=True))
 
     def near_budget(self, *, ip: str, poster: str | None, percent: int) -> bool:
         """Whether `percent` % of an IP's send limits or a poster's join-start limit is used up."""
@@ -169,13 +169,16 @@ class Limits:
                     for (rule, key), limit in zip(checks, within, strict=True)]
         return [int(n) for n in self._run(script, checks, within)]
 
-    def _run(self, script, checks: list[tuple[Rule, str]], seconds: list[int | None] | None = None) -> list[object]:  # type: ignore[no-untyped-def]
-        """One script over the moving-window lists of `checks`: ARGV is now, then amount and seconds."""
+    def _run(self, script, checks: list[tuple[Rule, str]], seconds: list[int | None] | None = None,  # type: ignore[no-untyped-def]
+             take: list[bool] | None = None) -> list[object]:
+        """One script over the moving-window lists of `checks`. ARGV: now, then for each key its
+        amount, its window in seconds (or `seconds`) and whether to take from it (the reserve)."""
         storage = self.strategy.storage
         keys = [storage.prefixed_key(rule.limit.key_for(*_ids(rule, key))) for rule, key in checks]
         args: list[object] = [repr(self.clock())]
-        for (rule, _key), limit in zip(checks, seconds or [None] * len(checks), strict=True):
-            args += [rule.limit.amount, rule.limit.get_expiry() if limit is None else limit]
+        for (rule, _key), limit, taking in zip(checks, seconds or [None] * len(checks), take or [True] * len(checks),
+                                               strict=True):
+            args += [rule.limit.amount, rule.limit.get_expiry() if limit is None else limit, int(taking)]
         return list(self._call(script, keys, args))
 
     def _send_checks(self, *, phone: str, prefix: str, ip: str) -> list[tuple[Rule, str]]:
@@ -260,20 +263,14 @@ class Limits:
                 raise LimitExceeded(rule.scope, self._retry_after(rule, key))
 
     def _reserve_in_redis(self, script, checks: list[tuple[Rule, str]], unless_locked: str | None) -> None:  # type: ignore[no-untyped-def]
-        storage = self.strategy.storage
-        rules = [(rule, key, True) for rule, key in checks]
-        if unless_locked is not None:
-            rules.insert(0, (LOCK, unless_locked, False))
-        keys = [storage.prefixed_key(rule.limit.key_for(*_ids(rule, key))) for rule, key, _take in rules]
-        now = self.clock()
-        args: list[object] = [repr(now)]
-        for rule, _key, take in rules:
-            args += [rule.limit.amount, rule.limit.get_expiry(), int(take)]
-        refused, oldest = self._call(script, keys, args)
+        take = [True] * len(checks)
+        if unless_locked is not None:  # the lock is only tested
+            checks, take = [(LOCK, unless_locked), *checks], [False, *take]
+        refused, oldest = self._run(script, checks, take=take)
         if not refused:
             return
-        rule = rules[int(refused) - 1][0]
-        wait = max(1, int(float(oldest) + rule.limit.get_expiry() - now + 0.999))
+        rule = checks[int(refused) - 1][0]
+        wait = max(1, int(float(oldest) + rule.limit.get_expiry() - self.clock() + 0.999))  # type: ignore[arg-type]
         if rule is LOCK:
             raise PhoneLocked("phone", wait)
         raise LimitExceeded(rule.scope, wait)
@@ -307,31 +304,6 @@ class Limits:
             raise LimiterUnavailable() from exc
 
 
-# Test every moving window, then take one unit from each, atomically. KEYS are the `limits`
-# library's own moving-window lists (newest timestamp first, trimmed to the limit), so the
-# library's reads see what this takes. ARGV: now, then for each key its amount, its window in
-# seconds and 1 to take from it (0: only test, as for a lock). Returns {0, ''} when all was
-# taken, else {the 1-based index of the full window, its oldest counted timestamp}.
-RESERVE_LUA = """
-local now = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  local amount, seconds = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
-  local oldest = redis.call('lindex', key, amount - 1)
-  if oldest and tonumber(oldest) >= now - seconds then
-    return {i, oldest}
-  end
-end
-for i, key in ipairs(KEYS) do
-  if ARGV[3 * i + 1] == '1' then
-    redis.call('lpush', key, ARGV[1])
-    redis.call('ltrim', key, 0, tonumber(ARGV[3 * i - 1]) - 1)
-    redis.call('expire', key, tonumber(ARGV[3 * i]))
-  end
-end
-return {0, ''}
-"""
-
-
 class SweptMemoryStorage(MemoryStorage):
     """The `limits` library's in-process store, with its expired entries swept once a second.
 
@@ -361,13 +333,38 @@ def in_process_store(uri: str) -> bool:
     return uri.split("://", 1)[0] in ("memory", "swept-memory")
 
 
-# How many entries of each moving-window list fall inside its window (a binary search: the list
-# is newest first). ARGV: now, then amount and seconds per key.
+# The Redis side of `Limits`: one script call for several moving windows. KEYS are the `limits`
+# library's own moving-window lists (newest timestamp first, trimmed to the limit), so the
+# library's reads see what these take. ARGV: now, then for each key its amount, its window in
+# seconds and "1" to take from it (the reserve only tests the keys marked "0", as for a lock).
+
+# Test every window, then take one unit from each, atomically: {0, ''} when all was taken,
+# else {the 1-based index of the full window, its oldest counted timestamp}.
+RESERVE_LUA = """
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local amount, seconds = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  local oldest = redis.call('lindex', key, amount - 1)
+  if oldest and tonumber(oldest) >= now - seconds then
+    return {i, oldest}
+  end
+end
+for i, key in ipairs(KEYS) do
+  if ARGV[3 * i + 1] == '1' then
+    redis.call('lpush', key, ARGV[1])
+    redis.call('ltrim', key, 0, tonumber(ARGV[3 * i - 1]) - 1)
+    redis.call('expire', key, tonumber(ARGV[3 * i]))
+  end
+end
+return {0, ''}
+"""
+
+# How many entries of each list fall inside its window (a binary search: newest first).
 USED_LUA = """
 local now = tonumber(ARGV[1])
 local counts = {}
 for i, key in ipairs(KEYS) do
-  local since = now - tonumber(ARGV[2 * i + 1])
+  local since = now - tonumber(ARGV[3 * i])
   local low, high, last = 0, redis.call('llen', key) - 1, -1
   while low <= high do
     local mid = math.floor((low + high) / 2)
@@ -379,18 +376,17 @@ end
 return counts
 """
 
-# One unit from each moving window that has one left, each on its own (not all or nothing).
-# ARGV: now, then amount and seconds per key. Returns 1 (taken) or 0 per key.
+# One unit from each window that has one left, each on its own (not all or nothing): 1 or 0.
 COUNT_LUA = """
-local now = ARGV[1]
+local now = tonumber(ARGV[1])
 local taken = {}
 for i, key in ipairs(KEYS) do
-  local amount, seconds = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local amount, seconds = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
   local oldest = redis.call('lindex', key, amount - 1)
-  if oldest and tonumber(oldest) >= tonumber(now) - seconds then
+  if oldest and tonumber(oldest) >= now - seconds then
     taken[i] = 0
   else
-    redis.call('lpush', key, now)
+    redis.call('lpush', key, ARGV[1])
     redis.call('ltrim', key, 0, amount - 1)
     redis.call('expire', key, seconds)
     taken[i] = 1

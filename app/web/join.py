@@ -198,8 +198,7 @@ def _count(kind: PlaceKind, place_id: int, qr_version: int, step: str) -> None:
 
 
 def _count_place(place: places.ResolvedPlace, step: str) -> None:
-    source = place.workplace if place.kind is PlaceKind.workplace else place.district
-    _count(place.kind, source.id or 0, place.qr_version, step)  # type: ignore[union-attr]
+    _count(*_count_key(place), step)
 
 
 def _count_attempt(attempt: JoinAttempt, step: str) -> None:
@@ -304,16 +303,8 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
 
         return _with_retry_after(render_error(refused.status, message), refused.retry_after)
     _count_place(place, "forms")
-    check = _human_check(attempt, applicant.phone, limits.poster_key(token))
+    check = sms_guard.gate(attempt, applicant.phone, poster=limits.poster_key(token))  # B5
     return check if check is not None else _send_first_code(attempt, applicant.phone)
-
-
-def _human_check(attempt: JoinAttempt, phone: str, poster: str | None = None):  # type: ignore[no-untyped-def]
-    """The human check's page when this send needs one first (SECURITY.md B5), else None."""
-    try:
-        return sms_guard.gate(attempt, phone, poster=poster)
-    except limits.LimiterUnavailable:
-        return None  # _issue meets the same store and refuses the send (503)
 
 
 def _send_first_code(attempt: JoinAttempt, phone: str):  # type: ignore[no-untyped-def]
@@ -472,7 +463,7 @@ def resend():  # type: ignore[no-untyped-def]
         message = _("Please wait %(n)d seconds before asking for a new code.", n=wait)
         return _refused_code_page(attempt, Refused(429, message, wait))
     phone = current_app.extensions["pii"].decrypt(attempt.phone_enc)
-    check = _human_check(attempt, phone)
+    check = sms_guard.gate(attempt, phone)
     if check is not None:
         return check
     try:

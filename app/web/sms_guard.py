@@ -37,7 +37,6 @@ def gate(attempt: JoinAttempt, phone: str, *, poster: str | None = None) -> Resp
     """None: send now. Else the draft is committed and the worker is sent to the human check.
 
     A send the limits refuse anyway is let through to be refused: no picture before a "no".
-    Raises LimiterUnavailable (the caller refuses to send: fail closed).
     """
     if not challenge_needed(phone, poster):
         return None
@@ -48,7 +47,18 @@ def gate(attempt: JoinAttempt, phone: str, *, poster: str | None = None) -> Resp
 
 
 def challenge_needed(phone: str, poster: str | None) -> bool:
-    """Whether the next send to `phone` must wait for the human check (raises LimiterUnavailable)."""
+    """Whether the next send to `phone` must wait for the human check.
+
+    False when the store does not answer: the send's own limits meet the same store and refuse
+    it (503, fail closed), so a picture would only come before a "no".
+    """
+    try:
+        return _challenge_needed(phone, poster)
+    except limits.LimiterUnavailable:
+        return False
+
+
+def _challenge_needed(phone: str, poster: str | None) -> bool:
     pii, ip, percent = current_app.extensions["pii"], client_ip(), current_app.config["CHALLENGE_NEAR_LIMIT_PERCENT"]
     prefix, checks, watch = limits.prefix_key(pii, phone), guard(), monitor()
     low = watch.low(prefix)

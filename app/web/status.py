@@ -83,7 +83,7 @@ def send():  # type: ignore[no-untyped-def]
         form.phone.errors = [PHONE_MESSAGES[exc.reason]]  # type: ignore[assignment]
         return render_template("status/start.html", form=form), 422
     db, config = get_session(), current_app.config
-    if _check_first(phone):  # B5: the human check before this code goes out
+    if sms_guard.challenge_needed(phone, poster=None):  # B5: the human check before this code goes out
         try:
             check, _no_code = status.start(db, phone, pii=current_app.extensions["pii"], locale=_short_locale(),
                                            gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(),
@@ -106,14 +106,6 @@ def send():  # type: ignore[no-untyped-def]
     session[SESSION_KEY] = check.id
     _deliver(check, phone, code)
     return redirect(url_for("status.code"), 303)
-
-
-def _check_first(phone: str) -> bool:
-    """Whether this send must wait for the human check (the join flow's rule, SECURITY.md B5)."""
-    try:
-        return sms_guard.challenge_needed(phone, poster=None)
-    except limits.LimiterUnavailable:
-        return False  # _reserve_send meets the same store and refuses the send (503)
 
 
 def _to_human_check(check: StatusCheck):  # type: ignore[no-untyped-def]
@@ -254,7 +246,7 @@ def resend():  # type: ignore[no-untyped-def]
         msg = _("Please wait %(n)d seconds before asking for a new code.", n=wait)
         return _render_code(old, CodeForm(), 429, msg)
     pii = current_app.extensions["pii"]
-    if _check_first(pii.decrypt(old.phone_enc)):
+    if sms_guard.challenge_needed(pii.decrypt(old.phone_enc), poster=None):
         try:
             check, _no_code = status.resend(db, old, pii=pii, gateway=_gateway(), key=config["SECRET_KEY"], now=now,
                                             ttl=config["CODE_TTL_SECONDS"], with_code=False)
