@@ -25,6 +25,7 @@ from app.web.errors import render_error
 
 bp = Blueprint("challenge", __name__)
 TICKET = "challenge_ticket"
+CHECK_PAGES = {"answer": "challenge.answer", "again": "challenge.show"}  # the join flow's picture endpoints
 MESSAGES = {
     human_check.ChallengeWrong: _l("Those are not the digits in the picture. Please try this new picture."),
     human_check.ChallengeExpired: _l("That picture has expired. Please type the digits in this new picture."),
@@ -57,7 +58,7 @@ def show():  # type: ignore[no-untyped-def]
 
 
 def _render(attempt: JoinAttempt, form: ChallengeForm, status: int = 200, message: str | None = None):  # type: ignore[no-untyped-def]
-    return render_check(attempt.id, form, status, message, answer="challenge.answer", again="challenge.show")
+    return render_check(attempt.id, form, status, message, **CHECK_PAGES)
 
 
 def render_check(bound_to: str, form: ChallengeForm, status: int = 200, message: str | None = None, *,
@@ -100,7 +101,7 @@ def answer():  # type: ignore[no-untyped-def]
 
 
 def _judge(attempt: JoinAttempt, given: str):  # type: ignore[no-untyped-def]
-    return judge(attempt.id, given, answer="challenge.answer", again="challenge.show")
+    return judge(attempt.id, given, **CHECK_PAGES)
 
 
 def judge(bound_to: str, given: str, *, answer: str, again: str):  # type: ignore[no-untyped-def]

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("status", __name__, url_prefix="/status")
 SESSION_KEY = "status_check"
 PENDING = "status_check_for"  # session: the check whose code waits for the human check
+CHECK_PAGES = {"answer": "status.answer_check", "again": "status.human_check"}  # its picture's endpoints
 LIMIT_MESSAGE = _l("Too many codes were asked for this number today. Please try again tomorrow.")
 
 
@@ -83,25 +84,21 @@ def send():  # type: ignore[no-untyped-def]
         form.phone.errors = [PHONE_MESSAGES[exc.reason]]  # type: ignore[assignment]
         return render_template("status/start.html", form=form), 422
     db, config = get_session(), current_app.config
-    if sms_guard.challenge_needed(phone, poster=None):  # B5: the human check before this code goes out
+    check_first = sms_guard.challenge_needed(phone, poster=None)  # B5: the human check, then the code
+    if not check_first:
         try:
-            check, _no_code = status.start(db, phone, pii=current_app.extensions["pii"], locale=_short_locale(),
-                                           gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(),
-                                           ttl=config["CODE_TTL_SECONDS"], with_code=False)
-        except status.TooManyChecks:
-            return render_template("status/start.html", form=form, message=LIMIT_MESSAGE), 429
-        return _to_human_check(check)
-    try:
-        _reserve_send(phone)
-    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
-        message, code_status = _refusal(exc)
-        return render_template("status/start.html", form=form, message=message), code_status
+            _reserve_send(phone)
+        except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+            message, code_status = _refusal(exc)
+            return render_template("status/start.html", form=form, message=message), code_status
     try:
         check, code = status.start(db, phone, pii=current_app.extensions["pii"], locale=_short_locale(),
                                    gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(),
-                                   ttl=config["CODE_TTL_SECONDS"])
+                                   ttl=config["CODE_TTL_SECONDS"], with_code=not check_first)
     except status.TooManyChecks:
         return render_template("status/start.html", form=form, message=LIMIT_MESSAGE), 429
+    if check_first:
+        return _to_human_check(check)
     db.commit()
     session[SESSION_KEY] = check.id
     _deliver(check, phone, code)
@@ -130,8 +127,7 @@ def human_check():  # type: ignore[no-untyped-def]
     check = _pending()
     if not isinstance(check, StatusCheck):
         return check
-    return challenge.render_check(check.id, challenge.ChallengeForm(), answer="status.answer_check",
-                                  again="status.human_check")
+    return challenge.render_check(check.id, challenge.ChallengeForm(), **CHECK_PAGES)
 
 
 @bp.post("/check")
@@ -141,9 +137,8 @@ def answer_check():  # type: ignore[no-untyped-def]
         return check
     form = challenge.ChallengeForm()
     if not form.validate():
-        return challenge.render_check(check.id, form, 422, answer="status.answer_check", again="status.human_check")
-    failure = challenge.judge(check.id, form.answer.data or "", answer="status.answer_check",
-                              again="status.human_check")
+        return challenge.render_check(check.id, form, 422, **CHECK_PAGES)
+    failure = challenge.judge(check.id, form.answer.data or "", **CHECK_PAGES)
     if failure is not None:
         return failure
     session.pop(PENDING, None)
@@ -246,23 +241,20 @@ def resend():  # type: ignore[no-untyped-def]
         msg = _("Please wait %(n)d seconds before asking for a new code.", n=wait)
         return _render_code(old, CodeForm(), 429, msg)
     pii = current_app.extensions["pii"]
-    if sms_guard.challenge_needed(pii.decrypt(old.phone_enc), poster=None):
+    check_first = sms_guard.challenge_needed(pii.decrypt(old.phone_enc), poster=None)
+    if not check_first:
         try:
-            check, _no_code = status.resend(db, old, pii=pii, gateway=_gateway(), key=config["SECRET_KEY"], now=now,
-                                            ttl=config["CODE_TTL_SECONDS"], with_code=False)
-        except status.TooManyChecks:
-            return _render_code(old, CodeForm(), 429, str(LIMIT_MESSAGE))
-        return _to_human_check(check)
-    try:
-        _reserve_send(pii.decrypt(old.phone_enc))
-    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
-        message, code_status = _refusal(exc)
-        return _render_code(old, CodeForm(), code_status, message)
+            _reserve_send(pii.decrypt(old.phone_enc))
+        except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+            message, code_status = _refusal(exc)
+            return _render_code(old, CodeForm(), code_status, message)
     try:
         check, code = status.resend(db, old, pii=pii, gateway=_gateway(), key=config["SECRET_KEY"], now=now,
-                                    ttl=config["CODE_TTL_SECONDS"])
+                                    ttl=config["CODE_TTL_SECONDS"], with_code=not check_first)
     except status.TooManyChecks:
         return _render_code(old, CodeForm(), 429, str(LIMIT_MESSAGE))
+    if check_first:
+        return _to_human_check(check)
     db.commit()
     session[SESSION_KEY] = check.id
     _deliver(check, pii.decrypt(check.phone_enc), code)
