@@ -141,10 +141,14 @@ def decide():  # type: ignore[no-untyped-def]
     """Bulk (checked rows) or one row's quick-approve button; a result per row either way."""
     if not DecisionForm().validate():
         abort(400)
-    one = request.form.get("one", "")
+    one, action = request.form.get("one", ""), request.form.get("action", "")
+    if not one and action not in ("approve", "reject"):
+        # Only a press of Approve or Reject decides: a submission by any other means decides no one.
+        flash(_("Nothing was decided: press Approve or Reject."))
+        return redirect(url_for("roster.index", **_back_args()), 303)
     raw_ids = [one] if one else request.form.getlist("ids")
     ids = [int(v) for v in raw_ids if v.isdigit() and 0 < int(v) <= MAX_DB_ID]
-    approving = bool(one) or request.form.get("action") == "approve"
+    approving = bool(one) or action == "approve"
     if not ids:
         flash(_("Select at least one application."))
         return redirect(url_for("roster.index", **_back_args()), 303)

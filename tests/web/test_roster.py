@@ -176,6 +176,35 @@ def test_quick_approve_button_in_the_list(client, db, pii, places, sms):
     assert response.status_code == 200 and fresh(db, member.id).status is MemberStatus.approved
 
 
+def test_a_submission_without_approve_or_reject_decides_no_one(client, db, pii, places, sms):
+    """What Enter in a roster field sends (no button's name): nobody is approved or rejected."""
+    pd, _ = places
+    first, second = make_member(db, pii, pd, 1), make_member(db, pii, pd, 2)
+    db.commit()
+    sign_in(client, db)
+    for extra in ({}, {"action": "none"}, {"action": "approve-all"}):
+        token = hidden_fields(client.get("/roster/").text)["csrf_token"]
+        data = {"csrf_token": token, "ids": [str(second.id)], "reason": "不在本区", **extra}
+        response = client.post("/roster/decide", data=data)
+        assert response.status_code == 303
+        assert "未作任何决定" in client.get(response.headers["Location"]).text
+    assert fresh(db, first.id).status is MemberStatus.pending
+    assert fresh(db, second.id).status is MemberStatus.pending
+    assert sms.sent == []
+
+
+def test_the_bulk_forms_default_button_is_disabled(client, db, pii, places):
+    """Implicit submission (Enter) uses the form's first submit button: it must be a disabled one."""
+    pd, _ = places
+    make_member(db, pii, pd, 1)
+    db.commit()
+    sign_in(client, db)
+    page = client.get("/roster/").text
+    form = page[page.index('action="/roster/decide"'):]
+    first_button = re.search(r"<button[^>]*>", form).group(0)
+    assert "disabled" in first_button and 'type="submit"' in first_button
+
+
 def test_csv_export_is_scoped_neutralised_and_audited(client, db, pii, places):
     pd, xh = places
     make_member(db, pii, pd, 1, name="=HYPERLINK(\"http://x\")")
