@@ -190,9 +190,13 @@ class TestingConfig(Config):
     TESTING = True
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        defaults = {"SMS_BACKEND": "memory", "PUBLIC_BASE_URL": "https://join.example.org",
-                    "FUNNEL_FLUSH_SECONDS": "0", "SMS_SENDER_THREADS": "0",
-                    "CONVERSION_GRACE_SECONDS": "0"}
+        defaults = {
+            "SMS_BACKEND": "memory",
+            "PUBLIC_BASE_URL": "https://join.example.org",
+            "FUNNEL_FLUSH_SECONDS": "0",
+            "SMS_SENDER_THREADS": "0",
+            "CONVERSION_GRACE_SECONDS": "0",
+        }
         super().__init__({**defaults, **env})
 
 

@@ -93,8 +93,15 @@ def prepare(env: dict[str, str], posters: int) -> list[str]:
         district = District(code="BENCH", name="压测区总工会")
         session.add(district)
         session.flush()
-        rows = [Workplace(code=f"BENCH-{i:05d}", name=f"压测站 {i}", district_id=district.id or 0,
-                          kind=WorkplaceKind.delivery_station) for i in range(posters)]
+        rows = [
+            Workplace(
+                code=f"BENCH-{i:05d}",
+                name=f"压测站 {i}",
+                district_id=district.id or 0,
+                kind=WorkplaceKind.delivery_station,
+            )
+            for i in range(posters)
+        ]
         session.add_all(rows)
         session.commit()
         base, signer = app.config["PUBLIC_BASE_URL"], app.extensions["qr_signer"]
@@ -110,11 +117,24 @@ def posters_for(joins: int) -> int:
 class Server:
     """`gunicorn -c gunicorn.conf.py APP` in its own process group, ready when /healthz answers."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, *, workers: int = 4, threads: int = 2,
-                 app: str = "wsgi:app", ready_path: str = "/healthz") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        workdir: Path,
+        *,
+        workers: int = 4,
+        threads: int = 2,
+        app: str = "wsgi:app",
+        ready_path: str = "/healthz",
+    ) -> None:
         self.port = free_port()
-        self.env = {**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
-                    "GUNICORN_THREADS": str(threads), "GUNICORN_ACCESS_LOG": ""}
+        self.env = {
+            **env,
+            "BIND": f"127.0.0.1:{self.port}",
+            "WEB_CONCURRENCY": str(workers),
+            "GUNICORN_THREADS": str(threads),
+            "GUNICORN_ACCESS_LOG": "",
+        }
         self.app, self.ready_path = app, ready_path
         self.log_path = workdir / f"gunicorn-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -123,7 +143,11 @@ class Server:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - our own venv's gunicorn, fixed arguments
             [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), self.app],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         end = time.monotonic() + deadline
@@ -218,8 +242,9 @@ class Browser:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.cookies: dict[str, str] = {}
 
-    def request(self, method: str, path: str, form: dict[str, str] | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    def request(
+        self, method: str, path: str, form: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], str]:
         body = urlencode(form).encode() if form is not None else None
         sent = {**(headers or {})}
         if body is not None:
@@ -350,7 +375,10 @@ def wrk(url: str, *, seconds: int = 10, threads: int = 2, connections: int = 50)
     """Requests per second and latency percentiles from wrk (installed at /usr/bin/wrk)."""
     out = subprocess.run(  # noqa: S603 - fixed arguments, a local URL
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, check=True, timeout=seconds + 60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -366,8 +394,14 @@ def _ms(text: str) -> float:
 
 def machine() -> str:
     """One line about the machine: CPU model, cores, memory, load at the start."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
     memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
     load = os.getloadavg()[0]
     return f"{cpu}, {len(os.sched_getaffinity(0))} cores, {memory} GB RAM, load average {load:.1f} at start"

@@ -61,11 +61,14 @@ def main() -> None:
             getattr(base_client, method)("/")
     base = (time.process_time() - started) / args.joins * 1000
     total = sum(steps.values()) / args.joins * 1000
-    report("CPU per join, in one process", [
-        ("baseline: 4 hello-world requests", f"{base:.2f} ms CPU"),
-        *((name, f"{spent / args.joins * 1000:.1f} ms CPU") for name, spent in steps.items()),
-        ("whole join", f"{total:.1f} ms CPU → at most {2000 / total:.0f} joins/s on 2 cores"),
-    ])
+    report(
+        "CPU per join, in one process",
+        [
+            ("baseline: 4 hello-world requests", f"{base:.2f} ms CPU"),
+            *((name, f"{spent / args.joins * 1000:.1f} ms CPU") for name, spent in steps.items()),
+            ("whole join", f"{total:.1f} ms CPU → at most {2000 / total:.0f} joins/s on 2 cores"),
+        ],
+    )
 
 
 def _add(steps: dict[str, float], name: str, since: float) -> float:

@@ -31,11 +31,11 @@ REDIS_URL = "redis://127.0.0.1:6379/14"
 
 def baseline(env: dict[str, str], work: Path, args: argparse.Namespace) -> loadgen.LoadResult:
     """The same client and four requests per join against hello-world Flask."""
-    with Server(env, work, app="bench.hello:app", ready_path="/", workers=args.workers,
-                threads=args.threads) as hello:
+    with Server(env, work, app="bench.hello:app", ready_path="/", workers=args.workers, threads=args.threads) as hello:
         loadgen.run(loadgen.Plan(hello.port, ["/"], None, args.clients, 4))  # warm up
-        return loadgen.run(loadgen.Plan(hello.port, ["/"], None, args.clients, args.joins // args.clients),
-                           args.client_processes)
+        return loadgen.run(
+            loadgen.Plan(hello.port, ["/"], None, args.clients, args.joins // args.clients), args.client_processes
+        )
 
 
 def measure(env: dict[str, str], work: Path, args: argparse.Namespace) -> tuple[loadgen.LoadResult, int]:
@@ -70,18 +70,26 @@ def main() -> None:
         base_load = os.getloadavg()[0]
         result, locked = measure(env, work, args)
     met = result.rate >= 200 and result.p(99) <= 200
-    report(f"Full joins per second on {args.database}", [
-        ("setup", f"{args.workers} gthread workers × {args.threads} threads; {args.clients} simulated workers "
-                  f"(asyncio) in {args.client_processes} client process(es); {args.joins} joins of 4 requests"),
-        ("baseline: same client, hello-world pages", f"{base.summary()} (load average {base_load:.1f})"),
-        ("joins/s", f"{result.rate:.1f} (load average {os.getloadavg()[0]:.1f} at the end)"),
-        ("latency of a whole join", f"p50 {result.p(50):.0f} ms, p99 {result.p(99):.0f} ms"),
-        ("p99 of each step, ms", result.step_p99()),
-        ("failed joins / 'database is locked'", f"{result.failed} / {locked}"
-         + (f" (first reasons: {result.reasons()})" if result.failed else "")),
-        ("client CPU per join (load generator)", f"{result.cpu_per_join_ms:.2f} ms"),
-        ("target (>= 200/s, p99 <= 200 ms)", "met" if met else "MISSED"),
-    ])
+    report(
+        f"Full joins per second on {args.database}",
+        [
+            (
+                "setup",
+                f"{args.workers} gthread workers × {args.threads} threads; {args.clients} simulated workers "
+                f"(asyncio) in {args.client_processes} client process(es); {args.joins} joins of 4 requests",
+            ),
+            ("baseline: same client, hello-world pages", f"{base.summary()} (load average {base_load:.1f})"),
+            ("joins/s", f"{result.rate:.1f} (load average {os.getloadavg()[0]:.1f} at the end)"),
+            ("latency of a whole join", f"p50 {result.p(50):.0f} ms, p99 {result.p(99):.0f} ms"),
+            ("p99 of each step, ms", result.step_p99()),
+            (
+                "failed joins / 'database is locked'",
+                f"{result.failed} / {locked}" + (f" (first reasons: {result.reasons()})" if result.failed else ""),
+            ),
+            ("client CPU per join (load generator)", f"{result.cpu_per_join_ms:.2f} ms"),
+            ("target (>= 200/s, p99 <= 200 ms)", "met" if met else "MISSED"),
+        ],
+    )
 
 
 if __name__ == "__main__":

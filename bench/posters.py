@@ -47,9 +47,15 @@ def median_ms(action: Callable[[], object], runs: int) -> tuple[float, float]:
 
 def environment(instance: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "APP_"))}
-    env.update(APP_ENV="development", INSTANCE_PATH=str(instance), PUBLIC_BASE_URL=BASE_URL,
-               DATABASE_URL=f"sqlite:///{instance / 'bench.db'}", UNION_NAME="上海市浦东新区快递外卖行业工会联合会",
-               POSTER_CACHE=str(instance / "cache"), LOG_LEVEL="WARNING")
+    env.update(
+        APP_ENV="development",
+        INSTANCE_PATH=str(instance),
+        PUBLIC_BASE_URL=BASE_URL,
+        DATABASE_URL=f"sqlite:///{instance / 'bench.db'}",
+        UNION_NAME="上海市浦东新区快递外卖行业工会联合会",
+        POSTER_CACHE=str(instance / "cache"),
+        LOG_LEVEL="WARNING",
+    )
     return env
 
 
@@ -62,8 +68,10 @@ def seed(env: dict[str, str], workplaces: int) -> None:
 
     app = create_app()
     rows = ["district_code,district_name,workplace_code,workplace_name,kind"]
-    rows += [f"BENCH,浦东新区总工会,B-{i:04d},张江高科技园区美团外卖第{i}骑手服务站,delivery_station"
-             for i in range(1, workplaces + 1)]
+    rows += [
+        f"BENCH,浦东新区总工会,B-{i:04d},张江高科技园区美团外卖第{i}骑手服务站,delivery_station"
+        for i in range(1, workplaces + 1)
+    ]
     with app.app_context():
         upgrade(env["DATABASE_URL"])
         with session_scope() as db:
@@ -72,13 +80,16 @@ def seed(env: dict[str, str], workplaces: int) -> None:
 
 def run_child(env: dict[str, str], args: list[str]) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds and peak RSS (MB) of one `flask` command in a fresh child process."""
-    code = ("import resource, sys; from flask.cli import main; sys.argv = ['flask', '--app', 'wsgi'] + sys.argv[1:];\n"
-            "try:\n    main()\nfinally:\n"
-            "    u = resource.getrusage(resource.RUSAGE_SELF)\n"
-            "    print(u.ru_maxrss, u.ru_utime + u.ru_stime, file=sys.stderr)")
+    code = (
+        "import resource, sys; from flask.cli import main; sys.argv = ['flask', '--app', 'wsgi'] + sys.argv[1:];\n"
+        "try:\n    main()\nfinally:\n"
+        "    u = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "    print(u.ru_maxrss, u.ru_utime + u.ru_stime, file=sys.stderr)"
+    )
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"flask {' '.join(args)} failed:\n{done.stderr}")
@@ -123,12 +134,19 @@ def machine() -> str:
         names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
         model = names[0] if names else model
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 0
-    return (f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
-def report(pages: dict[str, tuple[float, float]], runs: dict[str, tuple[float, float, float]], page_count: int,
-           size_mb: float, load: tuple[float, float]) -> str:
+def report(
+    pages: dict[str, tuple[float, float]],
+    runs: dict[str, tuple[float, float, float]],
+    page_count: int,
+    size_mb: float,
+    load: tuple[float, float],
+) -> str:
     base_s, base_cpu, base_mb = runs["baseline"]
     _small_s, _small_cpu, small_mb = runs["small"]
     big_s, big_cpu, big_mb = runs["district"]
@@ -136,7 +154,8 @@ def report(pages: dict[str, tuple[float, float]], runs: dict[str, tuple[float, f
     ok = lambda good: "yes" if good else "**no**"  # noqa: E731
     per_page = (big_cpu - base_cpu) / page_count * 1000
     lines = [
-        HEADING, "",
+        HEADING,
+        "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()} by `bench/posters.py`;"
         f" load average {load[0]:.1f} at the start and {load[1]:.1f} at the end (other work shared the machine,"
         " so wall times are inflated: compare each figure with its baseline from the same run, and read the CPU"
@@ -148,14 +167,17 @@ def report(pages: dict[str, tuple[float, float]], runs: dict[str, tuple[float, f
     ]
     for key, label in (("png", "one A4 PNG (render + encode, median)"), ("pdf", "one A4 PDF page (median)")):
         wall, cpu = pages[key]
-        lines.append(f"| {label} | {wall:.0f} ms | {cpu:.0f} ms | {qr_wall:.1f} ms wall, {qr_cpu:.1f} ms CPU"
-                     f" | {cpu / qr_cpu:.1f}× | ≤ {TARGETS['page_ms']} ms | {ok(cpu <= TARGETS['page_ms'])} |")
+        lines.append(
+            f"| {label} | {wall:.0f} ms | {cpu:.0f} ms | {qr_wall:.1f} ms wall, {qr_cpu:.1f} ms CPU"
+            f" | {cpu / qr_cpu:.1f}× | ≤ {TARGETS['page_ms']} ms | {ok(cpu <= TARGETS['page_ms'])} |"
+        )
     lines += [
         f"| `posters render --district`, {page_count} pages | {big_s:.1f} s | {big_cpu:.1f} s"
         f" | start-up (`posters templates`): {base_s:.1f} s wall, {base_cpu:.1f} s CPU"
         f" | {per_page:.0f} ms CPU a page | ≤ {TARGETS['district_s']} s | {ok(big_cpu <= TARGETS['district_s'])} |",
         "",
-        "| peak RSS of the command | MB |", "|---|---|",
+        "| peak RSS of the command | MB |",
+        "|---|---|",
         f"| `posters templates` (start-up baseline) | {base_mb:.0f} |",
         f"| `posters render`, 20 pages | {small_mb:.0f} |",
         f"| `posters render --district`, {page_count} pages | {big_mb:.0f} (target ≤ {TARGETS['rss_mb']}:"
@@ -198,10 +220,21 @@ def main() -> None:
         out = instance / "district.pdf"
         runs = {
             "baseline": run_child(env, ["posters", "templates"]),
-            "small": run_child(env, ["posters", "render", *[f"B-{i:04d}" for i in range(1, 21)],
-                                     "--template", "a4", "-o", str(instance / "small.pdf")]),
-            "district": run_child(env, ["posters", "render", "--district", "BENCH", "--template", "a4",
-                                        "-o", str(out)]),
+            "small": run_child(
+                env,
+                [
+                    "posters",
+                    "render",
+                    *[f"B-{i:04d}" for i in range(1, 21)],
+                    "--template",
+                    "a4",
+                    "-o",
+                    str(instance / "small.pdf"),
+                ],
+            ),
+            "district": run_child(
+                env, ["posters", "render", "--district", "BENCH", "--template", "a4", "-o", str(out)]
+            ),
         }
         text = report(pages, runs, args.pages, out.stat().st_size / 2**20, (load_start, os.getloadavg()[0]))
     print(text)

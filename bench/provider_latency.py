@@ -34,9 +34,15 @@ def measure(work: Path, delay: float, args: argparse.Namespace) -> tuple[loadgen
     """Joins with the provider answering after `delay`; also the count of "database is locked"."""
     outbox = work / f"twilio-{delay}.jsonl"
     with SlowTwilio(outbox, delay) as twilio:
-        env = server_env(f"sqlite:///{work / f'provider-{delay}.db'}", work, SMS_BACKEND="twilio-messaging",
-                         TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN="bench-token" + "0" * 21,
-                         TWILIO_FROM="+15005550006", TWILIO_API_BASE_URL=twilio.base_url)
+        env = server_env(
+            f"sqlite:///{work / f'provider-{delay}.db'}",
+            work,
+            SMS_BACKEND="twilio-messaging",
+            TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+            TWILIO_AUTH_TOKEN="bench-token" + "0" * 21,
+            TWILIO_FROM="+15005550006",
+            TWILIO_API_BASE_URL=twilio.base_url,
+        )
         paths = prepare(env, loadgen.posters(args.joins))
         with Server(env, work, workers=args.workers, threads=args.threads) as server:
             # Warm up with 2 joins per simulated worker, at most 16 at once: the service's SMS
@@ -54,11 +60,13 @@ def measure(work: Path, delay: float, args: argparse.Namespace) -> tuple[loadgen
 def baseline(work: Path, args: argparse.Namespace) -> loadgen.LoadResult:
     """The same client and four requests per join against hello-world Flask."""
     env = server_env(f"sqlite:///{work / 'hello.db'}", work)
-    with Server(env, work, app="bench.hello:app", ready_path="/", workers=args.workers,
-                threads=args.threads) as hello:
+    with Server(env, work, app="bench.hello:app", ready_path="/", workers=args.workers, threads=args.threads) as hello:
         loadgen.run(loadgen.Plan(hello.port, ["/"], None, args.clients, 4))
-        return loadgen.run(loadgen.Plan(hello.port, ["/"], None, args.clients, args.joins // args.clients),
-                           args.client_processes, apart=True)
+        return loadgen.run(
+            loadgen.Plan(hello.port, ["/"], None, args.clients, args.joins // args.clients),
+            args.client_processes,
+            apart=True,
+        )
 
 
 def main() -> None:
@@ -80,17 +88,23 @@ def main() -> None:
         loads.append(os.getloadavg()[0])
     ratio = slow.rate / fast.rate if fast.rate else float("nan")
     ms = f"{args.delay * 1000:.0f} ms"
-    report(f"Provider latency: Twilio stand-in answering after {ms}", [
-        ("setup", f"{args.workers} gthread workers × {args.threads} threads; {args.clients} simulated workers "
-                  f"(asyncio) in {args.client_processes} client process(es); {args.joins} joins each run; SQLite"),
-        ("client ceiling: same client, hello-world pages", f"{base.summary()} (load average {loads[0]:.1f})"),
-        ("provider answers at once (baseline)", f"{fast.summary()} (load average {loads[1]:.1f})"),
-        (f"provider answers after {ms}", f"{slow.summary()} (load average {loads[2]:.1f})"),
-        ("p99 of each step, ms (at once)", fast.step_p99()),
-        (f"p99 of each step, ms (after {ms})", slow.step_p99()),
-        ("'database is locked' (at once / delayed)", f"{fast_locked} / {slow_locked}"),
-        ("ratio (target >= 0.5)", f"{ratio:.2f} {'met' if ratio >= 0.5 else 'MISSED'}"),
-    ])
+    report(
+        f"Provider latency: Twilio stand-in answering after {ms}",
+        [
+            (
+                "setup",
+                f"{args.workers} gthread workers × {args.threads} threads; {args.clients} simulated workers "
+                f"(asyncio) in {args.client_processes} client process(es); {args.joins} joins each run; SQLite",
+            ),
+            ("client ceiling: same client, hello-world pages", f"{base.summary()} (load average {loads[0]:.1f})"),
+            ("provider answers at once (baseline)", f"{fast.summary()} (load average {loads[1]:.1f})"),
+            (f"provider answers after {ms}", f"{slow.summary()} (load average {loads[2]:.1f})"),
+            ("p99 of each step, ms (at once)", fast.step_p99()),
+            (f"p99 of each step, ms (after {ms})", slow.step_p99()),
+            ("'database is locked' (at once / delayed)", f"{fast_locked} / {slow_locked}"),
+            ("ratio (target >= 0.5)", f"{ratio:.2f} {'met' if ratio >= 0.5 else 'MISSED'}"),
+        ],
+    )
 
 
 if __name__ == "__main__":

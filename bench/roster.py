@@ -44,8 +44,19 @@ def ensure_members(env: dict[str, str], members: int) -> float:
     if have >= members:
         return 0.0
     started = time.perf_counter()
-    subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "wsgi", "bench-data",  # noqa: S603
-                    "--members", str(members - have)], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "flask"),
+            "--app",
+            "wsgi",
+            "bench-data",  # noqa: S603
+            "--members",
+            str(members - have),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     return time.perf_counter() - started
 
 
@@ -72,8 +83,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--xlsx", action="store_true", help="also export every row as XLSX")
     args = parser.parse_args()
-    env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": args.database_url, "INSTANCE_PATH": args.instance,
-           "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": args.database_url,
+        "INSTANCE_PATH": args.instance,
+        "LOG_LEVEL": "WARNING",
+    }
     made = ensure_members(env, args.members)
 
     from sqlalchemy import select
@@ -92,18 +108,29 @@ def main() -> None:
         base = timed(lambda: session.execute(select(Member).where(Member.id == next(ids))).first(), args.repeat)
         districts = sorted(session.execute(select(Member.district_id).distinct()).scalars())[:2]
         results = {}
-        for who, scope in (("admin", None), ("official, 1 district", districts[:1]),
-                           ("official, 2 districts", districts)):
+        for who, scope in (
+            ("admin", None),
+            ("official, 1 district", districts[:1]),
+            ("official, 2 districts", districts),
+        ):
             cursor = None
             for _ in range(999):  # walk to page 1,000 once, keeping its cursor
                 cursor = roster.list_members(session, pii, scope, everything, cursor=cursor, limit=PAGE).next_cursor
             results[who] = [
-                timed(lambda scope=scope: roster.list_members(session, pii, scope, everything, cursor=None,
-                                                              limit=PAGE), args.repeat),
-                timed(lambda scope=scope: roster.list_members(session, pii, scope, filtered, cursor=None,
-                                                              limit=PAGE), args.repeat),
-                timed(lambda scope=scope, cursor=cursor: roster.list_members(session, pii, scope, everything,
-                                                                             cursor=cursor, limit=PAGE), args.repeat),
+                timed(
+                    lambda scope=scope: roster.list_members(session, pii, scope, everything, cursor=None, limit=PAGE),
+                    args.repeat,
+                ),
+                timed(
+                    lambda scope=scope: roster.list_members(session, pii, scope, filtered, cursor=None, limit=PAGE),
+                    args.repeat,
+                ),
+                timed(
+                    lambda scope=scope, cursor=cursor: roster.list_members(
+                        session, pii, scope, everything, cursor=cursor, limit=PAGE
+                    ),
+                    args.repeat,
+                ),
                 timed(lambda scope=scope: roster.counts(session, scope, everything, pii=pii), args.repeat),
             ]
         pages_report(args, made, base, results)
@@ -113,11 +140,18 @@ def main() -> None:
     engine.dispose()
     lines = []
     for label, rows, size, wall, cpu, growth in exports:
-        lines += [(f"export of all rows ({label})", f"{rows:,} rows, {size / 1e6:.0f} MB in {wall:.1f} s "
-                                                    f"(CPU {cpu:.1f} s; {cpu / max(rows, 1) * 1e6:.1f} µs a row)"),
-                  (f"peak memory growth during the {label} export", f"{growth:.0f} MB")]
-    lines += [("export target (CSV <= 20 s, flat memory)", "met" if exports[0][3] <= 20 else "MISSED"),
-              ("load average (1, 5, 15 min) at the end", " ".join(f"{v:.1f}" for v in os.getloadavg()))]
+        lines += [
+            (
+                f"export of all rows ({label})",
+                f"{rows:,} rows, {size / 1e6:.0f} MB in {wall:.1f} s "
+                f"(CPU {cpu:.1f} s; {cpu / max(rows, 1) * 1e6:.1f} µs a row)",
+            ),
+            (f"peak memory growth during the {label} export", f"{growth:.0f} MB"),
+        ]
+    lines += [
+        ("export target (CSV <= 20 s, flat memory)", "met" if exports[0][3] <= 20 else "MISSED"),
+        ("load average (1, 5, 15 min) at the end", " ".join(f"{v:.1f}" for v in os.getloadavg())),
+    ]
     report(f"Roster export at {args.members:,} members", lines)
 
 
@@ -132,24 +166,32 @@ def export_run(stream, session, pii, flt, label):  # type: ignore[no-untyped-def
     return label, rows[0] if rows else 0, size, wall, cpu, growth
 
 
-def pages_report(args: argparse.Namespace, made: float, base: list[float],
-                 results: dict[str, list[list[float]]]) -> None:
+def pages_report(
+    args: argparse.Namespace, made: float, base: list[float], results: dict[str, list[list[float]]]
+) -> None:
     def p95(values: list[float]) -> str:
         cpu = CPU[id(values)]
-        return (f"{percentile(values, 95):.1f} ms (p50 {percentile(values, 50):.1f} ms; "
-                f"CPU p95 {percentile(cpu, 95):.1f} ms)")
+        return (
+            f"{percentile(values, 95):.1f} ms (p50 {percentile(values, 50):.1f} ms; "
+            f"CPU p95 {percentile(cpu, 95):.1f} ms)"
+        )
 
-    lines = [("database", args.database_url.split("://")[0] + (f"; bench-data took {made:.0f} s" if made else "")),
-             ("load average (1, 5, 15 min)", " ".join(f"{v:.1f}" for v in os.getloadavg())),
-             ("baseline: one member by primary key", p95(base))]
+    lines = [
+        ("database", args.database_url.split("://")[0] + (f"; bench-data took {made:.0f} s" if made else "")),
+        ("load average (1, 5, 15 min)", " ".join(f"{v:.1f}" for v in os.getloadavg())),
+        ("baseline: one member by primary key", p95(base)),
+    ]
     for who, (first, narrow, deep, tabs) in results.items():
-        lines += [(f"{who}: first page (50 rows), p95", p95(first)),
-                  (f"{who}: filtered page (pending, Meituan), p95", p95(narrow)),
-                  (f"{who}: page 1,000 by keyset cursor, p95", p95(deep)),
-                  (f"{who}: the tabs' counts (every status), p95", p95(tabs))]
+        lines += [
+            (f"{who}: first page (50 rows), p95", p95(first)),
+            (f"{who}: filtered page (pending, Meituan), p95", p95(narrow)),
+            (f"{who}: page 1,000 by keyset cursor, p95", p95(deep)),
+            (f"{who}: the tabs' counts (every status), p95", p95(tabs)),
+        ]
     pages_met = max(percentile(v, 95) for pages in results.values() for v in pages[:3]) <= 50
     lines.append(("pages target (p95 <= 50 ms)", "met" if pages_met else "MISSED"))
     report(f"Roster pages at {args.members:,} members", lines)
+
 
 if __name__ == "__main__":
     main()

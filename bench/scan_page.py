@@ -33,13 +33,16 @@ def main() -> None:
             wrk(f"http://127.0.0.1:{scanjoin.port}{path}", seconds=2)
             scan = wrk(f"http://127.0.0.1:{scanjoin.port}{path}", seconds=args.seconds)
     ratio = scan["rps"] / base["rps"]
-    report("Scan page vs hello-world Flask", [
-        ("gunicorn", f"{args.workers} gthread workers × {args.threads} threads; wrk -t2 -c50 -d{args.seconds}s"),
-        ("hello-world req/s (baseline)", _line(base)),
-        ("scan page req/s", _line(scan)),
-        ("non-2xx answers", f"{base['non_2xx']} / {scan['non_2xx']}"),
-        ("ratio (target >= 0.5)", f"{ratio:.2f} {'met' if ratio >= 0.5 else 'MISSED'}"),
-    ])
+    report(
+        "Scan page vs hello-world Flask",
+        [
+            ("gunicorn", f"{args.workers} gthread workers × {args.threads} threads; wrk -t2 -c50 -d{args.seconds}s"),
+            ("hello-world req/s (baseline)", _line(base)),
+            ("scan page req/s", _line(scan)),
+            ("non-2xx answers", f"{base['non_2xx']} / {scan['non_2xx']}"),
+            ("ratio (target >= 0.5)", f"{ratio:.2f} {'met' if ratio >= 0.5 else 'MISSED'}"),
+        ],
+    )
 
 
 def _line(result: dict[str, float]) -> str:

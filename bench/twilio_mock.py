@@ -49,8 +49,16 @@ class _Handler(BaseHTTPRequestHandler):
         line = json.dumps(message, ensure_ascii=False)
         with self.server.lock, self.server.outbox.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
-        body = json.dumps({"sid": "SM" + secrets.token_hex(16), "status": "queued", "to": form.get("To"),
-                           "from": form.get("From"), "body": form.get("Body"), "num_segments": "1"}).encode()
+        body = json.dumps(
+            {
+                "sid": "SM" + secrets.token_hex(16),
+                "status": "queued",
+                "to": form.get("To"),
+                "from": form.get("From"),
+                "body": form.get("Body"),
+                "num_segments": "1",
+            }
+        ).encode()
         self.send_response(201)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

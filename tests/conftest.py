@@ -123,8 +123,12 @@ class PostgresServer:
     def drop_stale(self) -> None:
         """Drop databases left by test sessions whose process is gone (killed runs)."""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            names = [row[0] for row in conn.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{self.PREFIX}\\_%",))]
+            names = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{self.PREFIX}\\_%",)
+                )
+            ]
         for name in names:
             pid = name.split("_")[2]
             if pid.isdigit() and not _process_alive(int(pid)):
@@ -318,8 +322,9 @@ def hidden_fields(html: str) -> dict[str, str]:
 STAFF_PASSWORD = "correct horse battery staple"
 
 
-def make_staff(db: Session, email: str, role: Role, districts: list[str] | None = None,
-               password: str = STAFF_PASSWORD) -> User:
+def make_staff(
+    db: Session, email: str, role: Role, districts: list[str] | None = None, password: str = STAFF_PASSWORD
+) -> User:
     """A staff account (not yet enrolled in TOTP: its first sign-in sets the app up)."""
     user = users.create(db, email, role=role, password=password, district_codes=districts)
     db.commit()
@@ -370,8 +375,9 @@ def code_step(client: FlaskClient, db: Session, email: str, code: str | None = N
     return client.post(page.request.path, data={**hidden_fields(page.text), "code": code})
 
 
-def sign_in(client: FlaskClient, db: Session, email: str, password: str = STAFF_PASSWORD,
-            next_: str = "") -> TestResponse:
+def sign_in(
+    client: FlaskClient, db: Session, email: str, password: str = STAFF_PASSWORD, next_: str = ""
+) -> TestResponse:
     """Sign in through both steps as a browser would (setting the app up first when there is none)."""
     first = password_step(client, email, password, next_)
     assert first.status_code == 302, first.text[:300]

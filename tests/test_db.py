@@ -67,8 +67,10 @@ def test_reading_sessions_do_not_block_a_writer(sqlite_url: str):
         session.exec(text("SELECT count(*) FROM member"))  # type: ignore[call-overload]
         conn = other_writer(sqlite_url)
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO district (code, name, member_seq, qr_version, qr_issued_at, created_at) "
-                     "VALUES ('W1', 'w', 0, 1, '2026-01-01', '2026-01-01')")
+        conn.execute(
+            "INSERT INTO district (code, name, member_seq, qr_version, qr_issued_at, created_at) "
+            "VALUES ('W1', 'w', 0, 1, '2026-01-01', '2026-01-01')"
+        )
         conn.execute("COMMIT")
     engine.dispose()
 
@@ -96,8 +98,9 @@ def test_postgresql_through_psycopg3(postgres_url: str):
     with engine.connect() as connection:
         assert engine.dialect.driver == "psycopg"
         assert int(connection.exec_driver_sql("SHOW server_version_num").scalar()) >= 130000  # DROP … FORCE
-        tables = set(connection.exec_driver_sql(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").scalars())
+        tables = set(
+            connection.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").scalars()
+        )
     assert {"member", "join_attempt", "district", "alembic_version"} <= tables
     engine.dispose()
 

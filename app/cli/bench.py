@@ -46,8 +46,9 @@ def bench_data(members: int, districts: int, workplaces: int, seed: int) -> None
     done = 0
     while done < members:
         count = min(BATCH, members - done)
-        rows = [_row(first + done + i, start + timedelta(seconds=(done + i) * step), places, rng, pii)
-                for i in range(count)]
+        rows = [
+            _row(first + done + i, start + timedelta(seconds=(done + i) * step), places, rng, pii) for i in range(count)
+        ]
         with session_scope() as session:
             session.connection().execute(insert(Member.__table__), rows)  # type: ignore[attr-defined]  # Core executemany
         done += count
@@ -68,8 +69,17 @@ def _places(districts: int, workplaces: int) -> list[tuple[int, str, list[int]]]
                 district = District(code=code, name=f"压测区 {d}")
                 session.add(district)
                 session.flush()
-                session.add_all([Workplace(code=f"{code}-W{w:03d}", name=f"压测站 {d}-{w}", district_id=district.id,
-                                           kind=WorkplaceKind.delivery_station) for w in range(1, workplaces + 1)])
+                session.add_all(
+                    [
+                        Workplace(
+                            code=f"{code}-W{w:03d}",
+                            name=f"压测站 {d}-{w}",
+                            district_id=district.id,
+                            kind=WorkplaceKind.delivery_station,
+                        )
+                        for w in range(1, workplaces + 1)
+                    ]
+                )
                 session.flush()
             ids = list(session.execute(select(Workplace.id).where(Workplace.district_id == district.id)).scalars())
             out.append((district.id or 0, code, ids))
@@ -81,21 +91,32 @@ def _next_number() -> int:
         return int(session.execute(select(func.coalesce(func.max(Member.id), 0))).scalar_one()) + 1
 
 
-def _row(n: int, created: datetime, places: list[tuple[int, str, list[int]]], rng: random.Random,
-         pii: PiiCipher) -> dict[str, object]:
+def _row(
+    n: int, created: datetime, places: list[tuple[int, str, list[int]]], rng: random.Random, pii: PiiCipher
+) -> dict[str, object]:
     district_id, code, workplace_ids = places[n % len(places)]
     phone = f"+86170{n:08d}"
     roll = rng.random()
     status = MemberStatus.approved if roll < 0.6 else MemberStatus.pending if roll < 0.9 else MemberStatus.rejected
     decided = created + timedelta(hours=rng.randrange(1, 24 * 20)) if status is not MemberStatus.pending else None
     return {
-        "district_id": district_id, "workplace_id": rng.choice(workplace_ids) if rng.random() < 0.9 else None,
-        "name_enc": pii.encrypt(f"测试{n}"), "phone_enc": pii.encrypt(phone), "phone_index": pii.index(phone),
-        "phone_last4_index": pii.index(last4(phone), purpose="last4"), "platform": rng.choice(PLATFORMS).value,
-        "status": status.value, "consent_version": "bench", "consent_at": created,
+        "district_id": district_id,
+        "workplace_id": rng.choice(workplace_ids) if rng.random() < 0.9 else None,
+        "name_enc": pii.encrypt(f"测试{n}"),
+        "phone_enc": pii.encrypt(phone),
+        "phone_index": pii.index(phone),
+        "phone_last4_index": pii.index(last4(phone), purpose="last4"),
+        "platform": rng.choice(PLATFORMS).value,
+        "status": status.value,
+        "consent_version": "bench",
+        "consent_at": created,
         "source_kind": PlaceKind.workplace.value,
-        "source_qr_version": 1, "created_at": created, "verified_at": created, "decided_at": decided,
-        "decided_by_id": None, "reject_reason": "bench" if status is MemberStatus.rejected else None,
+        "source_qr_version": 1,
+        "created_at": created,
+        "verified_at": created,
+        "decided_at": decided,
+        "decided_by_id": None,
+        "reject_reason": "bench" if status is MemberStatus.rejected else None,
         "member_number": f"{code}-B{n:09d}" if status is MemberStatus.approved else None,
     }
 

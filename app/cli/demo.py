@@ -30,8 +30,9 @@ def seed_demo() -> None:
             users.create(db, DEMO_ADMIN, role=Role.admin, password=password)
             db.commit()
             click.echo(f"demo admin: {DEMO_ADMIN}  password (shown once): {password}")
-            click.echo("at the first sign-in the admin sets up two-step sign-in with an authenticator app"
-                       " (README, Roles)")
+            click.echo(
+                "at the first sign-in the admin sets up two-step sign-in with an authenticator app (README, Roles)"
+            )
         db.commit()
     base, signer = current_app.config["PUBLIC_BASE_URL"], current_app.extensions["qr_signer"]
     for place in places.all_places(db):

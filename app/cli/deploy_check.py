@@ -29,8 +29,11 @@ def problems(config: Mapping[str, Any], storage_ok: bool = True) -> list[str]:
 
 
 def _secrets(config: Mapping[str, Any]) -> Iterator[str]:
-    named = {"SECRET_KEY": [config.get("SECRET_KEY", "")], "QR_SECRET": list(config.get("QR_SECRETS", [])),
-             "PII_INDEX_KEY": [config.get("PII_INDEX_KEY", "")]}
+    named = {
+        "SECRET_KEY": [config.get("SECRET_KEY", "")],
+        "QR_SECRET": list(config.get("QR_SECRETS", [])),
+        "PII_INDEX_KEY": [config.get("PII_INDEX_KEY", "")],
+    }
     for name, values in named.items():
         if not any(values):
             yield f"{name} is not set"

@@ -40,8 +40,13 @@ def templates_command() -> None:
 @click.argument("codes", nargs=-1)
 @click.option("--district", default=None, help="Every place of this district (the district first).")
 @click.option("--template", "template_name", required=True, help="Template name (see `posters templates`).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="OUT.pdf (any number of places, one a page) or OUT.png (one place).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="OUT.pdf (any number of places, one a page) or OUT.png (one place).",
+)
 def render_command(codes: tuple[str, ...], district: str | None, template_name: str, output: Path) -> None:
     """Render posters for place CODEs and/or a --district into a PDF or a PNG."""
     kind = output.suffix.lower()

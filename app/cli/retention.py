@@ -17,11 +17,14 @@ group = AppGroup("retention", help="Delete drafts and rejected applications past
 def run_command() -> None:
     """Delete old drafts and old rejected applications; print the counts."""
     config, db = current_app.config, get_session()
-    report = retention.purge(db, now=utcnow(), draft_hours=config["RETENTION_DRAFT_HOURS"],
-                             rejected_days=config["RETENTION_REJECTED_DAYS"])
+    report = retention.purge(
+        db, now=utcnow(), draft_hours=config["RETENTION_DRAFT_HOURS"], rejected_days=config["RETENTION_REJECTED_DAYS"]
+    )
     db.commit()
-    click.echo(f"deleted drafts: {report.drafts}, finished attempts: {report.finished}, "
-               f"rejected applications: {report.rejected}")
+    click.echo(
+        f"deleted drafts: {report.drafts}, finished attempts: {report.finished}, "
+        f"rejected applications: {report.rejected}"
+    )
 
 
 def register(app: Flask) -> None:

@@ -31,8 +31,9 @@ def issue(session: Session, user: User, *, now: datetime, actor_id: int | None =
     token = ApiToken(user_id=user.id or 0, token_hash=digest(raw), created_at=now)
     session.add(token)
     session.flush()
-    audit.record(session, "api_token.create", target_type="api_token", target_id=token.id, actor_id=actor_id,
-                 user_id=user.id)
+    audit.record(
+        session, "api_token.create", target_type="api_token", target_id=token.id, actor_id=actor_id, user_id=user.id
+    )
     return token, raw
 
 
@@ -70,6 +71,7 @@ def revoke(
     for token in live:
         token.revoked_at = now
         session.add(token)
-        audit.record(session, "api_token.revoke", target_type="api_token", target_id=token.id, actor_id=actor_id,
-                     user_id=user.id)
+        audit.record(
+            session, "api_token.revoke", target_type="api_token", target_id=token.id, actor_id=actor_id, user_id=user.id
+        )
     return live

@@ -82,15 +82,20 @@ class Monitor:
         """
         grace = self.thresholds.grace_seconds
         if grace:  # per scope: sent in the window, sent in the grace period, verified in the window
-            checks = [(rule, key) for key in (OVERALL, prefix)
-                      for rule in (self.sent_rule, self.sent_rule, self.verified_rule)]
+            checks = [
+                (rule, key)
+                for key in (OVERALL, prefix)
+                for rule in (self.sent_rule, self.sent_rule, self.verified_rule)
+            ]
             sent, lately, verified, p_sent, p_lately, p_verified = self.guard.used_many(checks, [None, grace, None] * 2)
         else:
             checks = [(rule, key) for key in (OVERALL, prefix) for rule in (self.sent_rule, self.verified_rule)]
             sent, verified, p_sent, p_verified = self.guard.used_many(checks)
             lately = p_lately = 0
-        return [Figures("all", OVERALL, sent - lately, verified),
-                Figures("prefix", prefix, p_sent - p_lately, p_verified)]
+        return [
+            Figures("all", OVERALL, sent - lately, verified),
+            Figures("prefix", prefix, p_sent - p_lately, p_verified),
+        ]
 
     def low(self, prefix: str) -> list[Figures]:
         """The scopes (overall, this prefix) whose conversion is below the threshold now."""
@@ -100,11 +105,25 @@ class Monitor:
         """Alert for each low scope not yet alerted in this window; returns the new alerts."""
         raised = [f for f in figures if self.guard.count(self.alert_rule, f.key)]
         for f in raised:
-            alerts.warning("low SMS conversion (%s %s): %d codes sent, %d verified in the last %d s",
-                           f.scope, f.ref, f.sent, f.verified, self.thresholds.window_seconds)
-            audit.record(session, ALERT_ACTION, target_type=f.scope, target_id=f.ref, sent=f.sent,
-                         verified=f.verified, window_seconds=self.thresholds.window_seconds,
-                         min_sends=self.thresholds.min_sends, min_percent=self.thresholds.min_percent)
+            alerts.warning(
+                "low SMS conversion (%s %s): %d codes sent, %d verified in the last %d s",
+                f.scope,
+                f.ref,
+                f.sent,
+                f.verified,
+                self.thresholds.window_seconds,
+            )
+            audit.record(
+                session,
+                ALERT_ACTION,
+                target_type=f.scope,
+                target_id=f.ref,
+                sent=f.sent,
+                verified=f.verified,
+                window_seconds=self.thresholds.window_seconds,
+                min_sends=self.thresholds.min_sends,
+                min_percent=self.thresholds.min_percent,
+            )
         return raised
 
     def _count(self, rule: Rule, prefix: str) -> None:
@@ -113,6 +132,9 @@ class Monitor:
 
 def recent_alerts(session: Session, *, now: datetime, within: timedelta) -> list[AuditEvent]:
     """Conversion alerts raised since `now - within`, newest first (for the staff home page)."""
-    query = (select(AuditEvent).where(AuditEvent.action == ALERT_ACTION, col(AuditEvent.at) >= now - within)
-             .order_by(col(AuditEvent.at).desc()))
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.action == ALERT_ACTION, col(AuditEvent.at) >= now - within)
+        .order_by(col(AuditEvent.at).desc())
+    )
     return list(session.exec(query))

@@ -65,7 +65,7 @@ class PiiCipher:
         if not token.startswith(PREFIX):
             return self._decrypt_fernet(token)
         try:
-            raw = binascii.a2b_base64(token[len(PREFIX):], strict_mode=True)
+            raw = binascii.a2b_base64(token[len(PREFIX) :], strict_mode=True)
             aead = self._keys[raw[:KEY_ID_BYTES]]
             return aead.decrypt(raw[KEY_ID_BYTES:_HEADER], raw[_HEADER:], raw[:_HEADER]).decode()
         except (KeyError, InvalidTag, binascii.Error, ValueError) as exc:

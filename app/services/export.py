@@ -30,8 +30,20 @@ from app.services.roster import BadFilter, RosterFilter
 from app.services.roster.filters import SORTS, name_needle
 from app.services.roster.lists import Decider, joined, order, scope_clause, sql_filters
 
-HEADER = ["member_number", "name", "phone", "platform", "workplace", "workplace_name", "district", "status",
-          "applied_at", "decided_at", "decided_by", "reject_reason"]
+HEADER = [
+    "member_number",
+    "name",
+    "phone",
+    "platform",
+    "workplace",
+    "workplace_name",
+    "district",
+    "status",
+    "applied_at",
+    "decided_at",
+    "decided_by",
+    "reject_reason",
+]
 DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 64 * 1024
 BATCH = 2000
@@ -55,40 +67,87 @@ def _iso(value: datetime | None) -> str:
 
 def record(session: Session, *, by: User, fmt: str, flt: RosterFilter, rows: int, complete: bool) -> None:
     """The export's audit event: the filter's shape, never its search text."""
-    audit.record(session, "roster.export", target_type="roster", actor_id=by.id, format=fmt,
-                 filter=flt.describe(), rows=rows, complete=complete)
+    audit.record(
+        session,
+        "roster.export",
+        target_type="roster",
+        actor_id=by.id,
+        format=fmt,
+        filter=flt.describe(),
+        rows=rows,
+        complete=complete,
+    )
 
 
 def _columns(dialect: str) -> tuple[Any, ...]:
     """The HEADER's columns; platform and status as their stored text, times as ISO text when possible."""
     as_text = ISO_SECONDS.get(dialect)
     at = (lambda column: as_text(column).label(column.key)) if as_text else (lambda column: column)
-    return (Member.member_number, Member.name_enc, Member.phone_enc, type_coerce(Member.platform, String),
-            Workplace.code, Workplace.name, District.code, type_coerce(Member.status, String),
-            at(Member.created_at), at(Member.decided_at), Decider.email, Member.reject_reason)
+    return (
+        Member.member_number,
+        Member.name_enc,
+        Member.phone_enc,
+        type_coerce(Member.platform, String),
+        Workplace.code,
+        Workplace.name,
+        District.code,
+        type_coerce(Member.status, String),
+        at(Member.created_at),
+        at(Member.decided_at),
+        Decider.email,
+        Member.reject_reason,
+    )
 
 
-def _rows(session: Session, pii: PiiCipher, scope: list[int] | None, flt: RosterFilter,
-          now: datetime | None) -> Iterator[list[object]]:
+def _rows(
+    session: Session, pii: PiiCipher, scope: list[int] | None, flt: RosterFilter, now: datetime | None
+) -> Iterator[list[object]]:
     """The export's cells, row by row, from one query streamed in batches on a session of its own."""
     if flt.sort not in SORTS:
         raise BadFilter("sort")
     bind = session.get_bind()
-    stmt = (joined(*_columns(bind.dialect.name)).where(*scope_clause(scope), *sql_filters(flt, pii, now or utcnow()))
-            .order_by(*order(flt.sort)).execution_options(yield_per=BATCH))
+    stmt = (
+        joined(*_columns(bind.dialect.name))
+        .where(*scope_clause(scope), *sql_filters(flt, pii, now or utcnow()))
+        .order_by(*order(flt.sort))
+        .execution_options(yield_per=BATCH)
+    )
     needle, decrypt, safe = name_needle(flt.q), pii.decrypt, _safe
     iso = _text if bind.dialect.name in ISO_SECONDS else _iso
     # Stations, districts and deciders repeat on many rows: neutralise each distinct value once.
     repeated = lru_cache(maxsize=4096)(_safe)
     with Session(bind) as own:
-        for number, name_enc, phone_enc, platform, workplace, workplace_name, district, status, created, decided, \
-                by, reason in own.execute(stmt):
+        for (
+            number,
+            name_enc,
+            phone_enc,
+            platform,
+            workplace,
+            workplace_name,
+            district,
+            status,
+            created,
+            decided,
+            by,
+            reason,
+        ) in own.execute(stmt):
             name = decrypt(name_enc)
             if needle is not None and needle not in name.casefold():
                 continue
-            yield [safe(number), safe(name), safe(decrypt(phone_enc)), platform, repeated(workplace),
-                   repeated(workplace_name), repeated(district), status, iso(created), iso(decided), repeated(by),
-                   safe(reason)]
+            yield [
+                safe(number),
+                safe(name),
+                safe(decrypt(phone_enc)),
+                platform,
+                repeated(workplace),
+                repeated(workplace_name),
+                repeated(district),
+                status,
+                iso(created),
+                iso(decided),
+                repeated(by),
+                safe(reason),
+            ]
 
 
 def _text(value: str | None) -> str:
@@ -102,8 +161,15 @@ def _safe(value: str | None) -> str:
     return "'" + value if value.startswith(DANGEROUS_START) else value
 
 
-def csv_stream(session: Session, pii: PiiCipher, scope: list[int] | None, flt: RosterFilter, *,
-               finish: Finish, now: datetime | None = None) -> Iterator[bytes]:
+def csv_stream(
+    session: Session,
+    pii: PiiCipher,
+    scope: list[int] | None,
+    flt: RosterFilter,
+    *,
+    finish: Finish,
+    now: datetime | None = None,
+) -> Iterator[bytes]:
     """UTF-8 CSV (with BOM, so Excel reads Chinese right), one chunk per batch of rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -129,8 +195,15 @@ def _drain(buffer: io.StringIO) -> bytes:
     return data
 
 
-def xlsx_stream(session: Session, pii: PiiCipher, scope: list[int] | None, flt: RosterFilter, *,
-                finish: Finish, now: datetime | None = None) -> Iterator[bytes]:
+def xlsx_stream(
+    session: Session,
+    pii: PiiCipher,
+    scope: list[int] | None,
+    flt: RosterFilter,
+    *,
+    finish: Finish,
+    now: datetime | None = None,
+) -> Iterator[bytes]:
     """An .xlsx built row by row in write-only mode on disk, then streamed in chunks."""
     count, complete = 0, False
     try:

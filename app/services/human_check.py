@@ -79,8 +79,9 @@ def issue(key: str, bound_to: str, *, now: float, ttl: int, font_setting: str = 
     return ticket, render(answer, font_setting)
 
 
-def verify(ticket: Ticket | None, answer: str, *, key: str, bound_to: str, now: float,
-           spend: Callable[[str], bool]) -> None:
+def verify(
+    ticket: Ticket | None, answer: str, *, key: str, bound_to: str, now: float, spend: Callable[[str], bool]
+) -> None:
     """Accept the answer once, or raise a ChallengeError. `spend(nonce)` is True only the first time."""
     if ticket is None or now >= ticket.expires_at:
         raise ChallengeExpired()
@@ -97,13 +98,15 @@ def render(answer: str, font_setting: str = "") -> bytes:
     image = Image.new("L", (WIDTH, HEIGHT), 255)
     draw = ImageDraw.Draw(image)
     for _ in range(5):
-        draw.line([(rng.randrange(WIDTH), rng.randrange(HEIGHT)) for _ in range(2)], fill=rng.randrange(90, 170),
-                  width=2)
+        draw.line(
+            [(rng.randrange(WIDTH), rng.randrange(HEIGHT)) for _ in range(2)], fill=rng.randrange(90, 170), width=2
+        )
     step = WIDTH // (len(answer) + 1)
     for n, digit in enumerate(answer):
         glyph = _glyph(digit, _font(font_setting), rng.uniform(-28, 28))
-        image.paste(0, (step * n + step // 2 + rng.randrange(-4, 5), rng.randrange(0, HEIGHT - glyph.height + 1)),
-                    glyph)
+        image.paste(
+            0, (step * n + step // 2 + rng.randrange(-4, 5), rng.randrange(0, HEIGHT - glyph.height + 1)), glyph
+        )
     for _ in range(120):
         draw.point((rng.randrange(WIDTH), rng.randrange(HEIGHT)), fill=rng.randrange(0, 200))
     out = io.BytesIO()

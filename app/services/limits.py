@@ -163,27 +163,41 @@ class Limits:
         script = _script(self.strategy, "used")
         if script is None:
             storage = self.strategy.storage
-            return [self.used(rule, key) if limit is None else
-                    self._call(storage.get_moving_window, rule.limit.key_for(*_ids(rule, key)), rule.limit.amount,
-                               limit)[1]
-                    for (rule, key), limit in zip(checks, within, strict=True)]
+            return [
+                self.used(rule, key)
+                if limit is None
+                else self._call(
+                    storage.get_moving_window, rule.limit.key_for(*_ids(rule, key)), rule.limit.amount, limit
+                )[1]
+                for (rule, key), limit in zip(checks, within, strict=True)
+            ]
         return [int(n) for n in self._run(script, checks, within)]
 
-    def _run(self, script, checks: list[tuple[Rule, str]], seconds: list[int | None] | None = None,  # type: ignore[no-untyped-def]
-             take: list[bool] | None = None) -> list[object]:
+    def _run(
+        self,
+        script,
+        checks: list[tuple[Rule, str]],
+        seconds: list[int | None] | None = None,  # type: ignore[no-untyped-def]
+        take: list[bool] | None = None,
+    ) -> list[object]:
         """One script over the moving-window lists of `checks`. ARGV: now, then for each key its
         amount, its window in seconds (or `seconds`) and whether to take from it (the reserve)."""
         storage = self.strategy.storage
         keys = [storage.prefixed_key(rule.limit.key_for(*_ids(rule, key))) for rule, key in checks]
         args: list[object] = [repr(self.clock())]
-        for (rule, _key), limit, taking in zip(checks, seconds or [None] * len(checks), take or [True] * len(checks),
-                                               strict=True):
+        for (rule, _key), limit, taking in zip(
+            checks, seconds or [None] * len(checks), take or [True] * len(checks), strict=True
+        ):
             args += [rule.limit.amount, rule.limit.get_expiry() if limit is None else limit, int(taking)]
         return list(self._call(script, keys, args))
 
     def _send_checks(self, *, phone: str, prefix: str, ip: str) -> list[tuple[Rule, str]]:
-        return [*((r, phone) for r in PHONE_SENDS), *((r, ip) for r in IP_SENDS),
-                *((r, prefix) for r in PREFIX_SENDS), *((r, "all") for r in self.budget)]
+        return [
+            *((r, phone) for r in PHONE_SENDS),
+            *((r, ip) for r in IP_SENDS),
+            *((r, prefix) for r in PREFIX_SENDS),
+            *((r, "all") for r in self.budget),
+        ]
 
     def reserve_join_start(self, poster: str) -> None:
         self._reserve([(rule, poster) for rule in POSTER_STARTS])

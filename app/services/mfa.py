@@ -63,7 +63,7 @@ def qr_svg(uri: str) -> str:
 
 def grouped(secret: str) -> str:
     """The secret in groups of four, for typing into an app by hand."""
-    return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
 def _normalise(code: str) -> str:
@@ -95,8 +95,14 @@ def confirm(session: Session, cipher: PiiCipher, user: User, code: str, *, now: 
     user.totp_enrolled_at, user.totp_last_step = now, step
     user.session_version += 1
     session.add(user)
-    audit.record(session, "user.mfa_replace" if replaced else "user.mfa_enrol", target_type="user",
-                 target_id=user.id, actor_id=user.id, method="totp")
+    audit.record(
+        session,
+        "user.mfa_replace" if replaced else "user.mfa_enrol",
+        target_type="user",
+        target_id=user.id,
+        actor_id=user.id,
+        method="totp",
+    )
     return new_recovery_codes(session, user, now=now)
 
 
@@ -108,15 +114,22 @@ def verify(session: Session, cipher: PiiCipher, user: User, code: str, *, now: d
         if step is not None and _take_step(session, user, step):
             return "totp"
     elif RECOVERY_RE.match(code) and _take_recovery_code(session, user, code, now):
-        audit.record(session, "user.recovery_code_used", target_type="user", target_id=user.id,
-                     actor_id=user.id, left=recovery_codes_left(session, user))
+        audit.record(
+            session,
+            "user.recovery_code_used",
+            target_type="user",
+            target_id=user.id,
+            actor_id=user.id,
+            left=recovery_codes_left(session, user),
+        )
         return "recovery"
     raise CodeRejected()
 
 
 def _take_step(session: Session, user: User, step: int) -> bool:
     result = session.execute(
-        update(User).where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+        update(User)
+        .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
         .values(totp_last_step=step)
     )
     session.refresh(user)
@@ -126,8 +139,7 @@ def _take_step(session: Session, user: User, step: int) -> bool:
 def _take_recovery_code(session: Session, user: User, code: str, now: datetime) -> bool:
     result = session.execute(
         update(RecoveryCode)
-        .where(RecoveryCode.user_id == user.id, RecoveryCode.code_hash == _digest(code),
-               RecoveryCode.used_at.is_(None))  # type: ignore[union-attr]
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.code_hash == _digest(code), RecoveryCode.used_at.is_(None))  # type: ignore[union-attr]
         .values(used_at=now)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
@@ -142,7 +154,7 @@ def _new_recovery_code() -> str:
 
 
 def show_recovery_code(code: str) -> str:
-    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
 
 
 def new_recovery_codes(session: Session, user: User, *, now: datetime) -> list[str]:
@@ -151,14 +163,18 @@ def new_recovery_codes(session: Session, user: User, *, now: datetime) -> list[s
     codes = [_new_recovery_code() for _ in range(RECOVERY_CODES)]
     session.add_all(RecoveryCode(user_id=user.id or 0, code_hash=_digest(c), created_at=now) for c in codes)
     session.flush()
-    audit.record(session, "user.recovery_codes", target_type="user", target_id=user.id, actor_id=user.id,
-                 count=len(codes))
+    audit.record(
+        session, "user.recovery_codes", target_type="user", target_id=user.id, actor_id=user.id, count=len(codes)
+    )
     return [show_recovery_code(c) for c in codes]
 
 
 def recovery_codes_left(session: Session, user: User) -> int:
-    query = select(func.count()).select_from(RecoveryCode).where(
-        RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))  # type: ignore[union-attr]
+    query = (
+        select(func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    )  # type: ignore[union-attr]
     return int(session.exec(query).one())
 
 

@@ -80,7 +80,8 @@ def resolve(session: Session, signer: QrSigner, token: str, today: date) -> Reso
         raise PlaceReplaced() from exc
     if ref.kind is PlaceKind.workplace:  # the station and its district in one query
         found = session.exec(
-            select(Workplace, District).join(District, District.id == Workplace.district_id)  # type: ignore[arg-type]
+            select(Workplace, District)
+            .join(District, District.id == Workplace.district_id)  # type: ignore[arg-type]
             .where(Workplace.id == ref.place_id)
         ).first()
         workplace, district = found if found is not None else (None, None)

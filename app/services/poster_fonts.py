@@ -16,19 +16,38 @@ from PIL import ImageFont
 
 from app.services.poster_templates import TextBlock
 
-FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts",
-             "/Library/Fonts", "/System/Library/Fonts", "C:/Windows/Fonts")
+FONT_DIRS = (
+    "/usr/share/fonts",
+    "/usr/local/share/fonts",
+    "~/.local/share/fonts",
+    "~/.fonts",
+    "/Library/Fonts",
+    "/System/Library/Fonts",
+    "C:/Windows/Fonts",
+)
 # Preferred file names, best first: Noto CJK (fonts-noto-cjk), WenQuanYi (fonts-wqy-*), the
 # fonts macOS and Windows ship, Droid Sans Fallback (fonts-droid-fallback).
 FONT_NAMES = {
     "bold": ("NotoSansCJK-Bold.ttc", "NotoSansCJKsc-Bold.otf", "NotoSansSC-Bold.otf"),
-    "regular": ("NotoSansCJK-Regular.ttc", "NotoSansCJKsc-Regular.otf", "NotoSansSC-Regular.otf",
-                "wqy-microhei.ttc", "wqy-zenhei.ttc", "PingFang.ttc", "Hiragino Sans GB.ttc",
-                "STHeiti Medium.ttc", "msyh.ttc", "simhei.ttf", "DroidSansFallbackFull.ttf"),
+    "regular": (
+        "NotoSansCJK-Regular.ttc",
+        "NotoSansCJKsc-Regular.otf",
+        "NotoSansSC-Regular.otf",
+        "wqy-microhei.ttc",
+        "wqy-zenhei.ttc",
+        "PingFang.ttc",
+        "Hiragino Sans GB.ttc",
+        "STHeiti Medium.ttc",
+        "msyh.ttc",
+        "simhei.ttf",
+        "DroidSansFallbackFull.ttf",
+    ),
 }
-INSTALL_HINT = ("install a CJK font (Debian/Ubuntu: apt-get install fonts-noto-cjk, or the small "
-                "fonts-wqy-microhei; Fedora: google-noto-sans-cjk-fonts) or set POSTER_FONT to a "
-                "font file with Chinese glyphs")
+INSTALL_HINT = (
+    "install a CJK font (Debian/Ubuntu: apt-get install fonts-noto-cjk, or the small "
+    "fonts-wqy-microhei; Fedora: google-noto-sans-cjk-fonts) or set POSTER_FONT to a "
+    "font file with Chinese glyphs"
+)
 PROBE = "扫码加入工会"
 LINE_HEIGHT = 1.25
 ELLIPSIS = "…"
@@ -135,8 +154,9 @@ def missing_glyphs(face: FontFace, text: str) -> str:
     return "".join(ch for ch in chars if _glyph(face, ch) == notdef)
 
 
-def fit(text: str, face: FontFace, block: TextBlock, dpi: int, width: int, height: int
-        ) -> tuple[ImageFont.FreeTypeFont, list[str]]:
+def fit(
+    text: str, face: FontFace, block: TextBlock, dpi: int, width: int, height: int
+) -> tuple[ImageFont.FreeTypeFont, list[str]]:
     """The largest size at which the text wraps into the box; at the smallest, cut with '…'."""
     size = block.size_pt
     while True:
@@ -146,7 +166,7 @@ def fit(text: str, face: FontFace, block: TextBlock, dpi: int, width: int, heigh
         if len(lines) <= rows:
             return font, lines
         if size <= block.min_size_pt:
-            return font, [*lines[: rows - 1], _cut("".join(lines[rows - 1:]), font, width)]
+            return font, [*lines[: rows - 1], _cut("".join(lines[rows - 1 :]), font, width)]
         size = max(block.min_size_pt, size * 0.94)
 
 

@@ -40,8 +40,8 @@ def parse_png(png: bytes) -> PngImage:
         raise PdfImageError("not a PNG")
     pos, idat, palette, header = len(PNG_SIGNATURE), [], b"", b""
     while pos < len(png):
-        (length,) = struct.unpack(">I", png[pos:pos + 4])
-        kind, body = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind, body = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
         pos += 12 + length
         if kind == b"IHDR":
             header = body
@@ -115,23 +115,33 @@ class _Writer:
             return self.shared[layer.shared]
         image = parse_png(layer.png)
         params = f"<< /Predictor 15 /Colors {image.colors} /BitsPerComponent {image.bits} /Columns {image.width} >>"
-        number = self.obj(self.number(), (
-            f"<< /Type /XObject /Subtype /Image /Width {image.width} /Height {image.height} "
-            f"/ColorSpace {image.color_space} /BitsPerComponent {image.bits} /Filter /FlateDecode "
-            f"/DecodeParms {params} /Length {len(image.data)} >>"), image.data)
+        number = self.obj(
+            self.number(),
+            (
+                f"<< /Type /XObject /Subtype /Image /Width {image.width} /Height {image.height} "
+                f"/ColorSpace {image.color_space} /BitsPerComponent {image.bits} /Filter /FlateDecode "
+                f"/DecodeParms {params} /Length {len(image.data)} >>"
+            ),
+            image.data,
+        )
         if layer.shared:
             self.shared[layer.shared] = number
         return number
 
     def page(self, page: Page) -> int:
         images = [self.image(layer) for layer in page.layers]
-        paint = " ".join(f"q {lay.w:.3f} 0 0 {lay.h:.3f} {lay.x:.3f} {lay.y:.3f} cm /Im{i} Do Q"
-                         for i, lay in enumerate(page.layers))
+        paint = " ".join(
+            f"q {lay.w:.3f} 0 0 {lay.h:.3f} {lay.x:.3f} {lay.y:.3f} cm /Im{i} Do Q" for i, lay in enumerate(page.layers)
+        )
         content = self.obj(self.number(), f"<< /Length {len(paint)} >>", paint.encode())
         xobjects = " ".join(f"/Im{i} {number} 0 R" for i, number in enumerate(images))
-        return self.obj(self.number(), (
-            f"<< /Type /Page /Parent {PAGES} 0 R /MediaBox [0 0 {page.width:.3f} {page.height:.3f}] "
-            f"/Resources << /XObject << {xobjects} >> >> /Contents {content} 0 R >>"))
+        return self.obj(
+            self.number(),
+            (
+                f"<< /Type /Page /Parent {PAGES} 0 R /MediaBox [0 0 {page.width:.3f} {page.height:.3f}] "
+                f"/Resources << /XObject << {xobjects} >> >> /Contents {content} 0 R >>"
+            ),
+        )
 
     def take(self) -> bytes:
         data, self.chunk = b"".join(self.chunk), []
@@ -155,8 +165,9 @@ def pdf_stream(pages: Iterable[Page], title: str = "") -> Iterator[bytes]:
     xref_at = out.position
     rows = [b"0000000000 65535 f \n", *(f"{out.offsets[n]:010d} 00000 n \n".encode() for n in range(1, info + 1))]
     out.raw(f"xref\n0 {info + 1}\n".encode() + b"".join(rows))
-    out.raw(f"trailer\n<< /Size {info + 1} /Root {CATALOG} 0 R /Info {info} 0 R >>\nstartxref\n{xref_at}\n%%EOF\n"
-            .encode())
+    out.raw(
+        f"trailer\n<< /Size {info + 1} /Root {CATALOG} 0 R /Info {info} 0 R >>\nstartxref\n{xref_at}\n%%EOF\n".encode()
+    )
     yield out.take()
 
 

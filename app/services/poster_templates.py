@@ -174,8 +174,12 @@ def load(path: Path) -> Template:
         raise root.fail("name", "must be lower-case letters, digits, - or _ (at most 32)")
     page = _page(root.table("page"))
     template = Template(
-        name=name, title=root.string("title", name), path=path, page=page,
-        qr=_qr(root.table("qr"), page), rects=tuple(_rect(r, page) for r in root.tables("rect")),
+        name=name,
+        title=root.string("title", name),
+        path=path,
+        page=page,
+        qr=_qr(root.table("qr"), page),
+        rects=tuple(_rect(r, page) for r in root.tables("rect")),
         blocks=tuple(_block(b, page) for b in root.tables("text")),
     )
     if not template.blocks:
@@ -184,8 +188,12 @@ def load(path: Path) -> Template:
 
 
 def _page(t: _Reader) -> Page:
-    return Page(width_mm=t.number("width_mm", 20, 1200), height_mm=t.number("height_mm", 20, 1200),
-                dpi=int(t.number("dpi", 72, 1200, 300)), background=t.color("background", "#ffffff"))
+    return Page(
+        width_mm=t.number("width_mm", 20, 1200),
+        height_mm=t.number("height_mm", 20, 1200),
+        dpi=int(t.number("dpi", 72, 1200, 300)),
+        background=t.color("background", "#ffffff"),
+    )
 
 
 def _within(t: _Reader, page: Page, x: float, y: float, w: float, h: float) -> None:
@@ -209,8 +217,16 @@ def _qr(t: _Reader, page: Page) -> QrBox:
         if share > LOGO_MAX_SHARE[ecc]:
             room = LOGO_MAX_SHARE[ecc]
             raise t.fail("logo_share", f"error correction {ecc} leaves room for a logo of at most {room:.0%}")
-    return QrBox(x_mm=x, y_mm=y, size_mm=size, quiet_zone=int(quiet), ecc=ecc,
-                 color=t.color("color", "#000000"), logo=logo, logo_share=share)
+    return QrBox(
+        x_mm=x,
+        y_mm=y,
+        size_mm=size,
+        quiet_zone=int(quiet),
+        ecc=ecc,
+        color=t.color("color", "#000000"),
+        logo=logo,
+        logo_share=share,
+    )
 
 
 def _rect(t: _Reader, page: Page) -> Rect:
@@ -234,10 +250,16 @@ def _block(t: _Reader, page: Page) -> TextBlock:
     _within(t, page, x, y, w, h)
     size = t.number("size_pt", 3, 400)
     return TextBlock(
-        text=text, x_mm=x, y_mm=y, w_mm=w, h_mm=h, size_pt=size,
+        text=text,
+        x_mm=x,
+        y_mm=y,
+        w_mm=w,
+        h_mm=h,
+        size_pt=size,
         min_size_pt=t.number("min_size_pt", 3, size, min(size, max(3.0, size / 2))),
         max_lines=int(t.number("max_lines", 1, 20, 1)),
-        weight=t.string("weight", "regular", ("regular", "bold")), color=t.color("color", "#000000"),
+        weight=t.string("weight", "regular", ("regular", "bold")),
+        color=t.color("color", "#000000"),
         align=t.string("align", "left", ("left", "center", "right")),
         valign=t.string("valign", "top", ("top", "middle", "bottom")),
     )

@@ -29,8 +29,12 @@ from app.services.poster_pdf import Page as PdfPage
 from app.services.poster_templates import Template, TextBlock, load_all
 from app.services.tokens import QrSigner
 
-ECC = {"L": qrcode.constants.ERROR_CORRECT_L, "M": qrcode.constants.ERROR_CORRECT_M,
-       "Q": qrcode.constants.ERROR_CORRECT_Q, "H": qrcode.constants.ERROR_CORRECT_H}
+ECC = {
+    "L": qrcode.constants.ERROR_CORRECT_L,
+    "M": qrcode.constants.ERROR_CORRECT_M,
+    "Q": qrcode.constants.ERROR_CORRECT_Q,
+    "H": qrcode.constants.ERROR_CORRECT_H,
+}
 
 
 class UnknownTemplate(LookupError):
@@ -49,8 +53,13 @@ class PosterData:
     expires: date
 
     def fields(self) -> dict[str, str]:
-        return {"place_name": self.place_name, "district_name": self.district_name,
-                "union_name": self.union_name, "url": self.url, "expires": self.expires.isoformat()}
+        return {
+            "place_name": self.place_name,
+            "district_name": self.district_name,
+            "union_name": self.union_name,
+            "url": self.url,
+            "expires": self.expires.isoformat(),
+        }
 
 
 @functools.lru_cache(maxsize=64)
@@ -209,8 +218,12 @@ def _changing_boxes(template: Template) -> list[tuple[int, int, int, int]]:
     for block in template.blocks:
         if not _is_static(block):
             pad = px(block.size_pt / 72 * 25.4 * 0.3)  # room for glyphs that reach past the line box
-            box = (px(block.x_mm) - pad, px(block.y_mm) - pad, px(block.x_mm + block.w_mm) + pad,
-                   px(block.y_mm + block.h_mm) + pad)
+            box = (
+                px(block.x_mm) - pad,
+                px(block.y_mm) - pad,
+                px(block.x_mm + block.w_mm) + pad,
+                px(block.y_mm + block.h_mm) + pad,
+            )
             boxes.append((max(0, box[0]), max(0, box[1]), min(width, box[2]), min(height, box[3])))
     return boxes
 
@@ -277,21 +290,32 @@ class Kit:
         return PosterData(
             payload=places.qr_payload(self.base_url, self.signer, place),
             url=places.join_url(self.base_url, self.signer, place),
-            place_name=place.name, district_name="" if district is place else district.name,
-            union_name=self.union_name, expires=places.expires_on(self.signer, place),
+            place_name=place.name,
+            district_name="" if district is place else district.name,
+            union_name=self.union_name,
+            expires=places.expires_on(self.signer, place),
         )
 
     def fingerprint(self, template: Template) -> str:
         """Changes whenever anything but the place would change the rendered file."""
-        parts = [template.path.read_bytes(), self.base_url.encode(), self.union_name.encode(),
-                 repr(self.fonts).encode()]
+        parts = [
+            template.path.read_bytes(),
+            self.base_url.encode(),
+            self.union_name.encode(),
+            repr(self.fonts).encode(),
+        ]
         return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
 
 
 def open_kit(config: Mapping[str, Any], signer: QrSigner) -> Kit:
     """A kit from the app's settings (POSTER_TEMPLATES, POSTER_FONT, PUBLIC_BASE_URL, UNION_NAME)."""
-    return Kit(templates=load_all(Path(config["POSTER_TEMPLATES"])), fonts=find_fonts(config["POSTER_FONT"] or ""),
-               base_url=config["PUBLIC_BASE_URL"], union_name=config["UNION_NAME"] or "", signer=signer)
+    return Kit(
+        templates=load_all(Path(config["POSTER_TEMPLATES"])),
+        fonts=find_fonts(config["POSTER_FONT"] or ""),
+        base_url=config["PUBLIC_BASE_URL"],
+        union_name=config["UNION_NAME"] or "",
+        signer=signer,
+    )
 
 
 def place_keys(place: places.Place) -> tuple[str, str]:

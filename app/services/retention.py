@@ -33,8 +33,16 @@ def purge(session: Session, *, now: datetime, draft_hours: int, rejected_days: i
     finished = _delete_attempts(session, attempt_cutoff, verified=True)
     rejected = _delete_rejected(session, decision_cutoff)
     report = RetentionReport(drafts=drafts, finished=finished, rejected=rejected)
-    audit.record(session, "retention.run", target_type="system", drafts=drafts, finished=finished,
-                 rejected=rejected, draft_hours=draft_hours, rejected_days=rejected_days)
+    audit.record(
+        session,
+        "retention.run",
+        target_type="system",
+        drafts=drafts,
+        finished=finished,
+        rejected=rejected,
+        draft_hours=draft_hours,
+        rejected_days=rejected_days,
+    )
     return report
 
 
@@ -45,9 +53,15 @@ def _delete_attempts(session: Session, cutoff: datetime, *, verified: bool) -> i
 
 
 def _delete_rejected(session: Session, cutoff: datetime) -> int:
-    ids = list(session.exec(select(Member.id).where(
-        Member.status == MemberStatus.rejected, col(Member.decided_at).is_not(None), col(Member.decided_at) < cutoff,
-    )))
+    ids = list(
+        session.exec(
+            select(Member.id).where(
+                Member.status == MemberStatus.rejected,
+                col(Member.decided_at).is_not(None),
+                col(Member.decided_at) < cutoff,
+            )
+        )
+    )
     if not ids:
         return 0
     session.execute(update(JoinAttempt).where(col(JoinAttempt.member_id).in_(ids)).values(member_id=None))

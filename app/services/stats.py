@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 STEPS = ("scans", "forms", "verified", "joins")
 
 
-def bump(session: Session, *, kind: PlaceKind, place_id: int, qr_version: int, step: str, day: date,
-         by: int = 1) -> None:
+def bump(
+    session: Session, *, kind: PlaceKind, place_id: int, qr_version: int, step: str, day: date, by: int = 1
+) -> None:
     """Add `by` to a step of the poster's counter for the day (an atomic upsert)."""
     if step not in STEPS:
         raise ValueError(f"unknown funnel step {step}")
@@ -141,10 +142,12 @@ def funnels(session: Session, kind: PlaceKind, place_ids: list[int]) -> dict[int
     if not place_ids:
         return {}
     sums = [func.sum(getattr(PlaceStat, step)) for step in STEPS]
-    query = (select(PlaceStat.place_id, PlaceStat.qr_version, *sums)
-             .where(PlaceStat.place_kind == kind, PlaceStat.place_id.in_(place_ids))  # type: ignore[attr-defined]
-             .group_by(PlaceStat.place_id, PlaceStat.qr_version)
-             .order_by(PlaceStat.place_id, PlaceStat.qr_version.desc()))  # type: ignore[attr-defined]
+    query = (
+        select(PlaceStat.place_id, PlaceStat.qr_version, *sums)
+        .where(PlaceStat.place_kind == kind, PlaceStat.place_id.in_(place_ids))  # type: ignore[attr-defined]
+        .group_by(PlaceStat.place_id, PlaceStat.qr_version)
+        .order_by(PlaceStat.place_id, PlaceStat.qr_version.desc())
+    )  # type: ignore[attr-defined]
     found: dict[int, list[Funnel]] = {}
     for place_id, version, *counts in session.exec(query):
         found.setdefault(place_id, []).append(Funnel(version, *(int(c or 0) for c in counts)))

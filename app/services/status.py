@@ -32,24 +32,36 @@ class CheckNotVerified(Exception):
     """No proven phone behind this check (unknown, unverified or too old)."""
 
 
-def start(session: Session, phone: str, *, pii: PiiCipher, locale: str, gateway: SmsGateway, key: str,
-          now: datetime, ttl: int, with_code: bool = True) -> tuple[StatusCheck, str | None]:
+def start(
+    session: Session,
+    phone: str,
+    *,
+    pii: PiiCipher,
+    locale: str,
+    gateway: SmsGateway,
+    key: str,
+    now: datetime,
+    ttl: int,
+    with_code: bool = True,
+) -> tuple[StatusCheck, str | None]:
     """A new check with a fresh code (send it after the commit), unless the phone is over its limits.
 
     `with_code` off: the check waits for the human check first, with no code yet (`issue` later).
     """
     index = pii.index(phone)
     _within_limits(session, index, now)
-    check = StatusCheck(id=secrets.token_hex(16), phone_index=index, phone_enc=pii.encrypt(phone),
-                        locale=locale, created_at=now)
+    check = StatusCheck(
+        id=secrets.token_hex(16), phone_index=index, phone_enc=pii.encrypt(phone), locale=locale, created_at=now
+    )
     code = issue(session, check, gateway=gateway, key=key, now=now, ttl=ttl) if with_code else None
     session.add(check)
     session.flush()
     return check, code
 
 
-def issue(session: Session, check: StatusCheck, *, gateway: SmsGateway, key: str, now: datetime,
-          ttl: int) -> str | None:
+def issue(
+    session: Session, check: StatusCheck, *, gateway: SmsGateway, key: str, now: datetime, ttl: int
+) -> str | None:
     """A fresh code on `check` (send it after the commit)."""
     code = verification.issue(check, gateway=gateway, key=key, now=now, ttl=ttl)  # type: ignore[arg-type]
     session.add(check)
@@ -59,25 +71,54 @@ def issue(session: Session, check: StatusCheck, *, gateway: SmsGateway, key: str
 def _within_limits(session: Session, index: str, now: datetime) -> None:
     since = now - timedelta(days=1)
     sends, tries = session.execute(
-        select(func.coalesce(func.sum(StatusCheck.sends), 0), func.coalesce(func.sum(StatusCheck.code_tries), 0))
-        .where(StatusCheck.phone_index == index, StatusCheck.created_at >= since)
+        select(func.coalesce(func.sum(StatusCheck.sends), 0), func.coalesce(func.sum(StatusCheck.code_tries), 0)).where(
+            StatusCheck.phone_index == index, StatusCheck.created_at >= since
+        )
     ).one()
     if sends >= CHECKS_PER_DAY or tries >= FAILS_PER_DAY:
         raise TooManyChecks()
 
 
-def resend(session: Session, old: StatusCheck, *, pii: PiiCipher, gateway: SmsGateway, key: str, now: datetime,
-           ttl: int, with_code: bool = True) -> tuple[StatusCheck, str | None]:
+def resend(
+    session: Session,
+    old: StatusCheck,
+    *,
+    pii: PiiCipher,
+    gateway: SmsGateway,
+    key: str,
+    now: datetime,
+    ttl: int,
+    with_code: bool = True,
+) -> tuple[StatusCheck, str | None]:
     """A new code in a new row (cooldown is the caller's): the old row keeps its wrong tries for the count."""
     old.code_hash = None
     old.code_expires_at = None
     session.add(old)
-    return start(session, pii.decrypt(old.phone_enc), pii=pii, locale=old.locale, gateway=gateway, key=key,
-                 now=now, ttl=ttl, with_code=with_code)
+    return start(
+        session,
+        pii.decrypt(old.phone_enc),
+        pii=pii,
+        locale=old.locale,
+        gateway=gateway,
+        key=key,
+        now=now,
+        ttl=ttl,
+        with_code=with_code,
+    )
 
 
-def check_code(session: Session, check: StatusCheck, code: str, *, guard: Limits, phone: str,
-               gateway: SmsGateway, key: str, now: datetime, max_tries: int) -> None:
+def check_code(
+    session: Session,
+    check: StatusCheck,
+    code: str,
+    *,
+    guard: Limits,
+    phone: str,
+    gateway: SmsGateway,
+    key: str,
+    now: datetime,
+    max_tries: int,
+) -> None:
     """Accept the code or raise a verification.CodeError (the try is counted either way).
 
     Behind the shared per-phone lock and backoff of the join flow (limits.LimitExceeded), and
@@ -85,8 +126,16 @@ def check_code(session: Session, check: StatusCheck, code: str, *, guard: Limits
     """
     _within_limits_for_check(session, check, now)
     try:
-        verification.check_guarded(check, code, guard=guard, phone=phone, gateway=gateway,  # type: ignore[arg-type]
-                                   key=key, now=now, max_tries=max_tries)
+        verification.check_guarded(
+            check,
+            code,
+            guard=guard,
+            phone=phone,
+            gateway=gateway,  # type: ignore[arg-type]
+            key=key,
+            now=now,
+            max_tries=max_tries,
+        )
     finally:
         session.add(check)
 
@@ -94,8 +143,9 @@ def check_code(session: Session, check: StatusCheck, code: str, *, guard: Limits
 def _within_limits_for_check(session: Session, check: StatusCheck, now: datetime) -> None:
     since = now - timedelta(days=1)
     tries = session.execute(
-        select(func.coalesce(func.sum(StatusCheck.code_tries), 0))
-        .where(StatusCheck.phone_index == check.phone_index, StatusCheck.created_at >= since)
+        select(func.coalesce(func.sum(StatusCheck.code_tries), 0)).where(
+            StatusCheck.phone_index == check.phone_index, StatusCheck.created_at >= since
+        )
     ).scalar_one()
     if tries >= FAILS_PER_DAY:
         raise verification.CodeLocked()
@@ -118,8 +168,14 @@ def withdraw(session: Session, check: StatusCheck) -> int | None:
     member = member_of(session, check)
     member_id = member.id if member else None
     if member is not None:
-        audit.record(session, "member.withdraw", target_type="member", target_id=member.id,
-                     district_id=member.district_id, status=member.status.value)
+        audit.record(
+            session,
+            "member.withdraw",
+            target_type="member",
+            target_id=member.id,
+            district_id=member.district_id,
+            status=member.status.value,
+        )
     session.execute(delete(JoinAttempt).where(JoinAttempt.phone_index == check.phone_index))
     if member is not None:
         session.execute(delete(Member).where(Member.id == member_id))

@@ -99,7 +99,12 @@ def hash_password(password: str) -> str:
 
 
 def create(
-    session: Session, email: str, *, role: Role, password: str, district_codes: list[str] | None = None,
+    session: Session,
+    email: str,
+    *,
+    role: Role,
+    password: str,
+    district_codes: list[str] | None = None,
     actor_id: int | None = None,
 ) -> User:
     email = email.strip().lower()

@@ -120,7 +120,14 @@ def check(
 
 
 def check_guarded(
-    attempt: JoinAttempt, code: str, *, guard: Limits, phone: str, gateway: SmsGateway, key: str, now: datetime,
+    attempt: JoinAttempt,
+    code: str,
+    *,
+    guard: Limits,
+    phone: str,
+    gateway: SmsGateway,
+    key: str,
+    now: datetime,
     max_tries: int,
 ) -> None:
     """`check` behind the phone's lock and backoff; every wrong try counts against the phone.

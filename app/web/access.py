@@ -38,8 +38,12 @@ def deny(status: int, why: str) -> None:
     """Log a refusal (ids only, no personal data) and abort with `status`."""
     user = current_user.user if current_user.is_authenticated else None
     log.warning(
-        "denied %s: %s %s by user %s (%s)", why, request.method, request.endpoint,
-        user and user.id, user and user.role.value,
+        "denied %s: %s %s by user %s (%s)",
+        why,
+        request.method,
+        request.endpoint,
+        user and user.id,
+        user and user.role.value,
     )
     abort(status)
 

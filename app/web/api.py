@@ -58,8 +58,9 @@ def error_response(http_status: int, error: str, message: str, **extra: Any) -> 
 
 def http_error_response(exc: HTTPException) -> Response:
     """A werkzeug error (404 route, 405 method, 413 body…) as JSON, keeping headers such as Allow."""
-    response = error_response(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
-                              exc.description or exc.name or "error")
+    response = error_response(
+        exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or exc.name or "error"
+    )
     for name, value in exc.get_headers():
         if name.lower() != "content-type":
             response.headers[name] = value
@@ -87,8 +88,9 @@ def _refused(response: Response) -> bool:
 # Checked before the token is looked up: a made-up token costs no database query once the
 # address is over its limit. Both limits are shared by every endpoint of the blueprint.
 limiter.shared_limit(lambda: current_app.config["API_RATE_LIMIT"], "api", key_func=_caller_key)(bp)
-limiter.shared_limit(lambda: current_app.config["API_AUTH_FAILURE_LIMIT"], "api-refused", key_func=_address_key,
-                     deduct_when=_refused)(bp)
+limiter.shared_limit(
+    lambda: current_app.config["API_AUTH_FAILURE_LIMIT"], "api-refused", key_func=_address_key, deduct_when=_refused
+)(bp)
 
 
 @bp.errorhandler(RateLimitExceeded)
@@ -181,6 +183,7 @@ def openapi_json() -> Response:
 
 # --- members ---------------------------------------------------------------------------------
 
+
 def _filter() -> roster.RosterFilter:
     unknown = [name for name in ("recent", "recent_days", "sort", "overdue", "district") if name in request.args]
     try:
@@ -219,8 +222,9 @@ def list_members() -> Response:
     if cursor is not None and len(cursor) > 512:
         raise ApiError(400, "bad_cursor", "this cursor is not one we made")
     try:
-        page = roster.list_members(get_session(), current_app.extensions["pii"], scope(), flt,
-                                   cursor=cursor, limit=limit)
+        page = roster.list_members(
+            get_session(), current_app.extensions["pii"], scope(), flt, cursor=cursor, limit=limit
+        )
     except roster.BadCursor:
         raise ApiError(400, "bad_cursor", "this cursor is not one we made") from None
     return jsonify({"items": [member_json(v) for v in page.items], "next_cursor": page.next_cursor})
@@ -280,8 +284,14 @@ def _decide(member_id: int, *, approve: bool, reason: str = "") -> Response:
     except roster.AlreadyDecided as exc:
         db.rollback()
         at = exc.at.isoformat() if exc.at else None
-        raise ApiError(409, "already_decided", f"already {exc.status or 'decided'} by {exc.by_email} at {at}",
-                       decided_by=exc.by_email, decided_at=at, status=exc.status) from None
+        raise ApiError(
+            409,
+            "already_decided",
+            f"already {exc.status or 'decided'} by {exc.by_email} at {at}",
+            decided_by=exc.by_email,
+            decided_at=at,
+            status=exc.status,
+        ) from None
     except roster.ReasonRequired:
         db.rollback()
         raise ApiError(422, "bad_reason", "reason must be a text of 1 to 500 characters") from None
@@ -297,8 +307,9 @@ def _notify(member_id: int) -> None:
     if member is None:
         return
     link = current_app.config["PUBLIC_BASE_URL"] + url_for("status.start")
-    notify.send_decision(db, current_app.extensions["sms"], current_app.extensions["pii"], member, link=link,
-                         now=utcnow())
+    notify.send_decision(
+        db, current_app.extensions["sms"], current_app.extensions["pii"], member, link=link, now=utcnow()
+    )
     db.commit()  # an opt-out learnt while sending
 
 
@@ -322,19 +333,27 @@ def export_members() -> Response:
     chunks = make(get_session(), current_app.extensions["pii"], ids, flt, finish=finish)
     mimetype = "text/csv; charset=utf-8" if fmt == "csv" else XLSX
     name = f"members-{utcnow():%Y%m%d-%H%M}.{fmt}"
-    return Response(stream_with_context(chunks), mimetype=mimetype,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        stream_with_context(chunks),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 # --- places ----------------------------------------------------------------------------------
+
 
 def place_json(place: District | Workplace, district_code: str) -> dict[str, Any]:
     signer, base = current_app.extensions["qr_signer"], current_app.config["PUBLIC_BASE_URL"]
     is_workplace = isinstance(place, Workplace)
     return {
-        "code": place.code, "name": place.name, "kind": "workplace" if is_workplace else "district",
+        "code": place.code,
+        "name": place.name,
+        "kind": "workplace" if is_workplace else "district",
         "workplace_kind": place.kind.value if isinstance(place, Workplace) else None,
-        "district": district_code, "join_url": places.join_url(base, signer, place), "qr_version": place.qr_version,
+        "district": district_code,
+        "join_url": places.join_url(base, signer, place),
+        "qr_version": place.qr_version,
     }
 
 
@@ -397,8 +416,14 @@ def upsert_place() -> Response:
         raise ApiError(422, "bad_place", report.rejected[0][1])
     code = body.get("workplace_code") or body["district_code"]
     place = places.find_by_code(db, code)
-    audit.record(db, "place.upsert", target_type=places.kind_of(place).value, target_id=place.code,
-                 actor_id=caller().id, created=bool(report.created))
+    audit.record(
+        db,
+        "place.upsert",
+        target_type=places.kind_of(place).value,
+        target_id=place.code,
+        actor_id=caller().id,
+        created=bool(report.created),
+    )
     db.commit()
     response = jsonify(place_json(place, body["district_code"]))
     response.status_code = 201 if report.created else 200
@@ -409,6 +434,13 @@ def _csv_row(body: dict[str, str], district_name: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["district_code", "district_name", "workplace_code", "workplace_name", "kind"])
-    writer.writerow([body["district_code"], district_name, body.get("workplace_code", ""),
-                     body.get("workplace_name", "").strip(), body.get("kind", "")])
+    writer.writerow(
+        [
+            body["district_code"],
+            district_name,
+            body.get("workplace_code", ""),
+            body.get("workplace_name", "").strip(),
+            body.get("kind", ""),
+        ]
+    )
     return out.getvalue()

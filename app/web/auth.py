@@ -174,8 +174,11 @@ def _global_key() -> str:
 def login_limits(view):  # type: ignore[no-untyped-def]
     """SECURITY.md D4 on a sign-in step; the password and code steps share one count per account,
     per IP and in all, so guesses at either step add up."""
-    for limit, key, scope in ((LOGIN_LIMIT, _account_key, "login-account"), (LOGIN_LIMIT, None, "login-ip"),
-                              (LOGIN_GLOBAL_LIMIT, _global_key, "login-all")):
+    for limit, key, scope in (
+        (LOGIN_LIMIT, _account_key, "login-account"),
+        (LOGIN_LIMIT, None, "login-ip"),
+        (LOGIN_GLOBAL_LIMIT, _global_key, "login-all"),
+    ):
         view = limiter.shared_limit(limit, scope, key_func=key, methods=["POST"], deduct_when=_login_failed)(view)
     return view
 
@@ -216,8 +219,12 @@ def _next_page() -> str:
 @login_required
 def home() -> str:
     user = current_user.user
-    return render_template("auth/home.html", user=user, sms_alerts=_sms_alerts(user),
-                           window_minutes=current_app.config["CONVERSION_WINDOW_SECONDS"] // 60)
+    return render_template(
+        "auth/home.html",
+        user=user,
+        sms_alerts=_sms_alerts(user),
+        window_minutes=current_app.config["CONVERSION_WINDOW_SECONDS"] // 60,
+    )
 
 
 def _sms_alerts(user: User) -> list:  # type: ignore[type-arg]

@@ -35,8 +35,9 @@ TOO_MANY = _l("Too many wrong answers from this network. Please wait a while and
 
 
 class ChallengeForm(FlaskForm):
-    answer = StringField(_l("Digits in the picture"),
-                         validators=[DataRequired(message=_l("Please type the digits in the picture."))])
+    answer = StringField(
+        _l("Digits in the picture"), validators=[DataRequired(message=_l("Please type the digits in the picture."))]
+    )
 
 
 def _pending(lock: bool = False) -> JoinAttempt | Response:
@@ -61,8 +62,9 @@ def _render(attempt: JoinAttempt, form: ChallengeForm, status: int = 200, messag
     return render_check(attempt.id, form, status, message, **CHECK_PAGES)
 
 
-def render_check(bound_to: str, form: ChallengeForm, status: int = 200, message: str | None = None, *,
-                 answer: str, again: str):  # type: ignore[no-untyped-def]
+def render_check(
+    bound_to: str, form: ChallengeForm, status: int = 200, message: str | None = None, *, answer: str, again: str
+):  # type: ignore[no-untyped-def]
     """A page with a fresh picture for the send waiting on `bound_to` (a join attempt or a status
     check); `answer` and `again` are the endpoints that take the answer and draw a new picture.
     The previous picture can no longer be answered from this session."""
@@ -73,13 +75,25 @@ def render_check(bound_to: str, form: ChallengeForm, status: int = 200, message:
         return join._with_retry_after(render_error(429, str(TOO_MANY)), exc.retry_after)
     except limits.LimiterUnavailable:
         return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
-    ticket, png = human_check.issue(config["SECRET_KEY"], bound_to, now=time.time(),
-                                   ttl=config["CHALLENGE_TTL_SECONDS"], font_setting=config["POSTER_FONT"])
+    ticket, png = human_check.issue(
+        config["SECRET_KEY"],
+        bound_to,
+        now=time.time(),
+        ttl=config["CHALLENGE_TTL_SECONDS"],
+        font_setting=config["POSTER_FONT"],
+    )
     session[TICKET] = ticket.as_dict()
     form.answer.data = ""
     image = base64.b64encode(png).decode("ascii")
-    return render_template("challenge/check.html", form=form, image=image, message=message,
-                           digits=human_check.DIGITS, answer_url=url_for(answer), again_url=url_for(again)), status
+    return render_template(
+        "challenge/check.html",
+        form=form,
+        image=image,
+        message=message,
+        digits=human_check.DIGITS,
+        answer_url=url_for(answer),
+        again_url=url_for(again),
+    ), status
 
 
 @bp.post("/join/check")
@@ -112,8 +126,14 @@ def judge(bound_to: str, given: str, *, answer: str, again: str):  # type: ignor
         wait = checks.challenge_blocked(ip)
         if wait:
             return join._with_retry_after(render_error(429, str(TOO_MANY)), wait)
-        human_check.verify(ticket, given, key=current_app.config["SECRET_KEY"], bound_to=bound_to,
-                           now=time.time(), spend=checks.spend_challenge)
+        human_check.verify(
+            ticket,
+            given,
+            key=current_app.config["SECRET_KEY"],
+            bound_to=bound_to,
+            now=time.time(),
+            spend=checks.spend_challenge,
+        )
     except limits.LimiterUnavailable:
         return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
     except human_check.ChallengeError as exc:
@@ -121,6 +141,7 @@ def judge(bound_to: str, given: str, *, answer: str, again: str):  # type: ignor
             checks.challenge_failed(ip)
         except limits.LimiterUnavailable:
             return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
-        return render_check(bound_to, ChallengeForm(formdata=None), 422, str(MESSAGES[type(exc)]),
-                            answer=answer, again=again)
+        return render_check(
+            bound_to, ChallengeForm(formdata=None), 422, str(MESSAGES[type(exc)]), answer=answer, again=again
+        )
     return None

@@ -72,8 +72,9 @@ LIMIT_MESSAGES = {
     "prefix": _l("Too many codes were requested for numbers like this one. Please wait a while and try again."),
     "global": _l("We cannot send more codes today. Your details are saved: please try again later."),
     "poster": _l("This poster is receiving too many sign-ups right now. Please try again later."),
-    "attempt": _l("You have had the most codes allowed for this form. "
-                  "Wait for the SMS, or fill in the form again later."),
+    "attempt": _l(
+        "You have had the most codes allowed for this form. Wait for the SMS, or fill in the form again later."
+    ),
     "locked": _l("Too many wrong codes for this number. Please try again tomorrow."),
 }
 NO_WORKPLACE = "none"
@@ -87,17 +88,23 @@ class QrTokenConverter(BaseConverter):
 
 class JoinForm(FlaskForm):
     form_key = HiddenField()
-    name = StringField(_l("Your name"), validators=[
-        DataRequired(message=_l("Please enter your name.")),
-        Length(max=50, message=_l("Please use at most 50 characters.")),
-    ])
+    name = StringField(
+        _l("Your name"),
+        validators=[
+            DataRequired(message=_l("Please enter your name.")),
+            Length(max=50, message=_l("Please use at most 50 characters.")),
+        ],
+    )
     phone = TelField(_l("Mobile phone"))
-    platform = SelectField(_l("Platform you work for"),
-                           choices=[SelectChoice(p.value, label) for p, label in PLATFORM_LABELS.items()])
+    platform = SelectField(
+        _l("Platform you work for"), choices=[SelectChoice(p.value, label) for p, label in PLATFORM_LABELS.items()]
+    )
     workplace = SelectField(_l("Your station"), choices=[], validate_choice=True)
-    consent = BooleanField(validators=[
-        DataRequired(message=_l("Please read the notice and tick the box to continue.")),
-    ])
+    consent = BooleanField(
+        validators=[
+            DataRequired(message=_l("Please read the notice and tick the box to continue.")),
+        ]
+    )
 
 
 class CodeForm(FlaskForm):
@@ -243,8 +250,9 @@ def _count_key(place: places.ResolvedPlace) -> tuple[PlaceKind, int, int]:
 
 
 def _render_form(form: JoinForm, place: places.ResolvedPlace, token: str, status: int = 200):  # type: ignore[no-untyped-def]
-    body = render_template("join/scan.html", form=form, place=place, token=token,
-                           consent_version=membership.CONSENT_VERSION)
+    body = render_template(
+        "join/scan.html", form=form, place=place, token=token, consent_version=membership.CONSENT_VERSION
+    )
     return body, status
 
 
@@ -258,7 +266,9 @@ def submit(token: str):  # type: ignore[no-untyped-def]
     if not valid or phone is None or not form.form_key.data:
         return _render_form(form, place, token, 422)
     applicant = membership.Applicant(
-        name=form.name.data.strip(), phone=phone, platform=Platform(form.platform.data),
+        name=form.name.data.strip(),
+        phone=phone,
+        platform=Platform(form.platform.data),
         workplace_id=None if form.workplace.data == NO_WORKPLACE else int(form.workplace.data),
         locale=_short_locale(),
     )
@@ -328,11 +338,15 @@ def _issue(attempt: JoinAttempt, phone: str) -> str | None:
     if attempt.sends >= verification.MAX_SENDS_PER_ATTEMPT:
         raise Refused(429, str(LIMIT_MESSAGES["attempt"]))
     try:
-        _limits().reserve_send(phone=limits.phone_key(pii, phone), prefix=limits.prefix_key(pii, phone),
-                               ip=_client_ip())
+        _limits().reserve_send(
+            phone=limits.phone_key(pii, phone), prefix=limits.prefix_key(pii, phone), ip=_client_ip()
+        )
         sms_guard.note_sent(phone)  # before the attempt changes: a refusal here leaves it as it was
         code = verification.issue(
-            attempt, gateway=current_app.extensions["sms"], key=config["SECRET_KEY"], now=utcnow(),
+            attempt,
+            gateway=current_app.extensions["sms"],
+            key=config["SECRET_KEY"],
+            now=utcnow(),
             ttl=config["CODE_TTL_SECONDS"],
         )
     except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
@@ -357,8 +371,11 @@ def send_code(app: Flask, attempt_id: str, phone: str, code: str | None, locale:
         except SmsError as exc:
             log.warning("code for attempt %s not sent: %s", attempt_id[:8], exc.kind)
             with session_scope() as db:
-                db.execute(update(JoinAttempt).where(JoinAttempt.id == attempt_id)  # type: ignore[arg-type]
-                           .values(send_error=exc.kind))
+                db.execute(
+                    update(JoinAttempt)
+                    .where(JoinAttempt.id == attempt_id)  # type: ignore[arg-type]
+                    .values(send_error=exc.kind)
+                )
                 if exc.kind == "opted_out":  # remember it, so no unasked-for text goes to this phone
                     sms.record_opt_out(db, app.extensions["pii"], phone, utcnow())
 
@@ -386,8 +403,14 @@ def _render_code(attempt: JoinAttempt, form: CodeForm, status: int = 200, messag
     wait = verification.resend_wait(attempt, now=utcnow(), cooldown=current_app.config["RESEND_COOLDOWN_SECONDS"])
     sms_error = attempt.send_error
     notice = message or (str(SMS_MESSAGES[sms_error]) if sms_error in SMS_MESSAGES else None)
-    body = render_template("join/code.html", form=form, resend=EmptyForm(), wait=wait, message=notice,
-                           phone=masked(pii.decrypt(attempt.phone_enc)))
+    body = render_template(
+        "join/code.html",
+        form=form,
+        resend=EmptyForm(),
+        wait=wait,
+        message=notice,
+        phone=masked(pii.decrypt(attempt.phone_enc)),
+    )
     return body, status
 
 
@@ -429,14 +452,20 @@ def _check(attempt: JoinAttempt, code: str) -> str | None:
     config, pii = current_app.config, current_app.extensions["pii"]
     try:
         verification.check_guarded(
-            attempt, code, guard=_limits(), phone=pii.decrypt(attempt.phone_enc),
-            gateway=current_app.extensions["sms"], key=config["SECRET_KEY"], now=utcnow(),
+            attempt,
+            code,
+            guard=_limits(),
+            phone=pii.decrypt(attempt.phone_enc),
+            gateway=current_app.extensions["sms"],
+            key=config["SECRET_KEY"],
+            now=utcnow(),
             max_tries=config["CODE_MAX_TRIES"],
         )
     except limits.CheckDelayed as exc:
         # 422 like any refused code, with the wait; Retry-After tells clients when to come back.
-        raise Refused(422, _("Please wait %(n)d seconds before trying another code.", n=exc.retry_after),
-                      exc.retry_after) from None
+        raise Refused(
+            422, _("Please wait %(n)d seconds before trying another code.", n=exc.retry_after), exc.retry_after
+        ) from None
     except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
         raise _refusal(exc) from None
     except verification.CodeWrong as exc:

@@ -89,8 +89,9 @@ def code():  # type: ignore[no-untyped-def]
             db.commit()
             target = auth.finish_sign_in(user)  # a fresh session: flash only after it
             if method == "recovery":
-                flash(_("You used a recovery code; %(n)s are left. Set up new ones on the two-step sign-in page.",
-                        n=left))
+                flash(
+                    _("You used a recovery code; %(n)s are left. Set up new ones on the two-step sign-in page.", n=left)
+                )
             return redirect(target)
     return render_template("mfa/code.html", form=form, error=error), _status()
 
@@ -137,8 +138,9 @@ def setup():  # type: ignore[no-untyped-def]
             return render_template("mfa/recovery.html", codes=codes, target=target)
     # The SVG is drawn by qrcode from the URI: only <svg> and <path> elements, no text from the URI.
     qr = Markup(mfa.qr_svg(mfa.provisioning_uri(secret, user.email)))  # noqa: S704  # nosec B704
-    return render_template("mfa/setup.html", form=form, error=error, qr=qr, secret=mfa.grouped(secret),
-                           replacing=replacing), _status()
+    return render_template(
+        "mfa/setup.html", form=form, error=error, qr=qr, secret=mfa.grouped(secret), replacing=replacing
+    ), _status()
 
 
 @bp.route("/mfa", methods=["GET", "POST"])

@@ -29,8 +29,10 @@ def _json(schema: Schema, description: str) -> Schema:
 
 ERRORS: dict[str, Schema] = {
     "400": _json(_ref("Error"), "Malformed request (bad query value, cursor or JSON)"),
-    "401": {**_json(_ref("Error"), "No token, or a bad, revoked or inactive one"),
-            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
+    "401": {
+        **_json(_ref("Error"), "No token, or a bad, revoked or inactive one"),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
     "403": _json(_ref("Error"), "The role may not do this (or a cookie request failed its CSRF check)"),
     "404": _json(_ref("Error"), "No such record in the caller's districts"),
     "422": _json(_ref("Error"), "Well-formed but invalid input"),
@@ -38,10 +40,18 @@ ERRORS: dict[str, Schema] = {
 
 
 TOO_MANY: Schema = {
-    **_json(_ref("Error"), "Too many calls for this token (API_RATE_LIMIT), or too many refused calls from this "
-                           "address (API_AUTH_FAILURE_LIMIT); wait Retry-After seconds"),
-    "headers": {"Retry-After": {"required": True, "description": "Seconds to wait before the next call",
-                                "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+    **_json(
+        _ref("Error"),
+        "Too many calls for this token (API_RATE_LIMIT), or too many refused calls from this "
+        "address (API_AUTH_FAILURE_LIMIT); wait Retry-After seconds",
+    ),
+    "headers": {
+        "Retry-After": {
+            "required": True,
+            "description": "Seconds to wait before the next call",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
 }
 
 
@@ -57,17 +67,39 @@ FILTERS = [
     _query("status", {"type": "string", "enum": [s.value for s in MemberStatus]}, "Only this status"),
     _query("workplace", {"type": "string", "pattern": CODE_PATTERN}, "Only this workplace (its code)"),
     _query("platform", {"type": "string", "enum": [p.value for p in Platform]}, "Only this platform"),
-    _query("q", {"type": "string", "maxLength": 100},
-           "Search: a name (or part), the phone's last four digits or a whole phone number"),
+    _query(
+        "q",
+        {"type": "string", "maxLength": 100},
+        "Search: a name (or part), the phone's last four digits or a whole phone number",
+    ),
     _query("since", {"type": "string", "format": "date-time"}, "Applied at or after this time (with offset)"),
 ]
-MEMBER_ID = {"name": "member_id", "in": "path", "required": True,
-             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
+MEMBER_ID = {
+    "name": "member_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+}
 
 MEMBER: Schema = {
     "type": "object",
-    "required": ["id", "name", "phone", "platform", "workplace", "workplace_name", "district", "status",
-                 "member_number", "created_at", "decided_at", "decided_by", "reject_reason", "age_days", "overdue"],
+    "required": [
+        "id",
+        "name",
+        "phone",
+        "platform",
+        "workplace",
+        "workplace_name",
+        "district",
+        "status",
+        "member_number",
+        "created_at",
+        "decided_at",
+        "decided_by",
+        "reject_reason",
+        "age_days",
+        "overdue",
+    ],
     "properties": {
         "id": {"type": "integer"},
         "name": {"type": "string"},
@@ -106,8 +138,12 @@ PLACE_INPUT: Schema = {
     "required": ["district_code"],
     "properties": {
         "district_code": {"type": "string", "pattern": CODE_PATTERN},
-        "district_name": {"type": "string", "minLength": 1, "maxLength": 200,
-                          "description": "required for a new district (admins only)"},
+        "district_name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": "required for a new district (admins only)",
+        },
         "workplace_code": {"type": "string", "pattern": CODE_PATTERN},
         "workplace_name": {"type": "string", "minLength": 1, "maxLength": 200},
         "kind": {"type": "string", "enum": [k.value for k in WorkplaceKind]},
@@ -117,18 +153,24 @@ PLACE_INPUT: Schema = {
 
 COMPONENTS: Schema = {
     "securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer",
-                   "description": "A token from `flask --app wsgi users token EMAIL`"},
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token from `flask --app wsgi users token EMAIL`",
+        },
     },
     "schemas": {
         "Error": {
-            "type": "object", "required": ["error", "message"],
+            "type": "object",
+            "required": ["error", "message"],
             "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
         },
         "Conflict": {
-            "type": "object", "required": ["error", "message", "decided_by", "decided_at", "status"],
+            "type": "object",
+            "required": ["error", "message", "decided_by", "decided_at", "status"],
             "properties": {
-                "error": {"const": "already_decided"}, "message": {"type": "string"},
+                "error": {"const": "already_decided"},
+                "message": {"type": "string"},
                 "decided_by": _nullable({"type": "string"}),
                 "decided_at": _nullable({"type": "string", "format": "date-time"}),
                 "status": _nullable({"type": "string", "enum": [s.value for s in MemberStatus]}),
@@ -136,16 +178,24 @@ COMPONENTS: Schema = {
         },
         "Member": MEMBER,
         "MemberPage": {
-            "type": "object", "required": ["items", "next_cursor"],
-            "properties": {"items": {"type": "array", "items": _ref("Member")},
-                           "next_cursor": _nullable({"type": "string"})},
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": _ref("Member")},
+                "next_cursor": _nullable({"type": "string"}),
+            },
         },
         "Place": PLACE,
-        "PlaceList": {"type": "object", "required": ["items"],
-                      "properties": {"items": {"type": "array", "items": _ref("Place")}}},
+        "PlaceList": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {"items": {"type": "array", "items": _ref("Place")}},
+        },
         "PlaceInput": PLACE_INPUT,
         "RejectInput": {
-            "type": "object", "required": ["reason"], "additionalProperties": False,
+            "type": "object",
+            "required": ["reason"],
+            "additionalProperties": False,
             "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S"}},
         },
     },
@@ -155,64 +205,97 @@ COMPONENTS: Schema = {
 def _members_paths() -> Schema:
     page_params = [
         _query("cursor", {"type": "string", "minLength": 1, "maxLength": 512}, "next_cursor of the previous page"),
-        _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
-               "Page size"),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE}, "Page size"),
     ]
     decided = {"409": _json(_ref("Conflict"), "Already decided: by whom and when")}
     return {
-        "/members": {"get": {
-            "operationId": "listMembers", "summary": "The roster, newest application first, keyset-paged",
-            "parameters": FILTERS + page_params,
-            "responses": {"200": _json(_ref("MemberPage"), "One page"), **_errors("400", "401", "403")},
-        }},
-        "/members/export": {"get": {
-            "operationId": "exportMembers", "summary": "The filtered roster as CSV or Excel (streamed; audited)",
-            "parameters": [_query("format", {"type": "string", "enum": ["csv", "xlsx"], "default": "csv"},
-                                  "File format"), *FILTERS],
-            "responses": {
-                "200": {"description": "The file", "content": {
-                    "text/csv": {"schema": {"type": "string"}},
-                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
-                        "schema": {"type": "string", "format": "binary"}},
-                }},
-                **_errors("400", "401", "403"),
-            },
-        }},
-        "/members/{member_id}": {"get": {
-            "operationId": "getMember", "summary": "One member", "parameters": [MEMBER_ID],
-            "responses": {"200": _json(_ref("Member"), "The member"), **_errors("400", "401", "403", "404")},
-        }},
-        "/members/{member_id}/approve": {"post": {
-            "operationId": "approveMember", "summary": "Approve a pending application (assigns the member number)",
-            "parameters": [MEMBER_ID],
-            "responses": {"200": _json(_ref("Member"), "Approved"), **decided,
-                          **_errors("400", "401", "403", "404")},
-        }},
-        "/members/{member_id}/reject": {"post": {
-            "operationId": "rejectMember", "summary": "Reject a pending application with a reason",
-            "parameters": [MEMBER_ID],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RejectInput")}}},
-            "responses": {"200": _json(_ref("Member"), "Rejected"), **decided,
-                          **_errors("400", "401", "403", "404", "422")},
-        }},
+        "/members": {
+            "get": {
+                "operationId": "listMembers",
+                "summary": "The roster, newest application first, keyset-paged",
+                "parameters": FILTERS + page_params,
+                "responses": {"200": _json(_ref("MemberPage"), "One page"), **_errors("400", "401", "403")},
+            }
+        },
+        "/members/export": {
+            "get": {
+                "operationId": "exportMembers",
+                "summary": "The filtered roster as CSV or Excel (streamed; audited)",
+                "parameters": [
+                    _query("format", {"type": "string", "enum": ["csv", "xlsx"], "default": "csv"}, "File format"),
+                    *FILTERS,
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file",
+                        "content": {
+                            "text/csv": {"schema": {"type": "string"}},
+                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                                "schema": {"type": "string", "format": "binary"}
+                            },
+                        },
+                    },
+                    **_errors("400", "401", "403"),
+                },
+            }
+        },
+        "/members/{member_id}": {
+            "get": {
+                "operationId": "getMember",
+                "summary": "One member",
+                "parameters": [MEMBER_ID],
+                "responses": {"200": _json(_ref("Member"), "The member"), **_errors("400", "401", "403", "404")},
+            }
+        },
+        "/members/{member_id}/approve": {
+            "post": {
+                "operationId": "approveMember",
+                "summary": "Approve a pending application (assigns the member number)",
+                "parameters": [MEMBER_ID],
+                "responses": {
+                    "200": _json(_ref("Member"), "Approved"),
+                    **decided,
+                    **_errors("400", "401", "403", "404"),
+                },
+            }
+        },
+        "/members/{member_id}/reject": {
+            "post": {
+                "operationId": "rejectMember",
+                "summary": "Reject a pending application with a reason",
+                "parameters": [MEMBER_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("RejectInput")}}},
+                "responses": {
+                    "200": _json(_ref("Member"), "Rejected"),
+                    **decided,
+                    **_errors("400", "401", "403", "404", "422"),
+                },
+            }
+        },
     }
 
 
 def _places_paths() -> Schema:
-    return {"/places": {
-        "get": {
-            "operationId": "listPlaces", "summary": "Districts and workplaces in the caller's districts",
-            "parameters": [_query("district", {"type": "string", "pattern": CODE_PATTERN}, "Only this district")],
-            "responses": {"200": _json(_ref("PlaceList"), "Every place in scope"), **_errors("400", "401")},
-        },
-        "post": {
-            "operationId": "upsertPlace",
-            "summary": "Create or update a district (admins) or a workplace (admins, organizers of the district)",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PlaceInput")}}},
-            "responses": {"200": _json(_ref("Place"), "Updated"), "201": _json(_ref("Place"), "Created"),
-                          **_errors("400", "401", "403", "404", "422")},
-        },
-    }}
+    return {
+        "/places": {
+            "get": {
+                "operationId": "listPlaces",
+                "summary": "Districts and workplaces in the caller's districts",
+                "parameters": [_query("district", {"type": "string", "pattern": CODE_PATTERN}, "Only this district")],
+                "responses": {"200": _json(_ref("PlaceList"), "Every place in scope"), **_errors("400", "401")},
+            },
+            "post": {
+                "operationId": "upsertPlace",
+                "summary": "Create or update a district (admins) or a workplace (admins, organizers of the district)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PlaceInput")}}},
+                "responses": {
+                    "200": _json(_ref("Place"), "Updated"),
+                    "201": _json(_ref("Place"), "Created"),
+                    **_errors("400", "401", "403", "404", "422"),
+                },
+            },
+        }
+    }
 
 
 def _rate_limited(paths: Schema) -> Schema:
@@ -228,9 +311,10 @@ def document() -> Schema:
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "ScanJoin API", "version": "1.0.0",
+            "title": "ScanJoin API",
+            "version": "1.0.0",
             "description": "Roster and places for integrations. Every call needs a bearer token; "
-                           "records outside the token owner's districts answer 404.",
+            "records outside the token owner's districts answer 404.",
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],

@@ -82,8 +82,12 @@ def _print_png(kit: posters.Kit, template: Template, place: places.Place) -> byt
     """The print-resolution PNG of one place, from the cache when this token version has one."""
     place_key, version_key = posters.place_keys(place)
     data = kit.data(get_session(), place)
-    return _cache().get(place_key, version_key, f"{template.name}.png.{kit.fingerprint(template)}",
-                        lambda: posters.png_bytes(posters.render(template, data, kit.fonts), template.page.dpi))
+    return _cache().get(
+        place_key,
+        version_key,
+        f"{template.name}.png.{kit.fingerprint(template)}",
+        lambda: posters.png_bytes(posters.render(template, data, kit.fonts), template.page.dpi),
+    )
 
 
 def _pdf_pages(kit: posters.Kit, template: Template, chosen: list[places.Place]) -> Iterator[PdfPage]:
@@ -125,9 +129,15 @@ def index() -> str:
     db = get_session()
     groups = [(d, places.workplaces_of(db, d.id or 0)) for d in _districts()]
     every = [p for d, ws in groups for p in (d, *ws)]
-    return render_template("organizer/index.html", groups=groups, funnels=_funnels(every), funnel_of=funnel_of,
-                           templates=_kit().templates.values(), signer=current_app.extensions["qr_signer"],
-                           expires_on=places.expires_on)
+    return render_template(
+        "organizer/index.html",
+        groups=groups,
+        funnels=_funnels(every),
+        funnel_of=funnel_of,
+        templates=_kit().templates.values(),
+        signer=current_app.extensions["qr_signer"],
+        expires_on=places.expires_on,
+    )
 
 
 @bp.get("/places/<code>")
@@ -137,9 +147,15 @@ def place(code: str) -> str:
     kit = _kit()
     district = found if isinstance(found, District) else get_session().get(District, found.district_id)
     return render_template(
-        "organizer/place.html", place=found, district=district, kind=places.kind_of(found).value,
-        templates=kit.templates.values(), funnel=funnel_of(_funnels([found]), found), form=RotateForm(),
-        join_url=places.join_url(kit.base_url, kit.signer, found), expires=places.expires_on(kit.signer, found),
+        "organizer/place.html",
+        place=found,
+        district=district,
+        kind=places.kind_of(found).value,
+        templates=kit.templates.values(),
+        funnel=funnel_of(_funnels([found]), found),
+        form=RotateForm(),
+        join_url=places.join_url(kit.base_url, kit.signer, found),
+        expires=places.expires_on(kit.signer, found),
     )
 
 
@@ -149,8 +165,12 @@ def preview(code: str, template_name: str) -> Response:
     found, kit = _place(code), _kit()
     template = _template(kit, template_name)
     place_key, version_key = posters.place_keys(found)
-    body = _cache().get(place_key, version_key, f"{template.name}.preview.{kit.fingerprint(template)}",
-                        lambda: posters.preview(_print_png(kit, template, found)))
+    body = _cache().get(
+        place_key,
+        version_key,
+        f"{template.name}.preview.{kit.fingerprint(template)}",
+        lambda: posters.preview(_print_png(kit, template, found)),
+    )
     response = Response(body, mimetype="image/png")
     response.headers["Cache-Control"] = "private, no-cache"
     return response

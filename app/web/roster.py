@@ -78,10 +78,18 @@ def index() -> str:
         abort(400)
     tab_counts = roster.counts(db, scope(), flt, pii=_pii())
     return render_template(
-        "roster/index.html", page=page, flt=flt, counts=tab_counts, args=_filter_args(),
+        "roster/index.html",
+        page=page,
+        flt=flt,
+        counts=tab_counts,
+        args=_filter_args(),
         tab_args={k: v for k, v in _filter_args().items() if k != "status"},
-        first_page=not request.args.get("cursor"), marker=roster.current_marker(db), form=DecisionForm(),
-        statuses=STATUS_LABELS, platforms=PLATFORM_LABELS, overdue_days=flt.overdue_days,
+        first_page=not request.args.get("cursor"),
+        marker=roster.current_marker(db),
+        form=DecisionForm(),
+        statuses=STATUS_LABELS,
+        platforms=PLATFORM_LABELS,
+        overdue_days=flt.overdue_days,
     )
 
 
@@ -94,8 +102,9 @@ def changes() -> Response:
     body: dict[str, object] = {"marker": found.marker, "changed": found.changed}
     if found.changed:
         page = roster.list_members(db, _pii(), scope(), flt, cursor=None, limit=PAGE_SIZE)
-        body["rows"] = render_template("roster/_rows.html", page=page, statuses=STATUS_LABELS,
-                                       platforms=PLATFORM_LABELS)
+        body["rows"] = render_template(
+            "roster/_rows.html", page=page, statuses=STATUS_LABELS, platforms=PLATFORM_LABELS
+        )
         body["counts"] = roster.counts(db, scope(), flt, pii=_pii())
         body["more"] = page.next_cursor is not None
     return jsonify(body)
@@ -105,14 +114,16 @@ def changes() -> Response:
 @role_required(Role.official)
 def member(member_id: int) -> str:
     view = _member_view(member_id)
-    return render_template("roster/member.html", m=view, form=DecisionForm(), statuses=STATUS_LABELS,
-                           platforms=PLATFORM_LABELS)
+    return render_template(
+        "roster/member.html", m=view, form=DecisionForm(), statuses=STATUS_LABELS, platforms=PLATFORM_LABELS
+    )
 
 
 def _member_view(member_id: int) -> roster.MemberView:
     try:
-        return roster.get_member(get_session(), _pii(), scope(), member_id,
-                                 overdue_days=current_app.config["ROSTER_OVERDUE_DAYS"])
+        return roster.get_member(
+            get_session(), _pii(), scope(), member_id, overdue_days=current_app.config["ROSTER_OVERDUE_DAYS"]
+        )
     except roster.MemberNotFound:
         abort(404)
 
@@ -173,8 +184,9 @@ def _decide(ids: list[int], *, approving: bool, reason: str):  # type: ignore[no
         abort(404)
     status = 409 if all(r.outcome == "already_decided" for r in results) else 200
     views = {m.id: _safe_view(m.id) for m in decided}
-    return render_template("roster/results.html", results=results, views=views, unsent=unsent,
-                           statuses=STATUS_LABELS), status
+    return render_template(
+        "roster/results.html", results=results, views=views, unsent=unsent, statuses=STATUS_LABELS
+    ), status
 
 
 def _safe_view(member_id: int | None) -> roster.MemberView | None:
@@ -212,11 +224,17 @@ def export_file(fmt: str) -> Response:
 
     make = export.csv_stream if fmt == "csv" else export.xlsx_stream
     chunks = make(get_session(), pii, ids, flt, finish=finish)
-    mimetype = "text/csv; charset=utf-8" if fmt == "csv" else (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    mimetype = (
+        "text/csv; charset=utf-8"
+        if fmt == "csv"
+        else ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    )
     name = f"roster-{datetime.now().strftime('%Y%m%d-%H%M')}.{fmt}"
-    return Response(stream_with_context(chunks), mimetype=mimetype,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        stream_with_context(chunks),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 AUDIT_KEYS = ("action", "actor", "target_type", "target_id", "start", "end")
@@ -227,9 +245,14 @@ AUDIT_KEYS = ("action", "actor", "target_type", "target_id", "start", "end")
 def audit() -> str:
     """Admins only: who did what to which record, newest first, filterable."""
     args = {k: request.args[k].strip() for k in AUDIT_KEYS if request.args.get(k, "").strip()}
-    flt = roster.AuditFilter(action=args.get("action"), actor=args.get("actor"), target_type=args.get("target_type"),
-                             target_id=args.get("target_id"), start=_day(args.get("start")),
-                             end=_day(args.get("end"), next_day=True))
+    flt = roster.AuditFilter(
+        action=args.get("action"),
+        actor=args.get("actor"),
+        target_type=args.get("target_type"),
+        target_id=args.get("target_id"),
+        start=_day(args.get("start")),
+        end=_day(args.get("end"), next_day=True),
+    )
     before_arg = request.args.get("before", "")
     before = int(before_arg) if before_arg.isdigit() and int(before_arg) <= MAX_DB_ID else None
     rows, more = roster.list_audit(get_session(), flt, before=before, limit=PAGE_SIZE)

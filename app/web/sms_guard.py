@@ -22,10 +22,12 @@ def guard() -> limits.Limits:
 
 def monitor() -> conversion.Monitor:
     config = current_app.config
-    thresholds = conversion.Thresholds(min_sends=config["CONVERSION_MIN_SENDS"],
-                                       min_percent=config["CONVERSION_MIN_PERCENT"],
-                                       window_seconds=config["CONVERSION_WINDOW_SECONDS"],
-                                       grace_seconds=config["CONVERSION_GRACE_SECONDS"])
+    thresholds = conversion.Thresholds(
+        min_sends=config["CONVERSION_MIN_SENDS"],
+        min_percent=config["CONVERSION_MIN_PERCENT"],
+        window_seconds=config["CONVERSION_WINDOW_SECONDS"],
+        grace_seconds=config["CONVERSION_GRACE_SECONDS"],
+    )
     return conversion.Monitor(guard(), thresholds)
 
 

@@ -63,8 +63,9 @@ def _refusal(exc: Exception) -> tuple[str, int]:
 def _reserve_send(phone: str) -> None:
     """Count one SMS against the per-phone, per-prefix, per-IP and global limits (raises)."""
     pii = current_app.extensions["pii"]
-    _guard().reserve_send(phone=limits.phone_key(pii, phone), prefix=limits.prefix_key(pii, phone),
-                          ip=limits.ip_key(request.remote_addr))
+    _guard().reserve_send(
+        phone=limits.phone_key(pii, phone), prefix=limits.prefix_key(pii, phone), ip=limits.ip_key(request.remote_addr)
+    )
     sms_guard.note_sent(phone)  # conversion (B6) counts these codes too: any number may ask for one
 
 
@@ -92,9 +93,17 @@ def send():  # type: ignore[no-untyped-def]
             message, code_status = _refusal(exc)
             return render_template("status/start.html", form=form, message=message), code_status
     try:
-        check, code = status.start(db, phone, pii=current_app.extensions["pii"], locale=_short_locale(),
-                                   gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(),
-                                   ttl=config["CODE_TTL_SECONDS"], with_code=not check_first)
+        check, code = status.start(
+            db,
+            phone,
+            pii=current_app.extensions["pii"],
+            locale=_short_locale(),
+            gateway=_gateway(),
+            key=config["SECRET_KEY"],
+            now=utcnow(),
+            ttl=config["CODE_TTL_SECONDS"],
+            with_code=not check_first,
+        )
     except status.TooManyChecks:
         return render_template("status/start.html", form=form, message=LIMIT_MESSAGE), 429
     if check_first:
@@ -149,8 +158,9 @@ def answer_check():  # type: ignore[no-untyped-def]
         message, code_status = _refusal(exc)
         db.commit()
         return _render_code(check, CodeForm(), code_status, message)
-    code = status.issue(db, check, gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(),
-                        ttl=config["CODE_TTL_SECONDS"])
+    code = status.issue(
+        db, check, gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(), ttl=config["CODE_TTL_SECONDS"]
+    )
     db.commit()
     _deliver(check, phone, code)
     return redirect(url_for("status.code"), 303)
@@ -184,8 +194,11 @@ def code():  # type: ignore[no-untyped-def]
 
 
 def _render_code(check: StatusCheck, form: CodeForm, status_code: int = 200, message: str | None = None):  # type: ignore[no-untyped-def]
-    wait = verification.resend_wait(check, now=utcnow(),  # type: ignore[arg-type]
-                                    cooldown=current_app.config["RESEND_COOLDOWN_SECONDS"])
+    wait = verification.resend_wait(
+        check,
+        now=utcnow(),  # type: ignore[arg-type]
+        cooldown=current_app.config["RESEND_COOLDOWN_SECONDS"],
+    )
     sms_error = session.get("status_sms_error")
     notice = message or (str(SMS_MESSAGES[sms_error]) if sms_error in SMS_MESSAGES else None)
     phone = masked(current_app.extensions["pii"].decrypt(check.phone_enc))
@@ -212,9 +225,17 @@ def check_code():  # type: ignore[no-untyped-def]
 def _judge(check: StatusCheck, code: str) -> str | None:
     config, pii = current_app.config, current_app.extensions["pii"]
     try:
-        status.check_code(get_session(), check, code, guard=_guard(), phone=pii.decrypt(check.phone_enc),
-                          gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(),
-                          max_tries=config["CODE_MAX_TRIES"])
+        status.check_code(
+            get_session(),
+            check,
+            code,
+            guard=_guard(),
+            phone=pii.decrypt(check.phone_enc),
+            gateway=_gateway(),
+            key=config["SECRET_KEY"],
+            now=utcnow(),
+            max_tries=config["CODE_MAX_TRIES"],
+        )
     except limits.CheckDelayed as exc:
         return _("Please wait %(n)d seconds before trying another code.", n=exc.retry_after)
     except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
@@ -249,8 +270,16 @@ def resend():  # type: ignore[no-untyped-def]
             message, code_status = _refusal(exc)
             return _render_code(old, CodeForm(), code_status, message)
     try:
-        check, code = status.resend(db, old, pii=pii, gateway=_gateway(), key=config["SECRET_KEY"], now=now,
-                                    ttl=config["CODE_TTL_SECONDS"], with_code=not check_first)
+        check, code = status.resend(
+            db,
+            old,
+            pii=pii,
+            gateway=_gateway(),
+            key=config["SECRET_KEY"],
+            now=now,
+            ttl=config["CODE_TTL_SECONDS"],
+            with_code=not check_first,
+        )
     except status.TooManyChecks:
         return _render_code(old, CodeForm(), 429, str(LIMIT_MESSAGE))
     if check_first:
@@ -274,8 +303,9 @@ def me() -> str:
     db = get_session()
     member = status.member_of(db, check)
     district = db.get(District, member.district_id) if member else None
-    return render_template("status/me.html", member=member, district=district, form=WithdrawForm(),
-                           platforms=PLATFORM_LABELS)
+    return render_template(
+        "status/me.html", member=member, district=district, form=WithdrawForm(), platforms=PLATFORM_LABELS
+    )
 
 
 @bp.post("/withdraw")
@@ -286,8 +316,9 @@ def withdraw():  # type: ignore[no-untyped-def]
         db = get_session()
         member = status.member_of(db, check)
         district = db.get(District, member.district_id) if member else None
-        return render_template("status/me.html", member=member, district=district, form=form,
-                               platforms=PLATFORM_LABELS), 422
+        return render_template(
+            "status/me.html", member=member, district=district, form=form, platforms=PLATFORM_LABELS
+        ), 422
     db = get_session()
     status.withdraw(db, check)
     db.commit()
@@ -299,7 +330,6 @@ def withdraw():  # type: ignore[no-untyped-def]
 @bp.get("/withdrawn")
 def withdrawn() -> str:
     return render_template("status/withdrawn.html")
-
 
 
 def _short_locale() -> str:

@@ -17,8 +17,15 @@ from config import TestingConfig
 from tests.conftest import need
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +48,9 @@ def live_app(env: dict[str, str], tmp_path: Path) -> Iterator[LiveApp]:
     server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
     outbox = tmp_path / "outbox.jsonl"
-    app = create_app(TestingConfig({**env, "SMS_BACKEND": "console", "SMS_OUTBOX": str(outbox),
-                                    "PUBLIC_BASE_URL": url}))
+    app = create_app(
+        TestingConfig({**env, "SMS_BACKEND": "console", "SMS_OUTBOX": str(outbox), "PUBLIC_BASE_URL": url})
+    )
     holder["app"] = app
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

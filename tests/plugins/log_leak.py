@@ -70,8 +70,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     leaks = find_leaks(CAPTURE.lines, CODES)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"log-leak check: {len(CAPTURE.lines)} log lines, {len(CODES)} codes sent, "
-                            f"{len(leaks)} leaks")
+        reporter.write_line(
+            f"log-leak check: {len(CAPTURE.lines)} log lines, {len(CODES)} codes sent, {len(leaks)} leaks"
+        )
         for leak in leaks[:20]:
             reporter.write_line(f"LEAK {leak}", red=True)
     if leaks:

@@ -64,10 +64,12 @@ def verified_attempts_for_one_phone(env: dict[str, str], path: str, n: int) -> l
     with Session(app.extensions["db_engine"], expire_on_commit=False) as session:
         place = places.resolve(session, app.extensions["qr_signer"], path.lstrip("/"), date.today())
         for i in range(n):
-            applicant = membership.Applicant(name=f"同一人 {i}", phone=phone(1), platform=Platform.meituan,
-                                             workplace_id=None, locale="zh")
-            attempt, _ = membership.start_attempt(session, place, applicant, form_key=f"race-{i}", pii=pii,
-                                                  now=utcnow())
+            applicant = membership.Applicant(
+                name=f"同一人 {i}", phone=phone(1), platform=Platform.meituan, workplace_id=None, locale="zh"
+            )
+            attempt, _ = membership.start_attempt(
+                session, place, applicant, form_key=f"race-{i}", pii=pii, now=utcnow()
+            )
             code = verification.issue(attempt, gateway=MemoryGateway(), key=key, now=utcnow(), ttl=600)
             session.add(attempt)
             pairs.append((attempt.id, code or ""))
@@ -190,18 +192,31 @@ def test_two_officials_approving_the_same_application_make_one_decision(load_env
     with Session(app.extensions["db_engine"], expire_on_commit=False) as session:
         district = session.exec(select(District)).one()
         officials = [User(email=f"official{i}@example.org", password_hash="x", role=Role.admin) for i in (1, 2)]
-        members = [Member(district_id=district.id, name_enc="x", phone_enc="x", phone_index=f"race-{i}",
-                          phone_last4_index="x", platform=Platform.meituan, consent_version="v",
-                          consent_at=utcnow(), source_kind="district", source_qr_version=1, verified_at=utcnow())
-                   for i in range(rounds)]
+        members = [
+            Member(
+                district_id=district.id,
+                name_enc="x",
+                phone_enc="x",
+                phone_index=f"race-{i}",
+                phone_last4_index="x",
+                platform=Platform.meituan,
+                consent_version="v",
+                consent_at=utcnow(),
+                source_kind="district",
+                source_qr_version=1,
+                verified_at=utcnow(),
+            )
+            for i in range(rounds)
+        ]
         session.add_all([*officials, *members])
         session.commit()
         user_ids, member_ids = [u.id for u in officials], [m.id for m in members]
     app.extensions["db_engine"].dispose()
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()
-    racers = [context.Process(target=_approve_race, args=(load_env, uid, member_ids, barrier, results))
-              for uid in user_ids]
+    racers = [
+        context.Process(target=_approve_race, args=(load_env, uid, member_ids, barrier, results)) for uid in user_ids
+    ]
     for racer in racers:
         racer.start()
     outcomes = [results.get(timeout=120) for _ in range(2 * rounds)]

@@ -55,13 +55,18 @@ def browser(app: Flask, ip: str = "198.51.100.7") -> FlaskClient:
     return client
 
 
-def submit(client: FlaskClient, path: str, phone: str | None = None, *, solve: bool = True,
-           **overrides: str | None):  # type: ignore[no-untyped-def]
+def submit(client: FlaskClient, path: str, phone: str | None = None, *, solve: bool = True, **overrides: str | None):  # type: ignore[no-untyped-def]
     """Fill and send the join form; answer the human check if one is asked for (unless `solve` is off)."""
     page = client.get(path)
     assert page.status_code == 200, page.status_code
-    data = {**hidden_fields(page.text), "name": "王小明", "phone": phone or factories.phone(1), "platform": "meituan",
-            "consent": "y", **overrides}
+    data = {
+        **hidden_fields(page.text),
+        "name": "王小明",
+        "phone": phone or factories.phone(1),
+        "platform": "meituan",
+        "consent": "y",
+        **overrides,
+    }
     response = client.post(path, data={k: v for k, v in data.items() if v is not None})
     return solve_check(client, response) if solve else response
 

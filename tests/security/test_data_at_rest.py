@@ -20,8 +20,13 @@ from tests import factories
 from tests.conftest import need
 from tests.security.conftest import browser, code_from, members, send_code, spread_phone, submit
 
-PEOPLE = [("王小明", spread_phone(1)), ("李秀英", spread_phone(2)), ("Zhang Wei", spread_phone(3)),
-          ("陈静", spread_phone(4)), ("刘洋", spread_phone(5))]
+PEOPLE = [
+    ("王小明", spread_phone(1)),
+    ("李秀英", spread_phone(2)),
+    ("Zhang Wei", spread_phone(3)),
+    ("陈静", spread_phone(4)),
+    ("刘洋", spread_phone(5)),
+]
 
 
 def run_joins(app, db) -> None:  # type: ignore[no-untyped-def]
@@ -104,7 +109,11 @@ def test_postgres_dump_holds_no_name_or_phone(env, dump_database):
     with Session(app.extensions["db_engine"], expire_on_commit=False) as db:
         run_joins(app, db)
     app.extensions["db_engine"].dispose()
-    dump = subprocess.run(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--data-only", name],
-                          capture_output=True, check=True, timeout=60).stdout
+    dump = subprocess.run(
+        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--data-only", name],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
     assert b"COPY public.member" in dump
     assert_nothing_in_clear(dump, env["PII_INDEX_KEY"])

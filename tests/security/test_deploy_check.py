@@ -16,13 +16,21 @@ from tests.conftest import need
 
 def production_env(tmp_path, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {
-        "APP_ENV": "production", "INSTANCE_PATH": str(tmp_path),
-        "SECRET_KEY": secrets.token_urlsafe(48), "QR_SECRET": secrets.token_urlsafe(48),
-        "PII_INDEX_KEY": secrets.token_urlsafe(48), "PII_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "SMS_BACKEND": "twilio-verify", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "t" * 32,
-        "TWILIO_VERIFY_SERVICE_SID": "VA" + "0" * 32, "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "TRUSTED_HOSTS": "join.example.org", "PUBLIC_BASE_URL": "https://join.example.org",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", **extra,
+        "APP_ENV": "production",
+        "INSTANCE_PATH": str(tmp_path),
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "QR_SECRET": secrets.token_urlsafe(48),
+        "PII_INDEX_KEY": secrets.token_urlsafe(48),
+        "PII_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "SMS_BACKEND": "twilio-verify",
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_AUTH_TOKEN": "t" * 32,
+        "TWILIO_VERIFY_SERVICE_SID": "VA" + "0" * 32,
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "TRUSTED_HOSTS": "join.example.org",
+        "PUBLIC_BASE_URL": "https://join.example.org",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        **extra,
     }
 
 
@@ -34,27 +42,30 @@ def test_a_sound_production_config_has_no_problems(tmp_path):
     assert problems(good(tmp_path)) == []
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"SECRET_KEY": "short"}, "SECRET_KEY is weak"),
-    ({"SECRET_KEY": "ab" * 30}, "SECRET_KEY is weak"),
-    ({"QR_SECRETS": []}, "QR_SECRET is not set"),
-    ({"PII_INDEX_KEY": ""}, "PII_INDEX_KEY is not set"),
-    ({"PII_ENCRYPTION_KEYS": ["nope"]}, "not a Fernet key"),
-    ({"DEBUG": True}, "DEBUG"),
-    ({"APP_ENV": "development"}, "APP_ENV"),
-    ({"TRUSTED_HOSTS": None}, "TRUSTED_HOSTS must name"),
-    ({"TRUSTED_HOSTS": ["other.example"]}, "TRUSTED_HOSTS must include"),
-    ({"RATELIMIT_STORAGE_URI": "memory://"}, "shared store"),
-    ({"SESSION_COOKIE_SECURE": False}, "SESSION_COOKIE_SECURE"),
-    ({"SESSION_COOKIE_NAME": "session"}, "__Host-"),
-    ({"SESSION_COOKIE_SAMESITE": None}, "SAMESITE"),
-    ({"SESSION_COOKIE_DOMAIN": "example.org"}, "DOMAIN"),
-    ({"PUBLIC_BASE_URL": "http://join.example.org"}, "https"),
-    ({"SMS_BACKEND": "console"}, "SMS_BACKEND"),
-    ({"CONVERSION_MIN_SENDS": 21}, "CONVERSION_MIN_SENDS"),
-    ({"CONVERSION_MIN_PERCENT": 0}, "CONVERSION_MIN_PERCENT"),
-    ({"CHALLENGE_NEAR_LIMIT_PERCENT": 100}, "human check"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"SECRET_KEY": "short"}, "SECRET_KEY is weak"),
+        ({"SECRET_KEY": "ab" * 30}, "SECRET_KEY is weak"),
+        ({"QR_SECRETS": []}, "QR_SECRET is not set"),
+        ({"PII_INDEX_KEY": ""}, "PII_INDEX_KEY is not set"),
+        ({"PII_ENCRYPTION_KEYS": ["nope"]}, "not a Fernet key"),
+        ({"DEBUG": True}, "DEBUG"),
+        ({"APP_ENV": "development"}, "APP_ENV"),
+        ({"TRUSTED_HOSTS": None}, "TRUSTED_HOSTS must name"),
+        ({"TRUSTED_HOSTS": ["other.example"]}, "TRUSTED_HOSTS must include"),
+        ({"RATELIMIT_STORAGE_URI": "memory://"}, "shared store"),
+        ({"SESSION_COOKIE_SECURE": False}, "SESSION_COOKIE_SECURE"),
+        ({"SESSION_COOKIE_NAME": "session"}, "__Host-"),
+        ({"SESSION_COOKIE_SAMESITE": None}, "SAMESITE"),
+        ({"SESSION_COOKIE_DOMAIN": "example.org"}, "DOMAIN"),
+        ({"PUBLIC_BASE_URL": "http://join.example.org"}, "https"),
+        ({"SMS_BACKEND": "console"}, "SMS_BACKEND"),
+        ({"CONVERSION_MIN_SENDS": 21}, "CONVERSION_MIN_SENDS"),
+        ({"CONVERSION_MIN_PERCENT": 0}, "CONVERSION_MIN_PERCENT"),
+        ({"CHALLENGE_NEAR_LIMIT_PERCENT": 100}, "human check"),
+    ],
+)
 def test_each_problem_is_named(tmp_path, change, expected):
     found = problems({**good(tmp_path), **change})
     assert any(expected in p for p in found), found

@@ -19,11 +19,53 @@ from tests.conftest import hidden_fields
 from tests.security.conftest import submit
 
 BATCH, EXAMPLES = 200, 51  # 10,200 requests
-FIELDS = ["csrf_token", "form_key", "name", "phone", "platform", "workplace", "consent", "code", "email",
-          "password", "reason", "status", "q", "next", "member_id", "ids", "token", "district"]
-NASTY = ["", "0", "-1", "1" * 7, "+8617000000001", "17000000002", "none", "meituan", "y", "123456",
-         "' OR 1=1 --", "<script>alert(1)</script>", "\x00", "%00", "../../etc/passwd", "=cmd|' /C calc'!A0",
-         "9" * 400, "王" * 51, "\u202e", "null", "true", "[]", "{}", "\ud7ff", "a\r\nSet-Cookie: x=1"]
+FIELDS = [
+    "csrf_token",
+    "form_key",
+    "name",
+    "phone",
+    "platform",
+    "workplace",
+    "consent",
+    "code",
+    "email",
+    "password",
+    "reason",
+    "status",
+    "q",
+    "next",
+    "member_id",
+    "ids",
+    "token",
+    "district",
+]
+NASTY = [
+    "",
+    "0",
+    "-1",
+    "1" * 7,
+    "+8617000000001",
+    "17000000002",
+    "none",
+    "meituan",
+    "y",
+    "123456",
+    "' OR 1=1 --",
+    "<script>alert(1)</script>",
+    "\x00",
+    "%00",
+    "../../etc/passwd",
+    "=cmd|' /C calc'!A0",
+    "9" * 400,
+    "王" * 51,
+    "\u202e",
+    "null",
+    "true",
+    "[]",
+    "{}",
+    "\ud7ff",
+    "a\r\nSet-Cookie: x=1",
+]
 HEADERS = {
     "Sec-Fetch-Site": ["same-origin", "same-site", "cross-site", "none", "x"],
     "Accept-Language": ["en", "zh-CN", "*", "xx;q=abc", "", "en;q=0.1, zh;q=0.9"],
@@ -78,8 +120,14 @@ def test_no_generated_request_gets_a_server_error(app, path, sms):
     count = 0
 
     @given(st.randoms(use_true_random=True), st.booleans(), st.integers(0, 10**8 - 1))
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     def run(rng, start_a_join, phone):  # type: ignore[no-untyped-def]
         nonlocal count
         client = app.test_client()

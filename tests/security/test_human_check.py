@@ -130,7 +130,12 @@ def test_a_low_prefix_is_checked_while_other_prefixes_are_not(app, path, sms, ca
     assert "prefix" in line and "1701234" not in line
     [event] = alert_events(app)
     assert event.target_type == "prefix" and event.details == {
-        "sent": 20, "verified": 2, "window_seconds": 3600, "min_sends": 20, "min_percent": 50}
+        "sent": 20,
+        "verified": 2,
+        "window_seconds": 3600,
+        "min_sends": 20,
+        "min_percent": 50,
+    }
     assert "1701234" not in (event.target_id or "")
 
 
@@ -241,8 +246,9 @@ def test_an_address_near_its_limit_is_checked(app, path, sms):
 def test_a_poster_near_its_limit_is_checked(env, station):
     app = app_with(env, CONVERSION_MIN_SENDS="1000")
     path = factories.join_path(app, station)
-    codes = [submit(browser(app, ip=f"203.0.113.{n + 1}"), path, phone=spread_phone(n + 1), solve=False)
-             for n in range(40)]
+    codes = [
+        submit(browser(app, ip=f"203.0.113.{n + 1}"), path, phone=spread_phone(n + 1), solve=False) for n in range(40)
+    ]
     assert [asked_to_check(r) for r in codes] == [False] * 39 + [True]
 
 
@@ -256,8 +262,9 @@ def test_the_near_limit_share_is_a_setting(env, station):
 
 def test_a_refused_send_is_refused_without_a_picture(app, path, sms):
     seed(app, spread_phone(1), sent=20, verified=0)
-    codes = [submit(browser(app, ip=f"203.0.113.{i}"), path, phone=f"+86170123400{i:02d}").status_code
-             for i in range(21)]
+    codes = [
+        submit(browser(app, ip=f"203.0.113.{i}"), path, phone=f"+86170123400{i:02d}").status_code for i in range(21)
+    ]
     assert codes == [303] * 20 + [429], "the prefix limit answers first"
 
 
@@ -292,8 +299,13 @@ def test_admins_see_the_alert_when_they_sign_in(app, db, path, sms):
     submit(browser(app), path, phone=spread_phone(2))
     for role in (Role.admin, Role.official):
         email = f"{role.value}@example.org"
-        users.create(db, email, role=role, password="correct horse battery staple",
-                     district_codes=[] if role is Role.admin else ["PD"])
+        users.create(
+            db,
+            email,
+            role=role,
+            password="correct horse battery staple",
+            district_codes=[] if role is Role.admin else ["PD"],
+        )
         db.commit()
         client = browser(app)
         conftest.sign_in(client, db, email, "correct horse battery staple")  # password and TOTP

@@ -49,16 +49,30 @@ def _serving(tmp_path: Path, migrated_template: Path, **extra: str):  # type: ig
     database = tmp_path / "app.db"
     shutil.copy(migrated_template, database)
     port = _free_port()
-    env = {**os.environ, "APP_ENV": "testing", "INSTANCE_PATH": str(tmp_path), "DATABASE_URL": f"sqlite:///{database}",
-           "SECRET_KEY": secrets.token_urlsafe(48), "QR_SECRET": secrets.token_urlsafe(48),
-           "PII_INDEX_KEY": secrets.token_urlsafe(48), "PII_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-           "SMS_BACKEND": "console", "SMS_OUTBOX": str(tmp_path / "outbox.jsonl"),
-           "REDIS_URL": "redis://127.0.0.1:6379/0", "PROXY_FIX_X_FOR": "1",
-           # a budget of its own: the global key never meets another run's
-           "SMS_DAILY_BUDGET": str(10**6 + secrets.randbelow(10**6)), "LOG_LEVEL": "WARNING", **extra}
+    env = {
+        **os.environ,
+        "APP_ENV": "testing",
+        "INSTANCE_PATH": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{database}",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "QR_SECRET": secrets.token_urlsafe(48),
+        "PII_INDEX_KEY": secrets.token_urlsafe(48),
+        "PII_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "SMS_BACKEND": "console",
+        "SMS_OUTBOX": str(tmp_path / "outbox.jsonl"),
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "PROXY_FIX_X_FOR": "1",
+        # a budget of its own: the global key never meets another run's
+        "SMS_DAILY_BUDGET": str(10**6 + secrets.randbelow(10**6)),
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
     process = subprocess.Popen(
         [str(gunicorn), "-w", "4", "-b", f"127.0.0.1:{port}", "--timeout", "60", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -76,8 +90,10 @@ def _serving(tmp_path: Path, migrated_template: Path, **extra: str):  # type: ig
 def server(tmp_path, migrated_template):  # type: ignore[no-untyped-def]
     # The limit itself is under test: no human check as the address nears it, nor for the
     # overall conversion, which every run on this Redis adds to.
-    with _serving(tmp_path, migrated_template, CHALLENGE_NEAR_LIMIT_PERCENT="100",
-                  CONVERSION_MIN_SENDS=str(10**9)) as (base, env):
+    with _serving(tmp_path, migrated_template, CHALLENGE_NEAR_LIMIT_PERCENT="100", CONVERSION_MIN_SENDS=str(10**9)) as (
+        base,
+        env,
+    ):
         yield base, tmp_path, env
 
 
@@ -85,8 +101,12 @@ def server(tmp_path, migrated_template):  # type: ignore[no-untyped-def]
 def watched_server(tmp_path, migrated_template):  # type: ignore[no-untyped-def]
     # A conversion window of its own length: its keys never meet another run's (the window is
     # part of the key, as the budget is for the global limit).
-    with _serving(tmp_path, migrated_template, CHALLENGE_NEAR_LIMIT_PERCENT="100",
-                  CONVERSION_WINDOW_SECONDS=str(3000 + secrets.randbelow(600))) as (base, env):
+    with _serving(
+        tmp_path,
+        migrated_template,
+        CHALLENGE_NEAR_LIMIT_PERCENT="100",
+        CONVERSION_WINDOW_SECONDS=str(3000 + secrets.randbelow(600)),
+    ) as (base, env):
         yield base, tmp_path, env
 
 
@@ -131,14 +151,22 @@ def test_per_ip_limit_holds_across_four_workers(server):
     for n, browser in enumerate(sessions):
         page = browser.get(base + path, headers={"X-Forwarded-For": client_ip}, timeout=20)
         assert page.status_code == 200
-        forms.append({**hidden_fields(page.text), "name": "王小明", "phone": spread_phone(n + 1),
-                      "platform": "meituan", "consent": "y"})
+        forms.append(
+            {
+                **hidden_fields(page.text),
+                "name": "王小明",
+                "phone": spread_phone(n + 1),
+                "platform": "meituan",
+                "consent": "y",
+            }
+        )
     barrier, statuses = threading.Barrier(CLIENTS), [0] * CLIENTS
 
     def post(n: int) -> None:
         barrier.wait(timeout=20)
-        response = sessions[n].post(base + path, data=forms[n], headers={"X-Forwarded-For": client_ip},
-                                    allow_redirects=False, timeout=30)
+        response = sessions[n].post(
+            base + path, data=forms[n], headers={"X-Forwarded-For": client_ip}, allow_redirects=False, timeout=30
+        )
         statuses[n] = response.status_code
 
     threads = [threading.Thread(target=post, args=(n,)) for n in range(CLIENTS)]
@@ -158,14 +186,16 @@ def _post_together(base: str, path: str, clients: list[tuple[str, str]]) -> list
     forms = []
     for browser, (address, phone) in zip(sessions, clients, strict=True):
         page = browser.get(base + path, headers={"X-Forwarded-For": address}, timeout=20)
-        forms.append({**hidden_fields(page.text), "name": "王小明", "phone": phone, "platform": "meituan",
-                      "consent": "y"})
+        forms.append(
+            {**hidden_fields(page.text), "name": "王小明", "phone": phone, "platform": "meituan", "consent": "y"}
+        )
     barrier, responses = threading.Barrier(len(clients)), [None] * len(clients)
 
     def post(n: int) -> None:
         barrier.wait(timeout=20)
-        responses[n] = sessions[n].post(base + path, data=forms[n], headers={"X-Forwarded-For": clients[n][0]},
-                                        allow_redirects=False, timeout=30)
+        responses[n] = sessions[n].post(
+            base + path, data=forms[n], headers={"X-Forwarded-For": clients[n][0]}, allow_redirects=False, timeout=30
+        )
 
     threads = [threading.Thread(target=post, args=(n,)) for n in range(len(clients))]
     for thread in threads:

@@ -23,7 +23,7 @@ def app_with(env, **overrides):  # type: ignore[no-untyped-def]
 def test_tampered_tokens_are_404s_that_name_nothing(app, path):
     for i in range(1, len(path)):
         swapped = "A" if path[i].upper() != "A" else "B"
-        response = browser(app, ip=f"198.51.100.{i}").get(path[:i] + swapped + path[i + 1:])
+        response = browser(app, ip=f"198.51.100.{i}").get(path[:i] + swapped + path[i + 1 :])
         assert response.status_code == 404, i
         assert not any(name in response.text for name in NAMES)
 
@@ -72,8 +72,10 @@ def test_guessing_tokens_gets_an_address_blocked(app, station, clock):
 
 
 def test_leaked_poster_flood_stops_at_fifty_join_starts_an_hour(app, path, sms):
-    codes = [submit(browser(app, ip=f"203.0.{n // 200}.{n % 200 + 1}"), path, phone=spread_phone(n + 1)).status_code
-             for n in range(51)]
+    codes = [
+        submit(browser(app, ip=f"203.0.{n // 200}.{n % 200 + 1}"), path, phone=spread_phone(n + 1)).status_code
+        for n in range(51)
+    ]
     assert codes == [303] * 50 + [429]
     assert len(attempts_of(app)) == 50 and len(sms.sent) == 50
 

@@ -44,8 +44,9 @@ def test_any_input_is_a_chinese_mobile_in_e164_or_refused(raw):
 
 
 SIGNER = QrSigner(["property-key-" + "k" * 40, "older-key-" + "o" * 40], max_age_days=365)
-places = st.tuples(st.sampled_from(list(PlaceKind)), st.integers(1, MAX_ID), st.integers(1, 10_000),
-                   st.integers(0, MAX_DAY - 400))
+places = st.tuples(
+    st.sampled_from(list(PlaceKind)), st.integers(1, MAX_ID), st.integers(1, 10_000), st.integers(0, MAX_DAY - 400)
+)
 BASE32 = string.ascii_uppercase + "234567"
 
 
@@ -67,7 +68,7 @@ def test_every_one_character_change_is_rejected(place, position, replacement):
     issued = EPOCH + timedelta(days=day)
     token = SIGNER.dumps(kind, place_id, version, issued)
     assume(token[position] != replacement)
-    changed = token[:position] + replacement + token[position + 1:]
+    changed = token[:position] + replacement + token[position + 1 :]
     try:
         SIGNER.loads(changed, issued + timedelta(days=1))
     except TokenInvalid:
@@ -142,8 +143,16 @@ class CodeMachine(RuleBasedStateMachine):
         expired = self.attempt.code_expires_at is None or self.now() >= self.attempt.code_expires_at
         tries_before = self.attempt.code_tries
         try:
-            verification.check_guarded(self.attempt, code, guard=self.guard, phone="+8617000000001",
-                                       gateway=self.gateway, key=KEY, now=self.now(), max_tries=MAX_TRIES)
+            verification.check_guarded(
+                self.attempt,
+                code,
+                guard=self.guard,
+                phone="+8617000000001",
+                gateway=self.gateway,
+                key=KEY,
+                now=self.now(),
+                max_tries=MAX_TRIES,
+            )
         except limits.PhoneLocked:
             if self.attempt.code_tries > tries_before:  # this very try was the tenth failure
                 self._failed()
@@ -175,8 +184,9 @@ class CodeMachine(RuleBasedStateMachine):
 
 
 TestCodeMachine = CodeMachine.TestCase
-TestCodeMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
-                                    suppress_health_check=[HealthCheck.too_slow])
+TestCodeMachine.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def test_today_is_inside_the_token_range():

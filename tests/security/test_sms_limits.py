@@ -21,20 +21,24 @@ def app_with(env: dict[str, str], **overrides: str) -> Flask:
 
 
 def test_prefix_sweep_stops_at_twenty_per_hour(app, path, sms):
-    outcomes = [submit(browser(app, ip=f"203.0.113.{i}"), path, phone=f"+86170123400{i:02d}").status_code
-                for i in range(25)]
+    outcomes = [
+        submit(browser(app, ip=f"203.0.113.{i}"), path, phone=f"+86170123400{i:02d}").status_code for i in range(25)
+    ]
     assert outcomes == [303] * 20 + [429] * 5
     assert len(sms.sent) == 20
 
 
-@pytest.mark.parametrize("phone", [
-    "+447012345678",  # UK personal numbering: redirects to anywhere, a pumping favourite
-    "+449098790000",  # UK premium rate
-    "+882167654321",  # international networks (satellite): no region at all
-    "+861012345678",  # Beijing landline
-    "+864008123456",  # China 400 number
-    "+8612012345678",  # an unallocated Chinese block
-])
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+447012345678",  # UK personal numbering: redirects to anywhere, a pumping favourite
+        "+449098790000",  # UK premium rate
+        "+882167654321",  # international networks (satellite): no region at all
+        "+861012345678",  # Beijing landline
+        "+864008123456",  # China 400 number
+        "+8612012345678",  # an unallocated Chinese block
+    ],
+)
 def test_other_regions_premium_and_unallocated_ranges_never_reach_the_provider(env, station, phone):
     app = app_with(env, ALLOWED_REGIONS="CN,GB")
     response = submit(browser(app), factories.join_path(app, station), phone=phone)
@@ -92,8 +96,9 @@ def test_per_ip_ten_an_hour_and_thirty_a_day(app, path, sms, clock):
 
 
 def test_ipv6_clients_are_counted_by_their_64(app, path, sms):
-    codes = [submit(browser(app, ip=f"2001:db8:1:2::{i:x}"), path, phone=spread_phone(i + 1)).status_code
-             for i in range(11)]
+    codes = [
+        submit(browser(app, ip=f"2001:db8:1:2::{i:x}"), path, phone=spread_phone(i + 1)).status_code for i in range(11)
+    ]
     assert codes == [303] * 10 + [429]
 
 
@@ -130,8 +135,9 @@ def test_global_budget_stops_sending_alerts_and_keeps_the_draft(env, station, ca
     app = app_with(env, SMS_DAILY_BUDGET="3")
     path = factories.join_path(app, station)
     with caplog.at_level(logging.CRITICAL, logger="scanjoin.alerts"):
-        codes = [submit(browser(app, ip=f"203.0.113.{n}"), path, phone=spread_phone(n)).status_code
-                 for n in range(1, 5)]
+        codes = [
+            submit(browser(app, ip=f"203.0.113.{n}"), path, phone=spread_phone(n)).status_code for n in range(1, 5)
+        ]
     assert codes == [303, 303, 303, 429]
     assert len(app.extensions["sms"].sent) == 3
     assert any(r.name == "scanjoin.alerts" and "budget" in r.getMessage() for r in caplog.records)
@@ -140,8 +146,12 @@ def test_global_budget_stops_sending_alerts_and_keeps_the_draft(env, station, ca
 
 def test_no_code_without_the_form_and_its_token(app, path, sms):
     client = browser(app)
-    assert client.post(path, data={"name": "x", "phone": factories.phone(1), "platform": "didi",
-                                   "consent": "y"}).status_code == 400
+    assert (
+        client.post(
+            path, data={"name": "x", "phone": factories.phone(1), "platform": "didi", "consent": "y"}
+        ).status_code
+        == 400
+    )
     assert client.post("/join/resend").status_code == 400, "no session, no token"
     submit(client, path)
     assert client.post("/join/resend").status_code == 400, "no CSRF token"

@@ -50,6 +50,7 @@ def test_same_origin_https_post_with_the_referer_our_policy_sends_is_accepted(en
 
 def _responses(app, path):  # type: ignore[no-untyped-def]
     """One response of every kind: page, redirect, 400, 403, 404, 410-ish, 413, 429, 500."""
+
     @app.get("/__boom")
     def boom():  # type: ignore[no-untyped-def]
         raise OperationalError("SELECT name_enc FROM member WHERE phone_index = ?", {}, Exception("locked"))
@@ -81,8 +82,16 @@ def test_security_headers_on_every_response_errors_included(app, path):
         assert headers["X-Content-Type-Options"] == "nosniff", kind
         assert headers["Referrer-Policy"] == "same-origin", kind
         assert headers["Cache-Control"] == "no-store", kind
-    assert seen == {"page": 200, "redirect": 302, "csrf": 400, "cross-site": 403, "not found": 404,
-                    "too large": 413, "error": 500, "too many": 429}
+    assert seen == {
+        "page": 200,
+        "redirect": 302,
+        "csrf": 400,
+        "cross-site": 403,
+        "not found": 404,
+        "too large": 413,
+        "error": 500,
+        "too many": 429,
+    }
 
 
 def test_no_hsts_over_plain_http_in_development(env, station):
@@ -120,12 +129,18 @@ def test_session_cookie_is_http_only_and_lax_in_development(app):
 
 
 def test_production_uses_a_host_only_secure_cookie(keys, tmp_path):
-    config = settings.load_config({
-        **keys, "APP_ENV": "production", "INSTANCE_PATH": str(tmp_path), "SMS_BACKEND": "twilio-verify",
-        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "t" * 32,
-        "TWILIO_VERIFY_SERVICE_SID": "VA" + "0" * 32,
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-    })
+    config = settings.load_config(
+        {
+            **keys,
+            "APP_ENV": "production",
+            "INSTANCE_PATH": str(tmp_path),
+            "SMS_BACKEND": "twilio-verify",
+            "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+            "TWILIO_AUTH_TOKEN": "t" * 32,
+            "TWILIO_VERIFY_SERVICE_SID": "VA" + "0" * 32,
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+        }
+    )
     assert config.SESSION_COOKIE_NAME == "__Host-session" and config.SESSION_COOKIE_SECURE is True
     assert config.SESSION_COOKIE_HTTPONLY is True and config.SESSION_COOKIE_SAMESITE == "Lax"
     assert config.DEBUG is False
@@ -133,11 +148,17 @@ def test_production_uses_a_host_only_secure_cookie(keys, tmp_path):
 
 def test_production_refuses_memory_rate_limit_storage(keys, tmp_path):
     with pytest.raises(settings.ConfigError, match="memory"):
-        settings.load_config({
-            **keys, "APP_ENV": "production", "INSTANCE_PATH": str(tmp_path), "SMS_BACKEND": "twilio-verify",
-            "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "t" * 32,
-            "TWILIO_VERIFY_SERVICE_SID": "VA" + "0" * 32,
-        })
+        settings.load_config(
+            {
+                **keys,
+                "APP_ENV": "production",
+                "INSTANCE_PATH": str(tmp_path),
+                "SMS_BACKEND": "twilio-verify",
+                "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+                "TWILIO_AUTH_TOKEN": "t" * 32,
+                "TWILIO_VERIFY_SERVICE_SID": "VA" + "0" * 32,
+            }
+        )
 
 
 def test_unknown_hosts_are_refused(env, station):

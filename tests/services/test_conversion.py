@@ -91,8 +91,7 @@ def test_an_alert_is_raised_once_per_window(app, db, caplog):
     db.commit()
     events = list(db.exec(select(AuditEvent).where(AuditEvent.action == conversion.ALERT_ACTION)))
     assert len(events) == 4 and {e.target_id for e in events} == {"all", "a" * 12}
-    assert events[0].details == {"sent": 25, "verified": 1, "window_seconds": 3600, "min_sends": 20,
-                                 "min_percent": 50}
+    assert events[0].details == {"sent": 25, "verified": 1, "window_seconds": 3600, "min_sends": 20, "min_percent": 50}
     lines = [r.getMessage() for r in caplog.records if r.name == "scanjoin.alerts"]
     assert len(lines) == 4 and all("25 codes sent, 1 verified" in line for line in lines)
     assert conversion.recent_alerts(db, now=utcnow() + timedelta(hours=1), within=timedelta(hours=1))

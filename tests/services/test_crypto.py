@@ -58,15 +58,18 @@ def _flip(token: str, position: int) -> str:
     return "g1." + base64.b64encode(bytes(raw)).decode()
 
 
-@pytest.mark.parametrize("damage", [
-    lambda t: _flip(t, -1),  # the tag
-    lambda t: _flip(t, 20),  # the ciphertext
-    lambda t: _flip(t, 8),  # the nonce: bound as associated data
-    lambda t: _flip(t, 0),  # the key id: names no configured key
-    lambda t: t[:-8],  # truncated
-    lambda t: "g1.!!",  # not base64
-    lambda t: "g1.",  # empty
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda t: _flip(t, -1),  # the tag
+        lambda t: _flip(t, 20),  # the ciphertext
+        lambda t: _flip(t, 8),  # the nonce: bound as associated data
+        lambda t: _flip(t, 0),  # the key id: names no configured key
+        lambda t: t[:-8],  # truncated
+        lambda t: "g1.!!",  # not base64
+        lambda t: "g1.",  # empty
+    ],
+)
 def test_a_damaged_token_is_refused(damage):
     cipher = PiiCipher([Fernet.generate_key().decode()], "k")
     token = cipher.encrypt("王小明")

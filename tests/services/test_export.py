@@ -90,8 +90,9 @@ def test_xlsx_has_text_not_formulas(db, pii, district):
     make_member(db, pii, district, 1, name="=cmd|' /C calc'!A0")
     db.commit()
     finished: list[tuple[int, bool]] = []
-    body = b"".join(export.xlsx_stream(db, pii, None, roster.RosterFilter(),
-                                       finish=lambda n, ok: finished.append((n, ok))))
+    body = b"".join(
+        export.xlsx_stream(db, pii, None, roster.RosterFilter(), finish=lambda n, ok: finished.append((n, ok)))
+    )
     sheet = load_workbook(io.BytesIO(body))["members"]
     cell = sheet.cell(row=2, column=2)
     assert cell.data_type == "s" and cell.value == "'=cmd|' /C calc'!A0"

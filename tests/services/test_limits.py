@@ -139,7 +139,7 @@ def _timers_started(storage, monkeypatch) -> int:  # type: ignore[no-untyped-def
     monkeypatch.setattr(memory_module.threading, "Timer", counting_timer)
     strategy = MovingWindowRateLimiter(storage)
     item = limits.parse("1000 per minute")
-    for batch in range(6):
+    for _batch in range(6):
         for n in range(20):
             strategy.hit(item, "k", str(n))
         time.sleep(0.012)
@@ -166,7 +166,10 @@ def test_in_process_stores_are_named():
 
 def test_many_at_once_reads_and_counts_as_one_at_a_time(strategy):
     g, tag = guard(strategy), secrets.token_hex(4)
-    small, big = limits.Rule(f"small-{tag}", limits.parse("2 per minute")), limits.Rule(f"big-{tag}", limits.parse("50 per hour"))
+    small, big = (
+        limits.Rule(f"small-{tag}", limits.parse("2 per minute")),
+        limits.Rule(f"big-{tag}", limits.parse("50 per hour")),
+    )
     checks = [(small, "a"), (big, "a"), (big, "b")]
     assert g.used_many(checks) == [0, 0, 0]
     assert g.count_many(checks) == [True, True, True]

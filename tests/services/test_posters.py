@@ -36,8 +36,10 @@ def open_kit_or_skip(app) -> posters.Kit:
 @pytest.fixture
 def district_places(db):
     district = factories.district(db)
-    stations = [factories.workplace(db, district, "PD-ZJ01", "张江美团骑手站"),
-                factories.workplace(db, district, "PD-YZ01", "陆家嘴户外劳动者驿站")]
+    stations = [
+        factories.workplace(db, district, "PD-ZJ01", "张江美团骑手站"),
+        factories.workplace(db, district, "PD-YZ01", "陆家嘴户外劳动者驿站"),
+    ]
     db.commit()
     return [district, *stations]
 
@@ -149,8 +151,9 @@ def test_the_quiet_zone_is_white_and_whole(name, db, kit, district_places):
 
 
 def _changed_box(template, base, other, fonts):
-    diff = ImageChops.difference(posters.render(template, base, fonts).convert("L"),
-                                 posters.render(template, other, fonts).convert("L"))
+    diff = ImageChops.difference(
+        posters.render(template, base, fonts).convert("L"), posters.render(template, other, fonts).convert("L")
+    )
     return diff.getbbox()
 
 
@@ -164,8 +167,12 @@ def _block_px(template, block):
 def test_each_field_is_printed_in_its_block(name, field, db, kit, district_places):
     template = kit.template(name)
     base = replace(kit.data(db, district_places[1]), union_name="浦东新区快递行业工会")
-    changes = {"expires": date(2031, 7, 9), "url": base.url.replace("join", "jain"),
-               "union_name": "静安区总工会", "place_name": "曹家渡饿了么站"}
+    changes = {
+        "expires": date(2031, 7, 9),
+        "url": base.url.replace("join", "jain"),
+        "union_name": "静安区总工会",
+        "place_name": "曹家渡饿了么站",
+    }
     box = _changed_box(template, base, replace(base, **{field: changes[field]}), kit.fonts)
     assert box is not None, f"{field} is not printed on {name}"
     blocks = [_block_px(template, b) for b in template.blocks if "{" + field + "}" in b.text]
@@ -239,8 +246,14 @@ def test_poster_font_setting_must_be_a_font_with_chinese(tmp_path):
         poster_fonts.find_fonts(str(not_a_font))
     with pytest.raises(poster_fonts.PosterFontError, match="not a file"):
         poster_fonts.find_fonts(str(tmp_path / "missing.ttf"))
-    latin = [p for p in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                         "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf") if Path(p).is_file()]
+    latin = [
+        p
+        for p in (
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+        )
+        if Path(p).is_file()
+    ]
     if not latin:
         pytest.skip("no Latin-only font on this machine to try")
     with pytest.raises(poster_fonts.PosterFontError, match="no Chinese glyphs.*fonts-noto-cjk"):
@@ -259,8 +272,9 @@ def test_a_logo_fits_only_where_error_correction_leaves_room(tmp_path, db, kit, 
     logo = tmp_path / "logo.png"
     Image.new("RGB", (64, 64), "#b22222").save(logo)
     source = (ROOT / "qr_templates" / "a6-card.toml").read_text(encoding="utf-8")
-    (tmp_path / "card.toml").write_text(source.replace('ecc = "Q"', 'ecc = "Q"\nlogo = "logo.png"\nlogo_share = 0.06'),
-                                        encoding="utf-8")
+    (tmp_path / "card.toml").write_text(
+        source.replace('ecc = "Q"', 'ecc = "Q"\nlogo = "logo.png"\nlogo_share = 0.06'), encoding="utf-8"
+    )
     template = load_all(tmp_path)["a6-card"]
     data = kit.data(db, district_places[1])
     image = posters.render(template, data, kit.fonts)
@@ -300,8 +314,9 @@ def test_pdf_layers_cover_everything_that_differs_between_places(name, db, kit, 
     long_name = "上海市浦东新区张江高科技园区美团外卖众包骑手第三服务站" * 2
     one = replace(kit.data(db, district_places[1]), place_name=long_name)
     other = replace(kit.data(db, district_places[0]), union_name="静安区总工会", expires=date(2031, 1, 1))
-    diff = ImageChops.difference(posters.render(template, one, kit.fonts).convert("L"),
-                                 posters.render(template, other, kit.fonts).convert("L"))
+    diff = ImageChops.difference(
+        posters.render(template, one, kit.fonts).convert("L"), posters.render(template, other, kit.fonts).convert("L")
+    )
     assert diff.getbbox() is not None
     for box in posters._changing_boxes(template):
         diff.paste(0, box)

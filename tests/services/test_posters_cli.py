@@ -18,8 +18,10 @@ def _font(app) -> None:
 @pytest.fixture
 def seeded(db):
     district = factories.district(db)
-    stations = [factories.workplace(db, district, "PD-ZJ01", "张江美团骑手站"),
-                factories.workplace(db, district, "PD-YZ01", "陆家嘴户外劳动者驿站")]
+    stations = [
+        factories.workplace(db, district, "PD-ZJ01", "张江美团骑手站"),
+        factories.workplace(db, district, "PD-YZ01", "陆家嘴户外劳动者驿站"),
+    ]
     other = factories.district(db, "JA", "静安区总工会")
     db.commit()
     return [district, *stations], other
@@ -38,8 +40,9 @@ def test_templates_prints_name_then_size_and_nothing_else(app):
 def test_district_pdf_has_one_scannable_page_per_place(app, seeded, tmp_path):
     district_places, other = seeded
     out = tmp_path / "district.pdf"
-    result = app.test_cli_runner().invoke(args=["posters", "render", "--district", "PD", "--template", "a4",
-                                                "-o", str(out)])
+    result = app.test_cli_runner().invoke(
+        args=["posters", "render", "--district", "PD", "--template", "a4", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout == ""  # the progress bar and the summary go to stderr
     assert "rendering" in result.stderr and "3 page(s)" in result.stderr
@@ -54,8 +57,9 @@ def test_district_pdf_has_one_scannable_page_per_place(app, seeded, tmp_path):
 def test_png_for_one_place(app, seeded, tmp_path):
     district_places, _other = seeded
     out = tmp_path / "station.png"
-    result = app.test_cli_runner().invoke(args=["posters", "render", "PD-YZ01", "--template", "sticker-60",
-                                                "-o", str(out)])
+    result = app.test_cli_runner().invoke(
+        args=["posters", "render", "PD-YZ01", "--template", "sticker-60", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     image = Image.open(out)
     assert image.size == (709, 709)
@@ -65,22 +69,26 @@ def test_png_for_one_place(app, seeded, tmp_path):
 def test_codes_list_makes_a_pdf_in_the_order_given(app, seeded, tmp_path):
     district_places, other = seeded
     out = tmp_path / "two.pdf"
-    result = app.test_cli_runner().invoke(args=["posters", "render", "JA", "PD-ZJ01", "--template", "a6-card",
-                                                "-o", str(out)])
+    result = app.test_cli_runner().invoke(
+        args=["posters", "render", "JA", "PD-ZJ01", "--template", "a6-card", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     pages = pdf_pages(out.read_bytes(), dpi=150)
     for image, place in zip(pages, [other, district_places[1]], strict=True):
         assert_scans(image, payload(app, place))
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["PD-ZJ01", "PD-YZ01", "--template", "a4", "-o", "x.png"], 2, "a PNG holds one place, not 2"),
-    (["PD-ZJ01", "--template", "poster", "-o", "x.pdf"], 2, "no template 'poster'"),
-    (["NOPE", "--template", "a4", "-o", "x.pdf"], 1, "no place with code NOPE"),
-    (["--district", "NOPE", "--template", "a4", "-o", "x.pdf"], 1, "no place with code NOPE"),
-    (["PD", "--template", "a4", "-o", "x.svg"], 2, "must end in .pdf or .png"),
-    (["--template", "a4", "-o", "x.pdf"], 2, "at least one place"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["PD-ZJ01", "PD-YZ01", "--template", "a4", "-o", "x.png"], 2, "a PNG holds one place, not 2"),
+        (["PD-ZJ01", "--template", "poster", "-o", "x.pdf"], 2, "no template 'poster'"),
+        (["NOPE", "--template", "a4", "-o", "x.pdf"], 1, "no place with code NOPE"),
+        (["--district", "NOPE", "--template", "a4", "-o", "x.pdf"], 1, "no place with code NOPE"),
+        (["PD", "--template", "a4", "-o", "x.svg"], 2, "must end in .pdf or .png"),
+        (["--template", "a4", "-o", "x.pdf"], 2, "at least one place"),
+    ],
+)
 def test_render_refuses_what_it_cannot_do(app, seeded, tmp_path, monkeypatch, args, code, message):
     out = tmp_path / "out"
     out.mkdir()

@@ -45,22 +45,25 @@ def test_a_good_minimal_template_gets_defaults(tmp_path):
     assert template.blocks[0].max_lines == 1 and template.blocks[0].min_size_pt == 7
 
 
-@pytest.mark.parametrize(("change", "field", "problem"), [
-    (("size_mm = 60", ""), "qr.size_mm", "missing"),
-    (("size_mm = 60", 'size_mm = "big"'), "qr.size_mm", "must be a number"),
-    (("size_mm = 60", "size_mm = 200"), "qr.x_mm", "runs off the page"),
-    (("[qr]", "[qr]\nquiet_zone = 2"), "qr.quiet_zone", "between 4 and 20"),
-    (("[qr]", '[qr]\necc = "X"'), "qr.ecc", "must be one of L, M, Q, H"),
-    (("[qr]", '[qr]\ncolor = "black"'), "qr.color", "must be a colour"),
-    (("{place_name}", "{place}"), "text[0].text", "unknown field {place}"),
-    (("size_pt = 14", "size_pt = 14\nweight = \"heavy\""), "text[0].weight", "must be one of regular, bold"),
-    (("w_mm = 95", "w_mm = 195"), "text[0].w_mm", "between 1 and 105"),
-    (("[page]", "[paper]"), "page", "missing table"),
-    (('name = "card"', 'name = "Card 1"'), "name", "lower-case"),
-    (("[[text]]", "[[texts]]"), "text", "at least one"),
-    (("[qr]", "[qr]\nlogo = \"missing.png\""), "qr.logo", "no such file"),
-    (("x_mm = 20", "x_mm = 20 x"), "(file)", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        (("size_mm = 60", ""), "qr.size_mm", "missing"),
+        (("size_mm = 60", 'size_mm = "big"'), "qr.size_mm", "must be a number"),
+        (("size_mm = 60", "size_mm = 200"), "qr.x_mm", "runs off the page"),
+        (("[qr]", "[qr]\nquiet_zone = 2"), "qr.quiet_zone", "between 4 and 20"),
+        (("[qr]", '[qr]\necc = "X"'), "qr.ecc", "must be one of L, M, Q, H"),
+        (("[qr]", '[qr]\ncolor = "black"'), "qr.color", "must be a colour"),
+        (("{place_name}", "{place}"), "text[0].text", "unknown field {place}"),
+        (("size_pt = 14", 'size_pt = 14\nweight = "heavy"'), "text[0].weight", "must be one of regular, bold"),
+        (("w_mm = 95", "w_mm = 195"), "text[0].w_mm", "between 1 and 105"),
+        (("[page]", "[paper]"), "page", "missing table"),
+        (('name = "card"', 'name = "Card 1"'), "name", "lower-case"),
+        (("[[text]]", "[[texts]]"), "text", "at least one"),
+        (("[qr]", '[qr]\nlogo = "missing.png"'), "qr.logo", "no such file"),
+        (("x_mm = 20", "x_mm = 20 x"), "(file)", "not valid TOML"),
+    ],
+)
 def test_a_malformed_template_names_file_and_field(tmp_path, change, field, problem):
     path = tmp_path / "broken.toml"
     path.write_text(GOOD.replace(*change, 1), encoding="utf-8")

@@ -13,21 +13,43 @@ from tests import factories
 
 def attempt(db, district, n: int, *, age: timedelta, verified: bool = False) -> JoinAttempt:  # type: ignore[no-untyped-def]
     now = utcnow()
-    row = JoinAttempt(id=f"{n:032x}", form_key=f"key-{n}", district_id=district.id, source_kind=PlaceKind.district,
-                      source_qr_version=1, name_enc="x", phone_enc="x", phone_index=f"{n:064x}",
-                      platform=Platform.didi, consent_version="v", consent_at=now - age, created_at=now - age,
-                      verified_at=(now - age) if verified else None)
+    row = JoinAttempt(
+        id=f"{n:032x}",
+        form_key=f"key-{n}",
+        district_id=district.id,
+        source_kind=PlaceKind.district,
+        source_qr_version=1,
+        name_enc="x",
+        phone_enc="x",
+        phone_index=f"{n:064x}",
+        platform=Platform.didi,
+        consent_version="v",
+        consent_at=now - age,
+        created_at=now - age,
+        verified_at=(now - age) if verified else None,
+    )
     db.add(row)
     return row
 
 
 def member(db, district, n: int, status: MemberStatus, decided_ago: timedelta | None) -> Member:  # type: ignore[no-untyped-def]
     now = utcnow()
-    row = Member(district_id=district.id, name_enc="x", phone_enc="x", phone_index=f"m{n:063x}",
-                 phone_last4_index="y", platform=Platform.didi, status=status, consent_version="v",
-                 consent_at=now - timedelta(days=90), source_kind=PlaceKind.district, source_qr_version=1,
-                 created_at=now - timedelta(days=90), verified_at=now - timedelta(days=90),
-                 decided_at=(now - decided_ago) if decided_ago else None)
+    row = Member(
+        district_id=district.id,
+        name_enc="x",
+        phone_enc="x",
+        phone_index=f"m{n:063x}",
+        phone_last4_index="y",
+        platform=Platform.didi,
+        status=status,
+        consent_version="v",
+        consent_at=now - timedelta(days=90),
+        source_kind=PlaceKind.district,
+        source_qr_version=1,
+        created_at=now - timedelta(days=90),
+        verified_at=now - timedelta(days=90),
+        decided_at=(now - decided_ago) if decided_ago else None,
+    )
     db.add(row)
     return row
 

@@ -14,17 +14,35 @@ from app.services.phones import last4
 from tests import factories
 
 
-def make_member(db: Session, pii, district: District, n: int, *, name: str = "王小明", workplace=None,  # type: ignore[no-untyped-def]
-                platform: Platform = Platform.meituan, status: MemberStatus = MemberStatus.pending,
-                age_days: float = 0) -> Member:
+def make_member(
+    db: Session,
+    pii,
+    district: District,
+    n: int,
+    *,
+    name: str = "王小明",
+    workplace=None,  # type: ignore[no-untyped-def]
+    platform: Platform = Platform.meituan,
+    status: MemberStatus = MemberStatus.pending,
+    age_days: float = 0,
+) -> Member:
     phone = factories.phone(n)
     at = utcnow() - timedelta(days=age_days)
     member = Member(
-        district_id=district.id, workplace_id=workplace.id if workplace else None,
-        name_enc=pii.encrypt(name), phone_enc=pii.encrypt(phone), phone_index=pii.index(phone),
-        phone_last4_index=pii.index(last4(phone), purpose="last4"), platform=platform, status=status,
-        consent_version="test", consent_at=at, source_kind=PlaceKind.district, source_qr_version=1,
-        created_at=at, verified_at=at,
+        district_id=district.id,
+        workplace_id=workplace.id if workplace else None,
+        name_enc=pii.encrypt(name),
+        phone_enc=pii.encrypt(phone),
+        phone_index=pii.index(phone),
+        phone_last4_index=pii.index(last4(phone), purpose="last4"),
+        platform=platform,
+        status=status,
+        consent_version="test",
+        consent_at=at,
+        source_kind=PlaceKind.district,
+        source_qr_version=1,
+        created_at=at,
+        verified_at=at,
     )
     db.add(member)
     db.flush()
@@ -62,7 +80,9 @@ def test_scope_is_in_the_query(db, pii, places):
     with pytest.raises(roster.MemberNotFound):
         roster.get_member(db, pii, [pd.id], theirs.id)
     assert {v.id for v in roster.list_members(db, pii, None, roster.RosterFilter(), cursor=None, limit=50).items} == {
-        mine.id, theirs.id}
+        mine.id,
+        theirs.id,
+    }
     assert roster.list_members(db, pii, [], roster.RosterFilter(), cursor=None, limit=50).items == []
 
 
@@ -85,7 +105,10 @@ def test_filters_by_status_platform_workplace_name_and_last_four(db, pii, places
     assert roster.counts(db, None, roster.RosterFilter(q="李"), pii=pii) == {"pending": 1, "approved": 0, "rejected": 0}
     assert roster.counts(db, None, roster.RosterFilter()) == {"pending": 1, "approved": 1, "rejected": 0}
     assert roster.counts(db, None, roster.RosterFilter(workplace=station.code)) == {
-        "pending": 1, "approved": 0, "rejected": 0}
+        "pending": 1,
+        "approved": 0,
+        "rejected": 0,
+    }
     assert roster.counts(db, None, roster.RosterFilter(district="PD")) == {"pending": 1, "approved": 1, "rejected": 0}
     assert roster.counts(db, None, roster.RosterFilter(district="XH")) == {"pending": 0, "approved": 0, "rejected": 0}
 

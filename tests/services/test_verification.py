@@ -41,8 +41,9 @@ def issue(row: JoinAttempt) -> str:
 
 
 def check(row: JoinAttempt, code: str, guard: limits.Limits) -> None:
-    verification.check_guarded(row, code, guard=guard, phone=PHONE, gateway=MemoryGateway(), key=KEY,
-                               now=datetime.now(UTC), max_tries=5)
+    verification.check_guarded(
+        row, code, guard=guard, phone=PHONE, gateway=MemoryGateway(), key=KEY, now=datetime.now(UTC), max_tries=5
+    )
 
 
 def test_code_is_six_random_digits_kept_only_as_an_hmac():

@@ -48,17 +48,33 @@ def call(client, method: str, path: str, token: str | None = None, **kwargs):  #
     return response
 
 
-def make_member(db: Session, pii, district: District, n: int, *, name: str = "王小明",  # type: ignore[no-untyped-def]
-                workplace: Workplace | None = None, platform: Platform = Platform.meituan,
-                age_days: float = 0) -> Member:
+def make_member(
+    db: Session,
+    pii,
+    district: District,
+    n: int,
+    *,
+    name: str = "王小明",  # type: ignore[no-untyped-def]
+    workplace: Workplace | None = None,
+    platform: Platform = Platform.meituan,
+    age_days: float = 0,
+) -> Member:
     phone = factories.phone(n)
     at = utcnow() - timedelta(days=age_days)
     member = Member(
-        district_id=district.id or 0, workplace_id=workplace.id if workplace else None,
-        name_enc=pii.encrypt(name), phone_enc=pii.encrypt(phone), phone_index=pii.index(phone),
-        phone_last4_index=pii.index(last4(phone), purpose="last4"), platform=platform,
-        consent_version="test", consent_at=at, source_kind=PlaceKind.district, source_qr_version=1,
-        created_at=at, verified_at=at,
+        district_id=district.id or 0,
+        workplace_id=workplace.id if workplace else None,
+        name_enc=pii.encrypt(name),
+        phone_enc=pii.encrypt(phone),
+        phone_index=pii.index(phone),
+        phone_last4_index=pii.index(last4(phone), purpose="last4"),
+        platform=platform,
+        consent_version="test",
+        consent_at=at,
+        source_kind=PlaceKind.district,
+        source_qr_version=1,
+        created_at=at,
+        verified_at=at,
     )
     db.add(member)
     db.flush()
@@ -142,10 +158,17 @@ def test_member_fields(client, world):
     assert body["member_number"] is None and body["decided_at"] is None and body["created_at"]
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("status=pending", [3, 2, 1]), ("platform=eleme", [2]), ("workplace=PD-ZJ01", [1]), ("q=李", [2]),
-    (f"q={factories.phone(3)[-4:]}", [3]), ("status=approved", []),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("status=pending", [3, 2, 1]),
+        ("platform=eleme", [2]),
+        ("workplace=PD-ZJ01", [1]),
+        ("q=李", [2]),
+        (f"q={factories.phone(3)[-4:]}", [3]),
+        ("status=approved", []),
+    ],
+)
 def test_filters(client, world, query, expected):
     response = call(client, "GET", f"/members?{query}", world.tokens["official"])
     assert [item["id"] for item in response.json["items"]] == [world.mine[n - 1].id for n in expected]
@@ -157,8 +180,10 @@ def test_since_filter(client, world):
     assert [item["id"] for item in response.json["items"]] == [world.mine[2].id]
 
 
-@pytest.mark.parametrize("query", ["status=maybe", "platform=x", "limit=0", "limit=201", "limit=a", "cursor=%%%",
-                                   "since=yesterday", "sort=decided"])
+@pytest.mark.parametrize(
+    "query",
+    ["status=maybe", "platform=x", "limit=0", "limit=201", "limit=a", "cursor=%%%", "since=yesterday", "sort=decided"],
+)
 def test_bad_query_is_400_json(client, world, query):
     response = call(client, "GET", f"/members?{query}", world.tokens["official"])
     assert response.status_code == 400 and response.json["message"]
@@ -200,8 +225,12 @@ def test_reject_needs_a_reason(client, world):
 
 def test_organizer_gets_no_member_data(client, world):
     token = world.tokens["organizer"]
-    for method, path in [("GET", "/members"), ("GET", f"/members/{world.mine[0].id}"),
-                         ("POST", f"/members/{world.mine[0].id}/approve"), ("GET", "/members/export")]:
+    for method, path in [
+        ("GET", "/members"),
+        ("GET", f"/members/{world.mine[0].id}"),
+        ("POST", f"/members/{world.mine[0].id}/approve"),
+        ("GET", "/members/export"),
+    ]:
         assert call(client, method, path, token).status_code == 403
 
 
@@ -252,9 +281,15 @@ def test_admin_creates_a_district_and_bad_places_are_422(client, world):
     token = world.tokens["admin"]
     response = call(client, "POST", "/places", token, json={"district_code": "JA", "district_name": "静安"})
     assert response.status_code == 201 and response.json["kind"] == "district"
-    for body in [{"district_code": "NEW"}, {"district_code": "a b"}, {"district_code": "PD", "kind": "moon"},
-                 {"district_code": "PD", "workplace_code": "W1"}, {"district_code": "PD", "extra": "x"},
-                 {"district_code": 5}, {"district_code": "PD", "workplace_code": "XH", "workplace_name": "clash"}]:
+    for body in [
+        {"district_code": "NEW"},
+        {"district_code": "a b"},
+        {"district_code": "PD", "kind": "moon"},
+        {"district_code": "PD", "workplace_code": "W1"},
+        {"district_code": "PD", "extra": "x"},
+        {"district_code": 5},
+        {"district_code": "PD", "workplace_code": "XH", "workplace_name": "clash"},
+    ]:
         assert call(client, "POST", "/places", token, json=body).status_code == 422, body
 
 

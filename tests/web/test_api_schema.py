@@ -16,8 +16,12 @@ EXAMPLES = 25
 # Which checks hold for this API. `positive_data_acceptance` is left out: a schema-valid request may
 # still name a district or cursor that does not exist (404 / 400 / 422 by design).
 CHECKS = [
-    checks.status_code_conformance, checks.content_type_conformance, checks.response_schema_conformance,
-    checks.response_headers_conformance, checks.negative_data_rejection, checks.ignored_auth,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+    checks.response_headers_conformance,
+    checks.negative_data_rejection,
+    checks.ignored_auth,
 ]
 
 
@@ -36,8 +40,9 @@ def fuzz(operation, token: str, mode: GenerationMode) -> None:  # type: ignore[n
     strategy = operation.as_strategy(generation_mode=mode, headers={"Authorization": f"Bearer {token}"})
 
     @given(case=strategy)
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     def run(case) -> None:  # type: ignore[no-untyped-def]
         response = case.call()
         assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code}"
@@ -62,8 +67,9 @@ def test_fuzz_without_a_valid_token_is_always_401(app, db, world: World):  # noq
         strategy = operation.as_strategy(headers={"Authorization": f"Bearer {world.tokens['admin']}"})
 
         @given(case=strategy)
-        @settings(max_examples=10, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=10, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+        )
         def run(case) -> None:  # type: ignore[no-untyped-def]
             assert case.call().status_code == 401
 

@@ -22,8 +22,9 @@ PASSWORD = "a long enough passphrase"
 @pytest.fixture
 def official(app, db):  # type: ignore[no-untyped-def]
     district = factories.district(db)
-    user = users.create(db, "official@example.org", role=Role.official, password=PASSWORD,
-                        district_codes=[district.code])
+    user = users.create(
+        db, "official@example.org", role=Role.official, password=PASSWORD, district_codes=[district.code]
+    )
     conftest.enrol(app, db, user)
     return user
 
@@ -65,8 +66,11 @@ def test_sign_in_lands_on_home_and_bad_password_is_422(client, db, official):
 def test_next_must_stay_on_this_site(client, official):
     assert sign_in(client, next_="?next=//evil.example/x").headers["Location"].endswith("/home")
     client.post("/logout", data=hidden_fields(client.get("/home").text))
-    assert sign_in(client, next_="?next=/roster/%3Fstatus%3Dpending").headers["Location"].endswith(
-        "/roster/?status=pending")
+    assert (
+        sign_in(client, next_="?next=/roster/%3Fstatus%3Dpending")
+        .headers["Location"]
+        .endswith("/roster/?status=pending")
+    )
 
 
 def test_session_is_renewed_on_sign_in(client, app, official):
@@ -188,11 +192,13 @@ def test_role_denial_is_403_and_logged_without_personal_data(app: Flask, db, cap
 
 def test_cli_create_refuses_a_short_or_common_password(app, db):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["users", "create", "a@example.org", "--role", "admin", "--password-stdin"],
-                           input="short\n")
+    result = runner.invoke(
+        args=["users", "create", "a@example.org", "--role", "admin", "--password-stdin"], input="short\n"
+    )
     assert result.exit_code != 0 and "15" in result.output
-    result = runner.invoke(args=["users", "create", "a@example.org", "--role", "admin", "--password-stdin"],
-                           input="yfdbufnjh10305070\n")
+    result = runner.invoke(
+        args=["users", "create", "a@example.org", "--role", "admin", "--password-stdin"], input="yfdbufnjh10305070\n"
+    )
     assert result.exit_code != 0 and "common" in result.output
     result = runner.invoke(args=["users", "create", "a@example.org", "--role", "admin"])
     assert result.exit_code == 0 and "password (shown once)" in result.output
@@ -241,10 +247,15 @@ def test_change_password_ends_other_sessions_only(client, app, official):
     assert login(client, password="a brand new passphrase").status_code == 302
 
 
-@pytest.mark.parametrize("current, new", [
-    ("not the current one", "a brand new passphrase"), (PASSWORD, "too short"), (PASSWORD, "yfdbufnjh10305070"),
-    (PASSWORD, "official@example.org"),
-])
+@pytest.mark.parametrize(
+    "current, new",
+    [
+        ("not the current one", "a brand new passphrase"),
+        (PASSWORD, "too short"),
+        (PASSWORD, "yfdbufnjh10305070"),
+        (PASSWORD, "official@example.org"),
+    ],
+)
 def test_change_password_refusals(client, official, current, new):
     sign_in(client)
     response = change(client, current, new)

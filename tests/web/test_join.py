@@ -25,8 +25,14 @@ FOREIGN_MOBILE = phonenumbers.format_number(
 def submit(client, path: str, **overrides: str):  # type: ignore[no-untyped-def]
     page = client.get(path)
     assert page.status_code == 200
-    data = {**hidden_fields(page.text), "name": "王小明", "phone": factories.phone(1)[3:], "platform": "meituan",
-            "consent": "y", **overrides}
+    data = {
+        **hidden_fields(page.text),
+        "name": "王小明",
+        "phone": factories.phone(1)[3:],
+        "platform": "meituan",
+        "consent": "y",
+        **overrides,
+    }
     return client.post(path, data={k: v for k, v in data.items() if v is not None})
 
 
@@ -165,7 +171,13 @@ def test_bad_input_gets_the_form_back_with_a_message(client, path, sms, db, over
 
 def test_double_tap_sends_one_sms_and_keeps_one_draft(client, path, sms, db):
     page = client.get(path)
-    data = {**hidden_fields(page.text), "name": "王小明", "phone": factories.phone(1), "platform": "didi", "consent": "y"}
+    data = {
+        **hidden_fields(page.text),
+        "name": "王小明",
+        "phone": factories.phone(1),
+        "platform": "didi",
+        "consent": "y",
+    }
     first = client.post(path, data=data)
     second = client.post(path, data=data)
     assert first.status_code == second.status_code == 303

@@ -57,11 +57,18 @@ def test_index_lists_only_the_organizers_districts(client, db, world, kit):
     assert "<script" not in page.text
 
 
-@pytest.mark.parametrize("path", [
-    "/organizer/places/JA-CJD1", "/organizer/places/JA", "/organizer/places/JA-CJD1/a4/preview.png",
-    "/organizer/places/JA-CJD1/a4/poster.png", "/organizer/places/JA-CJD1/a4/poster.pdf",
-    "/organizer/districts/JA/posters.pdf?template=a4", "/organizer/places/NOPE",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/organizer/places/JA-CJD1",
+        "/organizer/places/JA",
+        "/organizer/places/JA-CJD1/a4/preview.png",
+        "/organizer/places/JA-CJD1/a4/poster.png",
+        "/organizer/places/JA-CJD1/a4/poster.pdf",
+        "/organizer/districts/JA/posters.pdf?template=a4",
+        "/organizer/places/NOPE",
+    ],
+)
 def test_another_districts_place_is_a_404(client, db, world, kit, path):
     sign_in(client, db)
     assert client.get(path).status_code == 404
@@ -191,7 +198,7 @@ def test_funnel_per_place_and_token_version(client, db, world, kit):
     assert table[2] == ["5", "1", "0", "0", "0%"]
     assert table[1] == ["9", "4", "3", "2", "22%"]
     index = client.get("/organizer/").text
-    station_row = index[index.index("张江美团骑手站"):].split("</tr>")[0]
+    station_row = index[index.index("张江美团骑手站") :].split("</tr>")[0]
     assert re.findall(r"<td>([^<]*)</td>", station_row)[-5:] == ["5", "1", "0", "0", "0%"]  # the current poster
 
 

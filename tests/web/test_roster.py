@@ -29,8 +29,13 @@ def places(db):  # type: ignore[no-untyped-def]
     return pd, xh
 
 
-def sign_in(client, db, email: str = "official@example.org", role: Role = Role.official,  # type: ignore[no-untyped-def]
-            districts: list[str] | None = ("PD",)) -> None:  # type: ignore[assignment]
+def sign_in(
+    client,
+    db,
+    email: str = "official@example.org",
+    role: Role = Role.official,  # type: ignore[no-untyped-def]
+    districts: list[str] | None = ("PD",),
+) -> None:  # type: ignore[assignment]
     conftest.make_staff(db, email, role, list(districts) if districts else None)
     conftest.sign_in(client, db, email)
 
@@ -79,9 +84,9 @@ def test_overdue_flag_follows_the_setting(client, db, pii, places, app):
     make_member(db, pii, pd, 1, age_days=16)
     db.commit()
     sign_in(client, db)
-    assert "class=\"overdue\"" in client.get("/roster/").text
+    assert 'class="overdue"' in client.get("/roster/").text
     app.config["ROSTER_OVERDUE_DAYS"] = 30
-    assert "class=\"overdue\"" not in client.get("/roster/").text
+    assert 'class="overdue"' not in client.get("/roster/").text
 
 
 def test_keyset_next_page_link(client, db, pii, places):
@@ -156,8 +161,11 @@ def test_bulk_gives_a_result_per_row(client, db, pii, places, sms):
     db.commit()
     sign_in(client, db)
     page = client.get("/roster/")
-    data = {"csrf_token": hidden_fields(page.text)["csrf_token"], "action": "approve",
-            "ids": [str(a.id), str(b.id), str(done.id), str(theirs.id)]}
+    data = {
+        "csrf_token": hidden_fields(page.text)["csrf_token"],
+        "action": "approve",
+        "ids": [str(a.id), str(b.id), str(done.id), str(theirs.id)],
+    }
     response = client.post("/roster/decide", data=data)
     assert response.status_code == 200
     assert response.text.count("result-approved") == 2
@@ -200,14 +208,14 @@ def test_the_bulk_forms_default_button_is_disabled(client, db, pii, places):
     db.commit()
     sign_in(client, db)
     page = client.get("/roster/").text
-    form = page[page.index('action="/roster/decide"'):]
+    form = page[page.index('action="/roster/decide"') :]
     first_button = re.search(r"<button[^>]*>", form).group(0)
     assert "disabled" in first_button and 'type="submit"' in first_button
 
 
 def test_csv_export_is_scoped_neutralised_and_audited(client, db, pii, places):
     pd, xh = places
-    make_member(db, pii, pd, 1, name="=HYPERLINK(\"http://x\")")
+    make_member(db, pii, pd, 1, name='=HYPERLINK("http://x")')
     make_member(db, pii, pd, 2, name="韩梅梅")
     make_member(db, pii, xh, 3, name="外区人")
     db.commit()
@@ -216,7 +224,7 @@ def test_csv_export_is_scoped_neutralised_and_audited(client, db, pii, places):
     assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
     names = sorted(row[1] for row in rows[1:])
-    assert names == ["'=HYPERLINK(\"http://x\")", "韩梅梅"]
+    assert names == ['\'=HYPERLINK("http://x")', "韩梅梅"]
     event = db.exec(select(AuditEvent).where(AuditEvent.action == "roster.export")).one()
     assert event.details["rows"] == 2 and event.details["format"] == "csv" and event.details["complete"]
     assert "韩梅梅" not in str(event.details)

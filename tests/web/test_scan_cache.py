@@ -43,7 +43,9 @@ def test_every_visitor_gets_their_own_csrf_token_and_form_key(app, path):
     assert len({f["form_key"] for f in fields}) == 3
     assert all("@@" not in page for page in pages), "a placeholder was left in the page"
     # Apart from those two values the pages are the same page.
-    blanked = {page.replace(f["csrf_token"], "").replace(f["form_key"], "") for page, f in zip(pages, fields, strict=True)}
+    blanked = {
+        page.replace(f["csrf_token"], "").replace(f["form_key"], "") for page, f in zip(pages, fields, strict=True)
+    }
     assert len(blanked) == 1
 
 

@@ -111,21 +111,35 @@ def test_wrong_codes_are_counted_on_the_server_across_new_checks(client, app, db
 
 def test_the_table_counts_failures_even_without_the_limiter_store(app, db):
     pii = app.extensions["pii"]
-    db.add(StatusCheck(id="a" * 32, phone_index=pii.index(factories.phone(1)), phone_enc="x", code_tries=10,
-                       created_at=utcnow()))
+    db.add(
+        StatusCheck(
+            id="a" * 32, phone_index=pii.index(factories.phone(1)), phone_enc="x", code_tries=10, created_at=utcnow()
+        )
+    )
     db.commit()
     with pytest.raises(status.TooManyChecks):
-        status.start(db, factories.phone(1), pii=pii, locale="zh", gateway=app.extensions["sms"], key="k",
-                     now=utcnow(), ttl=600)
-    status.start(db, factories.phone(2), pii=pii, locale="zh", gateway=app.extensions["sms"], key="k",
-                 now=utcnow(), ttl=600)
+        status.start(
+            db, factories.phone(1), pii=pii, locale="zh", gateway=app.extensions["sms"], key="k", now=utcnow(), ttl=600
+        )
+    status.start(
+        db, factories.phone(2), pii=pii, locale="zh", gateway=app.extensions["sms"], key="k", now=utcnow(), ttl=600
+    )
     with pytest.raises(status.TooManyChecks):  # the fifth code of the day for phone 2
         for _ in range(status.CHECKS_PER_DAY):
-            status.start(db, factories.phone(2), pii=pii, locale="zh", gateway=app.extensions["sms"], key="k",
-                         now=utcnow(), ttl=600)
+            status.start(
+                db,
+                factories.phone(2),
+                pii=pii,
+                locale="zh",
+                gateway=app.extensions["sms"],
+                key="k",
+                now=utcnow(),
+                ttl=600,
+            )
     later = utcnow() + timedelta(days=1, minutes=1)
-    status.start(db, factories.phone(1), pii=pii, locale="zh", gateway=app.extensions["sms"], key="k", now=later,
-                 ttl=600)
+    status.start(
+        db, factories.phone(1), pii=pii, locale="zh", gateway=app.extensions["sms"], key="k", now=later, ttl=600
+    )
 
 
 def test_send_limits_per_phone_are_shared_with_the_join_flow(client, app, sms, station):

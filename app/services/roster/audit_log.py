@@ -38,8 +38,12 @@ def list_audit(
 ) -> tuple[list[AuditRow], int | None]:
     """Newest first, keyset-paged by id; returns the rows and the id to continue before."""
     actor = aliased(User)
-    stmt = (select(AuditEvent, actor.email).outerjoin(actor, actor.id == AuditEvent.actor_id)
-            .order_by(AuditEvent.id.desc()).limit(limit + 1))  # type: ignore[union-attr]
+    stmt = (
+        select(AuditEvent, actor.email)
+        .outerjoin(actor, actor.id == AuditEvent.actor_id)
+        .order_by(AuditEvent.id.desc())
+        .limit(limit + 1)
+    )  # type: ignore[union-attr]
     conditions = [
         (flt.action, lambda v: AuditEvent.action.startswith(v)),  # type: ignore[attr-defined]
         (flt.actor, lambda v: actor.email == v.strip().lower()),
@@ -52,8 +56,10 @@ def list_audit(
     for value, clause in conditions:
         if value:
             stmt = stmt.where(clause(value))
-    rows = [AuditRow(e.id, e.at, email, e.action, e.target_type, e.target_id, e.details)
-            for e, email in session.execute(stmt)]
+    rows = [
+        AuditRow(e.id, e.at, email, e.action, e.target_type, e.target_id, e.details)
+        for e, email in session.execute(stmt)
+    ]
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more and rows else None)

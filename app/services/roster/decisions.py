@@ -22,14 +22,17 @@ MAX_REASON = 500
 
 
 def _decide(session: Session, scope: list[int] | None, member_id: int, values: dict[str, object]) -> Member:
-    stmt = (update(Member)
-            .where(Member.id == member_id, Member.status == MemberStatus.pending, *scope_clause(scope))
-            .values(**values)
-            .execution_options(synchronize_session=False))
+    stmt = (
+        update(Member)
+        .where(Member.id == member_id, Member.status == MemberStatus.pending, *scope_clause(scope))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
     if session.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
         return _fresh(session, member_id)
-    member = session.execute(select(Member).where(Member.id == member_id, *scope_clause(scope))
-                             .execution_options(populate_existing=True)).scalar_one_or_none()
+    member = session.execute(
+        select(Member).where(Member.id == member_id, *scope_clause(scope)).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
     if member is None:
         raise MemberNotFound()
     decider = session.get(User, member.decided_by_id) if member.decided_by_id else None
@@ -37,24 +40,45 @@ def _decide(session: Session, scope: list[int] | None, member_id: int, values: d
 
 
 def _fresh(session: Session, member_id: int) -> Member:
-    return session.execute(select(Member).where(Member.id == member_id)
-                           .execution_options(populate_existing=True)).scalar_one()
+    return session.execute(
+        select(Member).where(Member.id == member_id).execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def approve(session: Session, scope: list[int] | None, member_id: int, *, by: User, now: datetime) -> Member:
     """Approve a pending member exactly once and give them the district's next member number."""
-    member = _decide(session, scope, member_id, {
-        "status": MemberStatus.approved, "decided_at": now, "decided_by_id": by.id, "reject_reason": None,
-    })
+    member = _decide(
+        session,
+        scope,
+        member_id,
+        {
+            "status": MemberStatus.approved,
+            "decided_at": now,
+            "decided_by_id": by.id,
+            "reject_reason": None,
+        },
+    )
     seq = session.execute(
-        update(District).where(District.id == member.district_id)
-        .values(member_seq=District.member_seq + 1).returning(District.member_seq, District.code)
+        update(District)
+        .where(District.id == member.district_id)
+        .values(member_seq=District.member_seq + 1)
+        .returning(District.member_seq, District.code)
     ).one()
     number = member_number(seq[1], seq[0])
-    session.execute(update(Member).where(Member.id == member_id).values(member_number=number)
-                    .execution_options(synchronize_session=False))
-    audit.record(session, "member.approve", target_type="member", target_id=member_id, actor_id=by.id,
-                 district_id=member.district_id)
+    session.execute(
+        update(Member)
+        .where(Member.id == member_id)
+        .values(member_number=number)
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(
+        session,
+        "member.approve",
+        target_type="member",
+        target_id=member_id,
+        actor_id=by.id,
+        district_id=member.district_id,
+    )
     return _fresh(session, member_id)
 
 
@@ -62,17 +86,32 @@ def member_number(district_code: str, seq: int) -> str:
     return f"{district_code}-{seq:06d}"
 
 
-def reject(session: Session, scope: list[int] | None, member_id: int, *, by: User, reason: str,
-           now: datetime) -> Member:
+def reject(
+    session: Session, scope: list[int] | None, member_id: int, *, by: User, reason: str, now: datetime
+) -> Member:
     """Reject a pending member exactly once, with the reason the worker will read."""
     reason = (reason or "").strip()
     if not reason or len(reason) > MAX_REASON:
         raise ReasonRequired()
-    member = _decide(session, scope, member_id, {
-        "status": MemberStatus.rejected, "decided_at": now, "decided_by_id": by.id, "reject_reason": reason,
-    })
-    audit.record(session, "member.reject", target_type="member", target_id=member_id, actor_id=by.id,
-                 district_id=member.district_id)
+    member = _decide(
+        session,
+        scope,
+        member_id,
+        {
+            "status": MemberStatus.rejected,
+            "decided_at": now,
+            "decided_by_id": by.id,
+            "reject_reason": reason,
+        },
+    )
+    audit.record(
+        session,
+        "member.reject",
+        target_type="member",
+        target_id=member_id,
+        actor_id=by.id,
+        district_id=member.district_id,
+    )
     return member
 
 
@@ -85,8 +124,16 @@ class RowResult:
     at: datetime | None = None
 
 
-def decide_many(session: Session, scope: list[int] | None, member_ids: list[int], *, by: User, approve_all: bool,
-                reason: str = "", now: datetime) -> list[RowResult]:
+def decide_many(
+    session: Session,
+    scope: list[int] | None,
+    member_ids: list[int],
+    *,
+    by: User,
+    approve_all: bool,
+    reason: str = "",
+    now: datetime,
+) -> list[RowResult]:
     """Bulk decision with one result per row; rows decided by someone else are reported, not touched."""
     reason = (reason or "").strip()
     if not approve_all and not 0 < len(reason) <= MAX_REASON:

@@ -44,9 +44,19 @@ Decider = aliased(User)
 
 # What a MemberView shows, in its field order (age and overdue are computed).
 VIEW_COLUMNS = (
-    Member.id, Member.name_enc, Member.phone_enc, Member.platform, Workplace.code.label("workplace"),
-    Workplace.name.label("workplace_name"), District.code.label("district"), Member.status, Member.member_number,
-    Member.created_at, Member.decided_at, Decider.email.label("decided_by"), Member.reject_reason,
+    Member.id,
+    Member.name_enc,
+    Member.phone_enc,
+    Member.platform,
+    Workplace.code.label("workplace"),
+    Workplace.name.label("workplace_name"),
+    District.code.label("district"),
+    Member.status,
+    Member.member_number,
+    Member.created_at,
+    Member.decided_at,
+    Decider.email.label("decided_by"),
+    Member.reject_reason,
 )
 _ID, _CREATED, _DECIDED = 0, 9, 10
 
@@ -85,20 +95,25 @@ class Changes:
 
 # --- the statements ----------------------------------------------------------------------------
 
+
 def joined(*columns: Any) -> Select[Any]:
     """`columns` of members with their district, workplace and decider."""
-    return (select(*columns).select_from(Member)
-            .join(District, District.id == Member.district_id)
-            .outerjoin(Workplace, Workplace.id == Member.workplace_id)
-            .outerjoin(Decider, Decider.id == Member.decided_by_id))
+    return (
+        select(*columns)
+        .select_from(Member)
+        .join(District, District.id == Member.district_id)
+        .outerjoin(Workplace, Workplace.id == Member.workplace_id)
+        .outerjoin(Decider, Decider.id == Member.decided_by_id)
+    )
 
 
 def scope_clause(scope: list[int] | None) -> list[ColumnElement[bool]]:
     return [] if scope is None else [Member.district_id.in_(scope)]  # type: ignore[attr-defined]
 
 
-def sql_filters(flt: RosterFilter, pii: PiiCipher | None, now: datetime, *,
-                with_status: bool = True) -> list[ColumnElement[bool]]:
+def sql_filters(
+    flt: RosterFilter, pii: PiiCipher | None, now: datetime, *, with_status: bool = True
+) -> list[ColumnElement[bool]]:
     clauses: list[Any] = []
     if with_status and flt.status is not None:
         clauses.append(Member.status == flt.status)
@@ -169,35 +184,74 @@ def _key(sort: str, row: Any) -> list[Any]:
     return [row[_CREATED], row[_ID]]
 
 
-def ordered(scope: list[int] | None, clauses: list[Any], sort: str, limit: int,
-            columns: tuple[Any, ...] = VIEW_COLUMNS) -> Select[Any]:
+def ordered(
+    scope: list[int] | None, clauses: list[Any], sort: str, limit: int, columns: tuple[Any, ...] = VIEW_COLUMNS
+) -> Select[Any]:
     """The first `limit` rows in sort order; several districts: a page from each, merged."""
     if scope is None or not 1 < len(scope) <= MERGE_MAX_DISTRICTS:
         return joined(*columns).where(*scope_clause(scope), *clauses).order_by(*order(sort)).limit(limit)
-    arms = [select(joined(*columns).where(Member.district_id == district_id, *clauses)
-                   .order_by(*order(sort)).limit(limit).subquery())
-            for district_id in sorted(set(scope))]
+    arms = [
+        select(
+            joined(*columns)
+            .where(Member.district_id == district_id, *clauses)
+            .order_by(*order(sort))
+            .limit(limit)
+            .subquery()
+        )
+        for district_id in sorted(set(scope))
+    ]
     merged = union_all(*arms).subquery()
     return select(merged).order_by(*order(sort, merged.c)).limit(limit)
 
 
 # --- reading -----------------------------------------------------------------------------------
 
+
 def _view(row: Any, name: str, pii: PiiCipher, now: datetime, overdue_days: int) -> MemberView:
-    (member_id, _name_enc, phone_enc, platform, workplace, workplace_name, district, status, number,
-     created_at, decided_at, decided_by, reason) = row
+    (
+        member_id,
+        _name_enc,
+        phone_enc,
+        platform,
+        workplace,
+        workplace_name,
+        district,
+        status,
+        number,
+        created_at,
+        decided_at,
+        decided_by,
+        reason,
+    ) = row
     age = max(0, (now - created_at).days)
     return MemberView(
-        id=member_id, name=name, phone=pii.decrypt(phone_enc), platform=platform.value, workplace=workplace,
-        workplace_name=workplace_name, district=district, status=status.value, member_number=number,
-        created_at=created_at, decided_at=decided_at, decided_by=decided_by, reject_reason=reason,
-        age_days=age, overdue=status is MemberStatus.pending and age >= overdue_days,
+        id=member_id,
+        name=name,
+        phone=pii.decrypt(phone_enc),
+        platform=platform.value,
+        workplace=workplace,
+        workplace_name=workplace_name,
+        district=district,
+        status=status.value,
+        member_number=number,
+        created_at=created_at,
+        decided_at=decided_at,
+        decided_by=decided_by,
+        reject_reason=reason,
+        age_days=age,
+        overdue=status is MemberStatus.pending and age >= overdue_days,
     )
 
 
 def iter_members(
-    session: Session, pii: PiiCipher, scope: list[int] | None, flt: RosterFilter, *,
-    cursor: str | None = None, now: datetime | None = None, batch: int | None = None,
+    session: Session,
+    pii: PiiCipher,
+    scope: list[int] | None,
+    flt: RosterFilter,
+    *,
+    cursor: str | None = None,
+    now: datetime | None = None,
+    batch: int | None = None,
 ) -> Iterator[tuple[MemberView, list[object]]]:
     """Every matching member in sort order with its keyset key, read in batches (flat memory)."""
     now, batch = now or utcnow(), batch or SCAN_BATCH
@@ -222,8 +276,14 @@ def iter_members(
 
 
 def list_members(
-    session: Session, pii: PiiCipher, scope: list[int] | None, flt: RosterFilter, *,
-    cursor: str | None, limit: int, now: datetime | None = None,
+    session: Session,
+    pii: PiiCipher,
+    scope: list[int] | None,
+    flt: RosterFilter,
+    *,
+    cursor: str | None,
+    limit: int,
+    now: datetime | None = None,
 ) -> Page:
     """One page of the roster; `next_cursor` continues after its last row (None at the end)."""
     limit = max(1, min(limit, MAX_LIMIT))
@@ -239,16 +299,29 @@ def list_members(
     return page
 
 
-def get_member(session: Session, pii: PiiCipher, scope: list[int] | None, member_id: int, *,
-               now: datetime | None = None, overdue_days: int = DEFAULT_OVERDUE_DAYS) -> MemberView:
+def get_member(
+    session: Session,
+    pii: PiiCipher,
+    scope: list[int] | None,
+    member_id: int,
+    *,
+    now: datetime | None = None,
+    overdue_days: int = DEFAULT_OVERDUE_DAYS,
+) -> MemberView:
     row = session.execute(joined(*VIEW_COLUMNS).where(*scope_clause(scope), Member.id == member_id)).first()
     if row is None:
         raise MemberNotFound()
     return _view(row, pii.decrypt(row[1]), pii, now or utcnow(), overdue_days)
 
 
-def counts(session: Session, scope: list[int] | None, flt: RosterFilter, *, pii: PiiCipher | None = None,
-           now: datetime | None = None) -> dict[str, int]:
+def counts(
+    session: Session,
+    scope: list[int] | None,
+    flt: RosterFilter,
+    *,
+    pii: PiiCipher | None = None,
+    now: datetime | None = None,
+) -> dict[str, int]:
     """Members per status under the filter (its status ignored): the numbers on the tabs."""
     now = now or utcnow()
     result = {status.value: 0 for status in MemberStatus}
@@ -276,14 +349,20 @@ def counts(session: Session, scope: list[int] | None, flt: RosterFilter, *, pii:
 
 
 def overdue_count(session: Session, scope: list[int] | None, *, now: datetime, overdue_days: int) -> int:
-    stmt = select(func.count()).select_from(Member).where(
-        *scope_clause(scope), Member.status == MemberStatus.pending,
-        Member.created_at <= now - timedelta(days=overdue_days),
+    stmt = (
+        select(func.count())
+        .select_from(Member)
+        .where(
+            *scope_clause(scope),
+            Member.status == MemberStatus.pending,
+            Member.created_at <= now - timedelta(days=overdue_days),
+        )
     )
     return int(session.execute(stmt).scalar_one())
 
 
 # --- live updates ------------------------------------------------------------------------------
+
 
 def current_marker(session: Session) -> str:
     """The newest audit event id: every change to a member writes one."""
@@ -294,9 +373,12 @@ def changes_since(session: Session, scope: list[int] | None, since_marker: str |
     """Members changed (applied, decided, withdrawn) in scope after the marker."""
     if not since_marker or not since_marker.isdigit():
         return Changes(marker=current_marker(session), changed=True)
-    stmt = (select(AuditEvent.id, AuditEvent.target_id, AuditEvent.details)
-            .where(AuditEvent.id > int(since_marker), AuditEvent.target_type == "member")
-            .order_by(AuditEvent.id).limit(1000))
+    stmt = (
+        select(AuditEvent.id, AuditEvent.target_id, AuditEvent.details)
+        .where(AuditEvent.id > int(since_marker), AuditEvent.target_type == "member")
+        .order_by(AuditEvent.id)
+        .limit(1000)
+    )
     marker, ids = int(since_marker), []
     for event_id, target_id, details in session.execute(stmt):
         marker = event_id
