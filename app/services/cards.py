@@ -274,10 +274,7 @@ def check(session: Session, card: Card, *, now: datetime) -> tuple[CardState, Me
     revoked = (
         member.status is not MemberStatus.approved
         or district.code != card.district_code
-        or (
-            member.decided_at is not None
-            and _aware(member.decided_at).replace(second=0, microsecond=0) > card.issued_at
-        )
+        or (member.decided_at is not None and _minute(member.decided_at) > card.issued_at)
     )
     return (CardState.revoked if revoked else CardState.valid), member, district
 
