@@ -23,6 +23,7 @@ import base64
 import binascii
 import enum
 import hashlib
+import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -316,6 +317,14 @@ def qr_svg(url: str) -> str:
         border=4,
     )
     return image.to_string(encoding="unicode")
+
+
+def qr_png(url: str, box_size: int = 8) -> bytes:
+    """The card URL as a PNG (for a "save the card" download)."""
+    image = qrcode.make(url, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=box_size, border=4)
+    out = io.BytesIO()
+    image.save(out)
+    return out.getvalue()
 
 
 def qr_version(url: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import string
 from datetime import UTC, date, datetime, timedelta
 
@@ -129,6 +130,20 @@ def test_a_real_decoder_reads_the_card_qr():
     [result] = zxingcpp.read_barcodes(image)
     assert result.text == url
     assert result.extra["ECLevel"] == "M" and int(result.extra["Version"]) == 6
+
+
+def test_qr_png_reads_back():
+    try:
+        import zxingcpp
+    except ImportError:
+        need(False, "zxing-cpp is not installed")
+    from PIL import Image
+
+    url = card_url()
+    png = cards.qr_png(url)
+    assert png.startswith(b"\x89PNG")
+    [result] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert result.text == url
 
 
 def test_qr_svg_is_inline_svg_only():

@@ -56,7 +56,7 @@ def test_approved_card_is_valid_and_shows_only_the_masked_name(client, app, db, 
     assert card.masked_name == MASKED and card.member_number == member.member_number
     assert card.url.startswith("HTTPS://JOIN.EXAMPLE.ORG/C/")
     page = client.get(path_of(card.url))
-    assert page.status_code == 200 and "no-store" in page.headers["Cache-Control"]
+    assert page.status_code == 200 and "no-store" in page.headers["Cache-Control"] and "noindex" in page.text
     assert 'class="card-state valid"' in page.text and MASKED in page.text and member.member_number in page.text
     assert "浦东新区总工会" in page.text, "the district's name"
     assert NAME not in page.text and factories.phone(1) not in page.text
