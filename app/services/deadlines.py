@@ -12,6 +12,7 @@ application is not counted; the deadline is the end of the Nth working day after
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -39,7 +40,11 @@ def local_date(moment: datetime | date) -> date:
 
 def due_date(applied_at: datetime | date, days: int = DEFAULT_WORKING_DAYS) -> date:
     """The Nth working day after the day of application: a decision is due by its end."""
-    day, left = local_date(applied_at), max(days, 0)
+    return _due(local_date(applied_at), max(days, 0))
+
+
+@functools.lru_cache(maxsize=4096)  # the roster and exports ask for the same few hundred days again and again
+def _due(day: date, left: int) -> date:
     while left:
         day += timedelta(days=1)
         left -= is_working_day(day)
