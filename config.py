@@ -6,6 +6,8 @@ environment variables, so tests pass their own mapping instead of patching `os.e
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import secrets
@@ -13,6 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+    load_pem_public_key,
+)
 from limits import parse_many
 
 ROOT = Path(__file__).resolve().parent
@@ -20,7 +30,7 @@ DEFAULT_INSTANCE = ROOT / "instance"
 
 # Secrets that must come from the environment in production. Development writes any missing
 # one to instance/secrets.json once (mode 0600) so restarts keep sessions and posters valid.
-SECRET_SETTINGS = ("SECRET_KEY", "QR_SECRET", "PII_ENCRYPTION_KEY", "PII_INDEX_KEY")
+SECRET_SETTINGS = ("SECRET_KEY", "QR_SECRET", "PII_ENCRYPTION_KEY", "PII_INDEX_KEY", "CARD_SIGNING_KEY")
 
 
 class ConfigError(RuntimeError):
@@ -36,7 +46,45 @@ def _bool(value: str) -> bool:
 
 
 def _new_secret(name: str) -> str:
+    if name == "CARD_SIGNING_KEY":
+        return new_card_key()
     return Fernet.generate_key().decode() if name == "PII_ENCRYPTION_KEY" else secrets.token_urlsafe(48)
+
+
+def new_card_key() -> str:
+    """A new Ed25519 card-signing key: base64 of its 32 raw bytes."""
+    raw = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return base64.b64encode(raw).decode()
+
+
+def _raw_key(text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.strip().replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64") from exc
+    if len(raw) != 32:
+        raise ValueError("not 32 bytes")
+    return raw
+
+
+def card_private_key(text: str) -> Ed25519PrivateKey:
+    """CARD_SIGNING_KEY: base64 of 32 raw bytes, or PEM (PKCS#8); ValueError otherwise."""
+    if text.strip().startswith("-----BEGIN"):
+        key = load_pem_private_key(text.strip().encode(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("not an Ed25519 private key")
+        return key
+    return Ed25519PrivateKey.from_private_bytes(_raw_key(text))
+
+
+def card_public_key(text: str) -> Ed25519PublicKey:
+    """One of CARD_PUBLIC_KEYS: base64 of 32 raw bytes, or PEM; ValueError otherwise."""
+    if text.strip().startswith("-----BEGIN"):
+        key = load_pem_public_key(text.strip().encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("not an Ed25519 public key")
+        return key
+    return Ed25519PublicKey.from_public_bytes(_raw_key(text))
 
 
 class Config:
@@ -74,8 +122,17 @@ class Config:
         self.POSTER_FONT = env.get("POSTER_FONT", "")
         self.POSTER_TEMPLATES = env.get("POSTER_TEMPLATES", str(ROOT / "qr_templates"))
         self.POSTER_CACHE = env.get("POSTER_CACHE", str(instance / "poster-cache"))
-        # A pending application older than this is flagged overdue on the roster (豫工惠: 15 days).
-        self.ROSTER_OVERDUE_DAYS = int(env.get("ROSTER_OVERDUE_DAYS", "15"))
+        # A decision is due within this many mainland working days (holidays and 调休 counted, see
+        # app/services/deadlines.py); later, the roster flags the application overdue. The old name
+        # ROSTER_OVERDUE_DAYS is read when the new one is not set, and both keys hold the value.
+        self.APPROVAL_WORKING_DAYS = int(env.get("APPROVAL_WORKING_DAYS", env.get("ROSTER_OVERDUE_DAYS", "15")))
+        self.ROSTER_OVERDUE_DAYS = self.APPROVAL_WORKING_DAYS
+        # Member e-cards (app/services/cards.py): the Ed25519 private key that signs new cards
+        # (base64 of 32 bytes, or PEM), the older public keys whose cards stay valid until they
+        # expire (comma-separated base64), and how long a card is valid.
+        self.CARD_SIGNING_KEY = env.get("CARD_SIGNING_KEY", "")
+        self.CARD_PUBLIC_KEYS = _split(env.get("CARD_PUBLIC_KEYS", ""))
+        self.CARD_VALID_DAYS = int(env.get("CARD_VALID_DAYS", "365"))
         self.MAX_CONTENT_LENGTH = int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         # Funnel counts (scans, forms, codes, joins) are written in batches this often; 0 writes
@@ -139,6 +196,7 @@ class Config:
                 Fernet(key)
             except ValueError as exc:
                 raise ConfigError("PII_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes)") from exc
+        self._check_card_keys()
         for name in ("API_RATE_LIMIT", "API_AUTH_FAILURE_LIMIT"):
             try:
                 parse_many(getattr(self, name))
@@ -149,12 +207,24 @@ class Config:
                 f"SMS_BACKEND must be console, twilio-verify or twilio-messaging, not {self.SMS_BACKEND!r}"
             )
 
+    def _check_card_keys(self) -> None:
+        try:
+            card_private_key(self.CARD_SIGNING_KEY)
+        except ValueError as exc:
+            raise ConfigError("CARD_SIGNING_KEY must be an Ed25519 private key (base64 of 32 bytes, or PEM)") from exc
+        for key in self.CARD_PUBLIC_KEYS:
+            try:
+                card_public_key(key)
+            except ValueError as exc:
+                raise ConfigError("CARD_PUBLIC_KEYS must be Ed25519 public keys (base64 of 32 bytes)") from exc
+
     def _secret_value(self, name: str) -> str | list[str]:
         return {
             "SECRET_KEY": self.SECRET_KEY,
             "QR_SECRET": self.QR_SECRETS,
             "PII_ENCRYPTION_KEY": self.PII_ENCRYPTION_KEYS,
             "PII_INDEX_KEY": self.PII_INDEX_KEY,
+            "CARD_SIGNING_KEY": self.CARD_SIGNING_KEY,
         }[name]
 
     def as_dict(self) -> dict[str, object]:
@@ -196,6 +266,8 @@ class TestingConfig(Config):
             "FUNNEL_FLUSH_SECONDS": "0",
             "SMS_SENDER_THREADS": "0",
             "CONVERSION_GRACE_SECONDS": "0",
+            # A key of its own per test app when a test gives none (random, never one in the source).
+            "CARD_SIGNING_KEY": env.get("CARD_SIGNING_KEY") or new_card_key(),
         }
         super().__init__({**defaults, **env})
 

@@ -40,6 +40,7 @@ def configure_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from app import db, security
     from app.extensions import babel, csrf, limiter, login_manager
+    from app.services.cards import CardSigner
     from app.services.crypto import PiiCipher
     from app.services.sms import make_gateway
     from app.services.tokens import QrSigner
@@ -54,6 +55,9 @@ def register_extensions(app: Flask) -> None:
     app.extensions["pii"] = PiiCipher(app.config["PII_ENCRYPTION_KEYS"], app.config["PII_INDEX_KEY"])
     app.extensions["qr_signer"] = QrSigner(app.config["QR_SECRETS"], app.config["QR_MAX_AGE_DAYS"])
     app.extensions["sms"] = make_gateway(app.config)
+    app.extensions["card_signer"] = CardSigner.from_settings(
+        app.config["CARD_SIGNING_KEY"], app.config["CARD_PUBLIC_KEYS"]
+    )
     app.context_processor(template_globals)
     register_caches(app)
 

@@ -33,7 +33,7 @@ from app.cli.database import upgrade
 from app.models import Role, User, utcnow
 from app.services import mfa, users
 from app.services.sms import MemoryGateway
-from config import TestingConfig
+from config import TestingConfig, new_card_key
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -75,6 +75,7 @@ def keys() -> dict[str, str]:
         "QR_SECRET": "test-qr-key-" + "q" * 40,
         "PII_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "PII_INDEX_KEY": "test-index-key-" + "i" * 40,
+        "CARD_SIGNING_KEY": new_card_key(),
     }
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from config import ConfigError, DevelopmentConfig, load_config
+from config import ConfigError, DevelopmentConfig, card_private_key, load_config, new_card_key
 
 
 def test_development_generates_missing_secrets_once(tmp_path: Path):
@@ -46,7 +48,9 @@ def production_env(keys: dict[str, str], **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "QR_SECRET", "PII_ENCRYPTION_KEY", "PII_INDEX_KEY"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "QR_SECRET", "PII_ENCRYPTION_KEY", "PII_INDEX_KEY", "CARD_SIGNING_KEY"]
+)
 def test_production_refuses_to_start_without_a_secret(keys, tmp_path, missing):
     env = production_env(keys, INSTANCE_PATH=str(tmp_path))
     del env[missing]
@@ -92,3 +96,38 @@ def test_unknown_environment_is_named(tmp_path):
 def test_key_lists_are_comma_separated(tmp_path):
     config = DevelopmentConfig({"INSTANCE_PATH": str(tmp_path), "QR_SECRET": "new, old"})
     assert config.QR_SECRETS == ["new", "old"]
+
+
+def test_development_generates_a_card_key_once(tmp_path: Path):
+    env = {"APP_ENV": "development", "INSTANCE_PATH": str(tmp_path)}
+    first, second = load_config(env), load_config(env)
+    assert first.CARD_SIGNING_KEY and first.CARD_SIGNING_KEY == second.CARD_SIGNING_KEY
+    card_private_key(first.CARD_SIGNING_KEY)  # a usable Ed25519 key
+    assert json.loads((tmp_path / "secrets.json").read_text())["CARD_SIGNING_KEY"] == first.CARD_SIGNING_KEY
+
+
+@pytest.mark.parametrize("setting", ["CARD_SIGNING_KEY", "CARD_PUBLIC_KEYS"])
+def test_bad_card_keys_are_named(keys, tmp_path, setting):
+    with pytest.raises(ConfigError, match=setting):
+        load_config(production_env(keys, INSTANCE_PATH=str(tmp_path), **{setting: "not-a-key"}))
+
+
+def test_card_keys_accept_pem_and_older_public_keys(keys, tmp_path):
+    pem = card_private_key(new_card_key()).private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    older = card_private_key(new_card_key()).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    config = load_config(
+        production_env(
+            keys, INSTANCE_PATH=str(tmp_path), CARD_SIGNING_KEY=pem, CARD_PUBLIC_KEYS=base64.b64encode(older).decode()
+        )
+    )
+    assert len(config.CARD_PUBLIC_KEYS) == 1
+
+
+def test_approval_working_days_with_the_old_name_as_alias(tmp_path):
+    assert DevelopmentConfig({"INSTANCE_PATH": str(tmp_path)}).APPROVAL_WORKING_DAYS == 15
+    old = DevelopmentConfig({"INSTANCE_PATH": str(tmp_path), "ROSTER_OVERDUE_DAYS": "20"})
+    assert old.APPROVAL_WORKING_DAYS == old.ROSTER_OVERDUE_DAYS == 20
+    both = DevelopmentConfig(
+        {"INSTANCE_PATH": str(tmp_path), "ROSTER_OVERDUE_DAYS": "20", "APPROVAL_WORKING_DAYS": "10"}
+    )
+    assert both.ROSTER_OVERDUE_DAYS == 10

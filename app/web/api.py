@@ -25,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 from app.db import close_session, get_session, session_scope
 from app.extensions import csrf, limiter
 from app.models import District, Member, Role, User, Workplace, WorkplaceKind, utcnow
-from app.services import api_tokens, audit, export, notify, places, roster, users
+from app.services import api_tokens, audit, cards, export, notify, places, roster, users
 from app.services.limits import ip_key
 from app.web import openapi
 
@@ -251,6 +251,33 @@ def _member_view(member_id: int) -> dict[str, Any]:
 def get_member(member_id: int) -> Response:
     require(*MEMBER_ROLES)
     return jsonify(_member_view(member_id))
+
+
+@bp.get("/members/<int:member_id>/card")
+def get_member_card(member_id: int) -> Response:
+    require(*MEMBER_ROLES)
+    _member_view(member_id)  # 404 outside the caller's districts
+    db, config = get_session(), current_app.config
+    member = db.get(Member, member_id)
+    card = member and cards.card_for(
+        db,
+        member,
+        signer=current_app.extensions["card_signer"],
+        name=current_app.extensions["pii"].decrypt(member.name_enc),
+        base_url=config["PUBLIC_BASE_URL"],
+        union_name=config["UNION_NAME"],
+        now=utcnow(),
+        valid_days=config["CARD_VALID_DAYS"],
+    )
+    if not card:
+        raise ApiError(409, "no_card", "only an approved member has a card")
+    return jsonify(
+        url=card.url,
+        member_number=card.member_number,
+        masked_name=card.masked_name,
+        district=card.district_name,
+        valid_until=card.valid_until.isoformat(),
+    )
 
 
 @bp.post("/members/<int:member_id>/approve")

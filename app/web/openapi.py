@@ -177,6 +177,17 @@ COMPONENTS: Schema = {
             },
         },
         "Member": MEMBER,
+        "Card": {
+            "type": "object",
+            "required": ["url", "member_number", "masked_name", "district", "valid_until"],
+            "properties": {
+                "url": {"type": "string", "format": "uri", "description": "PUBLIC_BASE_URL/C/<signed token>"},
+                "member_number": {"type": "string"},
+                "masked_name": {"type": "string", "description": "First and last character only, e.g. 陈*明"},
+                "district": {"type": "string"},
+                "valid_until": {"type": "string", "format": "date"},
+            },
+        },
         "MemberPage": {
             "type": "object",
             "required": ["items", "next_cursor"],
@@ -255,6 +266,18 @@ def _members_paths() -> Schema:
                 "responses": {
                     "200": _json(_ref("Member"), "Approved"),
                     **decided,
+                    **_errors("400", "401", "403", "404"),
+                },
+            }
+        },
+        "/members/{member_id}/card": {
+            "get": {
+                "operationId": "getMemberCard",
+                "summary": "The approved member's current e-card: its URL (for the QR) and what it shows",
+                "parameters": [MEMBER_ID],
+                "responses": {
+                    "200": _json(_ref("Card"), "The current card"),
+                    "409": _json(_ref("Error"), "The member is not approved, so has no card"),
                     **_errors("400", "401", "403", "404"),
                 },
             }

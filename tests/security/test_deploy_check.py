@@ -22,6 +22,7 @@ def production_env(tmp_path, **extra: str) -> dict[str, str]:  # type: ignore[no
         "QR_SECRET": secrets.token_urlsafe(48),
         "PII_INDEX_KEY": secrets.token_urlsafe(48),
         "PII_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "CARD_SIGNING_KEY": settings.new_card_key(),
         "SMS_BACKEND": "twilio-verify",
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "TWILIO_AUTH_TOKEN": "t" * 32,

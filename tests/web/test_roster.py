@@ -81,11 +81,11 @@ def test_roster_lists_only_my_district_with_counts(client, db, pii, places):
 
 def test_overdue_flag_follows_the_setting(client, db, pii, places, app):
     pd, _ = places
-    make_member(db, pii, pd, 1, age_days=16)
+    make_member(db, pii, pd, 1, age_days=40)  # past 15 working days whatever the holidays
     db.commit()
     sign_in(client, db)
     assert 'class="overdue"' in client.get("/roster/").text
-    app.config["ROSTER_OVERDUE_DAYS"] = 30
+    app.config["ROSTER_OVERDUE_DAYS"] = 60  # working days
     assert 'class="overdue"' not in client.get("/roster/").text
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from app.models import AuditEvent, District, Member, MemberStatus, User, Workplace, utcnow
+from app.services import deadlines
 from app.services.crypto import PiiCipher
 from app.services.roster.errors import BadFilter, MemberNotFound
 from app.services.roster.filters import (
@@ -239,7 +240,7 @@ def _view(row: Any, name: str, pii: PiiCipher, now: datetime, overdue_days: int)
         decided_by=decided_by,
         reject_reason=reason,
         age_days=age,
-        overdue=status is MemberStatus.pending and age >= overdue_days,
+        overdue=status is MemberStatus.pending and deadlines.is_overdue(created_at, now, overdue_days),
     )
 
 
