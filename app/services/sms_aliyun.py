@@ -78,6 +78,7 @@ RULES = Rules(
             "isv.INVALID_PARAMETERS",
             "isv.INVALID_JSON_PARAM",
             "isv.PARAM_LENGTH_LIMIT",
+            "isv.PARAM_NOT_SUPPORT_URL",
             "isv.BLACK_KEY_CONTROL_LIMIT",
             "isv.SMS_CONTENT_ILLEGAL",
             "isv.DENY_IP_RANGE",

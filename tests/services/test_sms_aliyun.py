@@ -105,6 +105,7 @@ def test_numbers_outside_the_mainland_keep_their_country_code():
         ("isv.OUT_OF_SERVICE", "unavailable"),
         ("isv.DAY_LIMIT_CONTROL", "unavailable"),
         ("isv.SMS_TEMPLATE_ILLEGAL", "unavailable"),
+        ("isv.PARAM_NOT_SUPPORT_URL", "unavailable"),
         ("isp.SYSTEM_ERROR", "unavailable"),
         ("isv.SOMETHING_NEW", "unavailable"),
     ],
