@@ -3,7 +3,8 @@
 A threaded http.server on 127.0.0.1 and a free port answers each request with the next
 scripted answer (the last one repeats) and records every request, so a test sees what the
 provider's own SDK built: the query, headers and body it sent. `hold` keeps each request
-waiting until `release` is set (a provider that does not answer in time).
+waiting until `release` is set (a provider that does not answer in time). Read `requests`
+after the `with` block: closing the server waits for every request it took.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ class ProviderServer:
 
     def __enter__(self) -> str:
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-        self.server.daemon_threads = True
+        # Closing joins every request thread, so `requests` is complete after the `with`, even
+        # when a client gave up before its request was read.
+        self.server.daemon_threads = False
+        self.server.block_on_close = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
