@@ -13,6 +13,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -33,6 +34,27 @@ DEFAULT_INSTANCE = ROOT / "instance"
 SECRET_SETTINGS = ("SECRET_KEY", "QR_SECRET", "PII_ENCRYPTION_KEY", "PII_INDEX_KEY", "CARD_SIGNING_KEY")
 
 
+# SMS backends that reach a real provider; the mainland ones send approved templates only.
+PROVIDER_BACKENDS = ("twilio-verify", "twilio-messaging", "aliyun", "tencent")
+MAINLAND_SETTINGS = {
+    "aliyun": (
+        "ALIYUN_ACCESS_KEY_ID",
+        "ALIYUN_ACCESS_KEY_SECRET",
+        "ALIYUN_SMS_SIGN_NAME",
+        "ALIYUN_SMS_CODE_TEMPLATE",
+        "ALIYUN_SMS_NOTICE_TEMPLATE",
+    ),
+    "tencent": (
+        "TENCENT_SECRET_ID",
+        "TENCENT_SECRET_KEY",
+        "TENCENT_SMS_SDK_APP_ID",
+        "TENCENT_SMS_SIGN_NAME",
+        "TENCENT_SMS_CODE_TEMPLATE_ID",
+        "TENCENT_SMS_NOTICE_TEMPLATE_ID",
+    ),
+}
+
+
 class ConfigError(RuntimeError):
     """A setting is missing or invalid; the message names it."""
 
@@ -43,6 +65,14 @@ def _split(value: str) -> list[str]:
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _endpoint_ok(value: str) -> bool:
+    """A provider endpoint: a bare host[:port], or http(s)://host[:port] with nothing after it."""
+    if "://" not in value:
+        return bool(value) and "/" not in value and " " not in value
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.path.strip("/") and not parts.query
 
 
 def _new_secret(name: str) -> str:
@@ -113,6 +143,23 @@ class Config:
         # Only for tests against a local mock of Twilio's API; empty means Twilio itself.
         self.TWILIO_API_BASE_URL = env.get("TWILIO_API_BASE_URL", "")
         self.TWILIO_VERIFY_BASE_URL = env.get("TWILIO_VERIFY_BASE_URL", "")
+        # Mainland China providers (template-only): Alibaba Cloud SMS and Tencent Cloud SMS.
+        self.ALIYUN_ACCESS_KEY_ID = env.get("ALIYUN_ACCESS_KEY_ID", "")
+        self.ALIYUN_ACCESS_KEY_SECRET = env.get("ALIYUN_ACCESS_KEY_SECRET", "")
+        self.ALIYUN_SMS_SIGN_NAME = env.get("ALIYUN_SMS_SIGN_NAME", "")
+        self.ALIYUN_SMS_CODE_TEMPLATE = env.get("ALIYUN_SMS_CODE_TEMPLATE", "")
+        self.ALIYUN_SMS_NOTICE_TEMPLATE = env.get("ALIYUN_SMS_NOTICE_TEMPLATE", "")
+        self.ALIYUN_SMS_ENDPOINT = env.get("ALIYUN_SMS_ENDPOINT", "dysmsapi.aliyuncs.com")
+        self.ALIYUN_SMS_TIMEOUT = float(env.get("ALIYUN_SMS_TIMEOUT", "10"))
+        self.TENCENT_SECRET_ID = env.get("TENCENT_SECRET_ID", "")
+        self.TENCENT_SECRET_KEY = env.get("TENCENT_SECRET_KEY", "")
+        self.TENCENT_SMS_SDK_APP_ID = env.get("TENCENT_SMS_SDK_APP_ID", "")
+        self.TENCENT_SMS_SIGN_NAME = env.get("TENCENT_SMS_SIGN_NAME", "")
+        self.TENCENT_SMS_CODE_TEMPLATE_ID = env.get("TENCENT_SMS_CODE_TEMPLATE_ID", "")
+        self.TENCENT_SMS_NOTICE_TEMPLATE_ID = env.get("TENCENT_SMS_NOTICE_TEMPLATE_ID", "")
+        self.TENCENT_SMS_REGION = env.get("TENCENT_SMS_REGION", "ap-guangzhou")
+        self.TENCENT_SMS_ENDPOINT = env.get("TENCENT_SMS_ENDPOINT", "sms.tencentcloudapi.com")
+        self.TENCENT_SMS_TIMEOUT = float(env.get("TENCENT_SMS_TIMEOUT", "10"))
         self.ALLOWED_REGIONS = [r.upper() for r in _split(env.get("ALLOWED_REGIONS", "CN"))]
         self.QR_MAX_AGE_DAYS = int(env.get("QR_MAX_AGE_DAYS", "365"))
         self.CODE_TTL_SECONDS = int(env.get("CODE_TTL_SECONDS", "600"))
@@ -202,10 +249,17 @@ class Config:
                 parse_many(getattr(self, name))
             except ValueError as exc:
                 raise ConfigError(f"{name} must be a rate such as '300 per minute'") from exc
-        if self.SMS_BACKEND not in {"console", "twilio-verify", "twilio-messaging", "memory"}:
+        if self.SMS_BACKEND not in {"console", "memory", *PROVIDER_BACKENDS}:
             raise ConfigError(
-                f"SMS_BACKEND must be console, twilio-verify or twilio-messaging, not {self.SMS_BACKEND!r}"
+                "SMS_BACKEND must be console, twilio-verify, twilio-messaging, aliyun or tencent,"
+                f" not {self.SMS_BACKEND!r}"
             )
+        for name in ("ALIYUN_SMS_ENDPOINT", "TENCENT_SMS_ENDPOINT"):
+            if not _endpoint_ok(getattr(self, name)):
+                raise ConfigError(f"{name} must be a host name or http(s)://host[:port], with no path")
+        for name in ("ALIYUN_SMS_TIMEOUT", "TENCENT_SMS_TIMEOUT"):
+            if not 0 < getattr(self, name) <= 60:
+                raise ConfigError(f"{name} must be more than 0 and at most 60 seconds")
 
     def _check_card_keys(self) -> None:
         try:
@@ -284,10 +338,13 @@ class ProductionConfig(Config):
 
     def check(self) -> None:
         super().check()
-        if self.SMS_BACKEND not in {"twilio-verify", "twilio-messaging"}:
-            raise ConfigError("production needs SMS_BACKEND=twilio-verify or twilio-messaging")
-        needed = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]
-        needed.append("TWILIO_VERIFY_SERVICE_SID" if self.SMS_BACKEND == "twilio-verify" else "TWILIO_FROM")
+        if self.SMS_BACKEND not in PROVIDER_BACKENDS:
+            raise ConfigError("production needs SMS_BACKEND=twilio-verify, twilio-messaging, aliyun or tencent")
+        if self.SMS_BACKEND in MAINLAND_SETTINGS:
+            needed = list(MAINLAND_SETTINGS[self.SMS_BACKEND])
+        else:
+            needed = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]
+            needed.append("TWILIO_VERIFY_SERVICE_SID" if self.SMS_BACKEND == "twilio-verify" else "TWILIO_FROM")
         missing = [name for name in needed if not getattr(self, name)]
         if missing:
             raise ConfigError(f"missing required settings: {', '.join(missing)}")

@@ -14,6 +14,8 @@ from flask.cli import with_appcontext
 
 from app import security
 from app.services import limits
+from app.services.sms_mainland import sign_name_problems
+from config import PROVIDER_BACKENDS
 
 MIN_SECRET_LENGTH, MIN_UNIQUE_CHARS = 50, 5  # Django's W009 heuristic (SECURITY.md E6)
 MANUAL = (
@@ -70,8 +72,8 @@ def _runtime(config: Mapping[str, Any], storage_ok: bool) -> Iterator[str]:
         yield "rate limits need a shared store: set REDIS_URL"
     elif not storage_ok:
         yield "the rate limit store (REDIS_URL) does not answer"
-    if config.get("SMS_BACKEND") not in ("twilio-verify", "twilio-messaging"):
-        yield "SMS_BACKEND must be twilio-verify or twilio-messaging"
+    if config.get("SMS_BACKEND") not in PROVIDER_BACKENDS:
+        yield "SMS_BACKEND must be twilio-verify, twilio-messaging, aliyun or tencent"
     if security.HSTS_SECONDS < 365 * 24 * 3600:
         yield "HSTS max-age must be at least one year"
 
@@ -100,6 +102,27 @@ def _abuse(config: Mapping[str, Any]) -> Iterator[str]:
         yield "CHALLENGE_NEAR_LIMIT_PERCENT must be below 100: the human check must come before a limit (B5)"
 
 
+def warnings(config: Mapping[str, Any]) -> list[str]:
+    """What a person must look at before going live, though the app can run with it."""
+    return list(_sign_names(config))
+
+
+def _sign_names(config: Mapping[str, Any]) -> Iterator[str]:
+    """A mainland SMS shows its sign name as 【…】: one naming the union tells whoever sees the phone."""
+    backend = config.get("SMS_BACKEND")
+    prefix = {"aliyun": "ALIYUN", "tencent": "TENCENT"}.get(str(backend))
+    if prefix is None:
+        return
+    sign_name = str(config.get(f"{prefix}_SMS_SIGN_NAME", ""))
+    for reason in sign_name_problems(sign_name, str(config.get("UNION_NAME", ""))):
+        yield (
+            f"{prefix}_SMS_SIGN_NAME {reason}: every text would show that its reader joined a union;"
+            " use a neutral sign name (see README, Mainland China SMS)"
+        )
+    if str(config.get(f"{prefix}_SMS_ENDPOINT", "")).startswith("http://"):
+        yield f"{prefix}_SMS_ENDPOINT is plain HTTP: numbers and codes would cross the network unencrypted"
+
+
 def _storage_answers() -> bool:
     from app.extensions import limiter
 
@@ -116,6 +139,8 @@ def check_deploy_command() -> None:
     found = problems(current_app.config, storage_ok=_storage_answers())
     for problem in found:
         click.echo(f"ERROR: {problem}")
+    for warning in warnings(current_app.config):
+        click.echo(f"WARNING: {warning}")
     for item in MANUAL:
         click.echo(f"CHECK BY HAND: {item}")
     if found:
