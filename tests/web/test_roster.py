@@ -308,3 +308,25 @@ def test_ids_beyond_an_integer_column_are_404_not_a_database_error(app, client, 
     assert client.get(f"/roster/{2**31}").status_code == 404
     assert client.get(f"/roster/{2**63}").status_code == 404
     assert client.get("/roster/audit?before=99999999999999999999").status_code in (200, 403)
+
+
+def test_each_rows_approve_is_outside_the_bulk_form_and_its_first_enabled_button_decides_nothing(
+    client, db, pii, places
+):
+    """Enter on a checkbox presses the first enabled submit button: never an Approve."""
+    pd, _ = places
+    member = make_member(db, pii, pd, 1)
+    db.commit()
+    sign_in(client, db)
+    page = client.get("/roster/?status=pending").text
+    bulk = page[page.index('id="bulk-decide"') : page.index("</form>", page.index('id="bulk-decide"'))]
+    enabled = [b for b in re.findall(r"<button[^>]*>", bulk) if "disabled" not in b]
+    assert 'value="none"' in enabled[0]
+    row_button = re.search(rf'<button[^>]*name="one" value="{member.id}"[^>]*>', page).group(0)
+    assert 'form="row-decide"' in row_button
+    row_form = page[page.index('id="row-decide"') : page.index("</form>", page.index('id="row-decide"'))]
+    assert 'name="csrf_token"' in row_form and '<input type="text"' not in row_form
+    token = hidden_fields(client.get("/roster/").text)["csrf_token"]
+    response = client.post("/roster/decide", data={"csrf_token": token, "action": "none", "ids": str(member.id)})
+    assert response.status_code == 303
+    assert fresh(db, member.id).status is MemberStatus.pending
