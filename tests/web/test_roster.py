@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
 from openpyxl import load_workbook
@@ -330,3 +331,21 @@ def test_each_rows_approve_is_outside_the_bulk_form_and_its_first_enabled_button
     response = client.post("/roster/decide", data={"csrf_token": token, "action": "none", "ids": str(member.id)})
     assert response.status_code == 303
     assert fresh(db, member.id).status is MemberStatus.pending
+
+
+def test_exports_for_people_speak_the_users_language_and_local_time(client, db, pii, places):
+    pd, _ = places
+    member = make_member(db, pii, pd, 1, name="韩梅梅")
+    member.created_at = datetime(2026, 3, 4, 20, 6, 7, tzinfo=UTC)
+    db.commit()
+    sign_in(client, db)
+    rows = list(csv.reader(io.StringIO(client.get("/roster/export.csv").data.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["会员编号", "姓名", "手机号"] and rows[0][8] == "申请时间（Asia/Shanghai）"
+    assert rows[1][1:3] == ["韩梅梅", factories.phone(1)[3:]], "a mainland number without +86: no apostrophe"
+    assert rows[1][7] == "待审核" and rows[1][8] == "2026-03-05 04:06:07"
+    client.get("/lang/en?next=/roster/")
+    english = list(csv.reader(io.StringIO(client.get("/roster/export.csv").data.decode("utf-8-sig"))))
+    assert english[0][8] == "Applied (Asia/Shanghai)" and english[1][7] == "Pending"
+    sheet = load_workbook(io.BytesIO(client.get("/roster/export.xlsx").data))["members"]
+    phone = sheet.cell(row=2, column=3)
+    assert phone.value == factories.phone(1)[3:] and phone.data_type == "s" and phone.quotePrefix
