@@ -106,3 +106,18 @@ def test_enter_in_every_roster_field_decides_no_one(live_app, chromium, javascri
     page.locator(f"button[name=one][value='{first}']").click()
     page.wait_for_load_state()
     assert statuses(live_app.app) == {first: MemberStatus.approved, second: MemberStatus.pending}
+
+
+@pytest.mark.parametrize("javascript", [False, True], ids=["js-off", "js-on"])
+def test_enter_in_the_member_pages_reason_box_decides_no_one(live_app, chromium, javascript):
+    page, first, second = signed_in_official(live_app, chromium, javascript=javascript)
+    page.goto(f"{live_app.url}/roster/{first}")
+    reason = page.locator("input[name=reason]")
+    reason.fill("不在本区工作")
+    reason.press("Enter")
+    page.wait_for_timeout(300)  # a submission, had there been one, would have started by now
+    page.wait_for_load_state()
+    assert statuses(live_app.app) == {first: MemberStatus.pending, second: MemberStatus.pending}
+    page.locator("form[action$='/reject'] button:not([disabled])").click()
+    page.wait_for_load_state()
+    assert statuses(live_app.app)[first] is MemberStatus.rejected
