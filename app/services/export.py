@@ -14,12 +14,15 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import String, func, type_coerce
 from sqlmodel import Session
 
@@ -52,6 +55,27 @@ ISO_SECONDS = {  # the text of _iso(), made by the database (a datetime per cell
     "postgresql": lambda column: func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
 }
 Finish = Callable[[int, bool], None]
+Safe = Callable[[str | None], object]
+MAINLAND = "+86"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How cells read: codes and UTC ISO times (the API), or words and local times for people.
+
+    `zone` set: times are written in that zone, as text "YYYY-MM-DD HH:MM:SS" in CSV and as
+    date cells in Excel. `national_phones`: mainland numbers without "+86" (13800138000), so
+    a spreadsheet needs no apostrophe; other countries keep their "+CC".
+    """
+
+    header: list[str] = field(default_factory=lambda: list(HEADER))
+    statuses: Mapping[str, str] = field(default_factory=dict)
+    platforms: Mapping[str, str] = field(default_factory=dict)
+    zone: ZoneInfo | None = None
+    national_phones: bool = False
+
+
+CODES = Layout()
 
 
 def neutralise(value: object) -> object:
@@ -79,9 +103,9 @@ def record(session: Session, *, by: User, fmt: str, flt: RosterFilter, rows: int
     )
 
 
-def _columns(dialect: str) -> tuple[Any, ...]:
+def _columns(dialect: str, *, raw_times: bool = False) -> tuple[Any, ...]:
     """The HEADER's columns; platform and status as their stored text, times as ISO text when possible."""
-    as_text = ISO_SECONDS.get(dialect)
+    as_text = None if raw_times else ISO_SECONDS.get(dialect)
     at = (lambda column: as_text(column).label(column.key)) if as_text else (lambda column: column)
     return (
         Member.member_number,
@@ -100,22 +124,34 @@ def _columns(dialect: str) -> tuple[Any, ...]:
 
 
 def _rows(
-    session: Session, pii: PiiCipher, scope: list[int] | None, flt: RosterFilter, now: datetime | None
+    session: Session,
+    pii: PiiCipher,
+    scope: list[int] | None,
+    flt: RosterFilter,
+    now: datetime | None,
+    *,
+    layout: Layout,
+    safe: Safe,
+    repeated: Safe,
 ) -> Iterator[list[object]]:
-    """The export's cells, row by row, from one query streamed in batches on a session of its own."""
+    """The export's cells, row by row, from one query streamed in batches on a session of its own.
+
+    `safe` writes a free-text cell (neutralised); `repeated` one whose values recur on many rows.
+    """
     if flt.sort not in SORTS:
         raise BadFilter("sort")
     bind = session.get_bind()
+    zone = layout.zone
     stmt = (
-        joined(*_columns(bind.dialect.name))
+        joined(*_columns(bind.dialect.name, raw_times=zone is not None))
         .where(*scope_clause(scope), *sql_filters(flt, pii, now or utcnow()))
         .order_by(*order(flt.sort))
         .execution_options(yield_per=BATCH)
     )
-    needle, decrypt, safe = name_needle(flt.q), pii.decrypt, _safe
-    iso = _text if bind.dialect.name in ISO_SECONDS else _iso
-    # Stations, districts and deciders repeat on many rows: neutralise each distinct value once.
-    repeated = lru_cache(maxsize=4096)(_safe)
+    needle, decrypt = name_needle(flt.q), pii.decrypt
+    when = _local_time(zone) if zone is not None else (_text if bind.dialect.name in ISO_SECONDS else _iso)
+    phone = _national if layout.national_phones else _same
+    statuses, platforms = layout.statuses, layout.platforms
     with Session(bind) as own:
         for (
             number,
@@ -137,17 +173,36 @@ def _rows(
             yield [
                 safe(number),
                 safe(name),
-                safe(decrypt(phone_enc)),
-                platform,
+                safe(phone(decrypt(phone_enc))),
+                platforms.get(platform, platform),
                 repeated(workplace),
                 repeated(workplace_name),
                 repeated(district),
-                status,
-                iso(created),
-                iso(decided),
+                statuses.get(status, status),
+                when(created),
+                when(decided),
                 repeated(by),
                 safe(reason),
             ]
+
+
+def _same(value: str) -> str:
+    return value
+
+
+def _national(phone: str) -> str:
+    """A mainland number as dialled at home (13800138000); any other keeps its +CC."""
+    return phone[len(MAINLAND) :] if phone.startswith(MAINLAND) else phone
+
+
+def _local_time(zone: ZoneInfo) -> Callable[[datetime | None], object]:
+    def local(value: datetime | None) -> object:
+        if value is None:
+            return ""
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite gives UTC without a zone
+        return aware.astimezone(zone).replace(tzinfo=None, microsecond=0)
+
+    return local
 
 
 def _text(value: str | None) -> str:
@@ -169,15 +224,18 @@ def csv_stream(
     *,
     finish: Finish,
     now: datetime | None = None,
+    layout: Layout = CODES,
 ) -> Iterator[bytes]:
     """UTF-8 CSV (with BOM, so Excel reads Chinese right), one chunk per batch of rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     count, complete = 0, False
+    # Stations, districts and deciders repeat on many rows: neutralise each distinct value once.
+    repeated = lru_cache(maxsize=4096)(_safe)
     try:
         buffer.write("\ufeff")
-        writer.writerow(HEADER)
-        for row in _rows(session, pii, scope, flt, now):
+        writer.writerow(layout.header)
+        for row in _rows(session, pii, scope, flt, now, layout=layout, safe=_safe, repeated=repeated):
             writer.writerow(row)
             count += 1
             if buffer.tell() >= CHUNK:
@@ -186,6 +244,20 @@ def csv_stream(
         complete = True
     finally:
         finish(count, complete)
+
+
+def _text_cell(sheet: Any) -> Safe:
+    def cell(value: str | None) -> object:
+        if not value:
+            return ""
+        if not value.startswith(DANGEROUS_START) and not value.isdigit():
+            return value
+        marked = WriteOnlyCell(sheet, value=value)
+        marked.data_type = "s"  # openpyxl would store "=..." as a formula
+        marked.quotePrefix = True
+        return marked
+
+    return cell
 
 
 def _drain(buffer: io.StringIO) -> bytes:
@@ -203,15 +275,22 @@ def xlsx_stream(
     *,
     finish: Finish,
     now: datetime | None = None,
+    layout: Layout = CODES,
 ) -> Iterator[bytes]:
-    """An .xlsx built row by row in write-only mode on disk, then streamed in chunks."""
+    """An .xlsx built row by row in write-only mode on disk, then streamed in chunks.
+
+    Text cells are text: one that a spreadsheet would read as a formula (or a number, like a
+    phone number with its +CC) is a string cell marked "quote prefix", which Excel shows as
+    typed, without an apostrophe, and keeps as text when edited.
+    """
     count, complete = 0, False
     try:
         with tempfile.TemporaryFile() as spool:
             book = Workbook(write_only=True)
             sheet = book.create_sheet("members")
-            sheet.append(HEADER)
-            for row in _rows(session, pii, scope, flt, now):
+            sheet.append(layout.header)
+            safe = _text_cell(sheet)
+            for row in _rows(session, pii, scope, flt, now, layout=layout, safe=safe, repeated=safe):
                 sheet.append(row)
                 count += 1
             book.save(spool)

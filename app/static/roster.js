@@ -1,5 +1,7 @@
-/* Live roster: poll the same-origin changes endpoint and swap in new rows (no inline script:
-   the CSP forbids it). Without JavaScript the page's Refresh link does the same job. */
+/* Live roster: poll the same-origin changes endpoint and announce what changed (no inline
+   script: the CSP forbids it). Rows never move by themselves: an official may be aiming at a
+   row's Approve. New rows wait behind the "N new applications — show" button; without
+   JavaScript the page's Refresh link does the same job. */
 (function () {
   "use strict";
   var root = document.getElementById("roster");
@@ -8,32 +10,51 @@
   var marker = root.getAttribute("data-marker");
   var firstPage = root.getAttribute("data-first-page") === "1";
   var rows = document.getElementById("rows");
-  var note = document.getElementById("live-note");
+  var show = document.getElementById("live-show");
+  var refresh = document.getElementById("refresh");
+  var waiting = null;  // the newest rows' HTML, shown only when asked for
   var INTERVAL = 2000;
 
-  function checkedIds() {
-    var ids = {};
-    rows.querySelectorAll("input[name=ids]:checked").forEach(function (box) { ids[box.value] = true; });
-    return ids;
+  function idsIn(container) {
+    return Array.prototype.map.call(container.querySelectorAll("tr[data-id]"), function (tr) {
+      return tr.getAttribute("data-id");
+    });
   }
 
-  function apply(data) {
-    if (data.counts) {
-      var total = 0;
-      Object.keys(data.counts).forEach(function (status) {
-        total += data.counts[status];
-        var el = root.querySelector('[data-count="' + status + '"]');
-        if (el) { el.textContent = data.counts[status]; }
-      });
-      var all = root.querySelector('[data-count="all"]');
-      if (all) { all.textContent = total; }
-    }
-    if (firstPage && typeof data.rows === "string") {
-      var keep = checkedIds();
-      rows.innerHTML = data.rows;
-      rows.querySelectorAll("input[name=ids]").forEach(function (box) { box.checked = !!keep[box.value]; });
-    }
-    if (note) { note.hidden = false; }
+  function updateCounts(counts) {
+    var total = 0;
+    Object.keys(counts).forEach(function (status) {
+      total += counts[status];
+      var el = root.querySelector('[data-count="' + status + '"]');
+      if (el) { el.textContent = counts[status]; }
+    });
+    var all = root.querySelector('[data-count="all"]');
+    if (all) { all.textContent = total; }
+  }
+
+  function announce(html) {
+    var scratch = document.createElement("tbody");
+    scratch.innerHTML = html;
+    var shown = idsIn(rows), fresh = idsIn(scratch);
+    var added = fresh.filter(function (id) { return shown.indexOf(id) < 0; }).length;
+    if (!added && fresh.join() === shown.join() && rows.innerHTML === scratch.innerHTML) { return; }
+    waiting = html;
+    document.getElementById("live-n").textContent = added ? String(added) : "";
+    show.querySelector('[data-news="new"]').hidden = !added;
+    show.querySelector('[data-news="changed"]').hidden = !!added;
+    show.hidden = false;
+    if (refresh) { refresh.hidden = true; }
+  }
+
+  function showWaiting() {
+    if (waiting === null) { return; }
+    var keep = {};
+    rows.querySelectorAll("input[name=ids]:checked").forEach(function (box) { keep[box.value] = true; });
+    rows.innerHTML = waiting;
+    rows.querySelectorAll("input[name=ids]").forEach(function (box) { box.checked = !!keep[box.value]; });
+    waiting = null;
+    show.hidden = true;
+    if (refresh) { refresh.hidden = false; }
   }
 
   function poll() {
@@ -45,10 +66,21 @@
     }).then(function (data) {
       if (!data) { return; }
       marker = data.marker;
-      if (data.changed) { apply(data); }
+      if (!data.changed) { return; }
+      if (data.counts) { updateCounts(data.counts); }
+      if (firstPage && typeof data.rows === "string") { announce(data.rows); }
     }).catch(function () { /* offline for a moment: try again next tick */ })
       .then(function () { window.setTimeout(poll, INTERVAL); });
   }
 
+  // Enter in a field of the bulk form submits nothing at all (without JavaScript a checkbox's
+  // Enter reaches the decide-nothing button, which reloads the page and decides no one).
+  var bulk = document.getElementById("bulk-decide");
+  if (bulk) {
+    bulk.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && event.target.tagName !== "BUTTON") { event.preventDefault(); }
+    });
+  }
+  show.addEventListener("click", showWaiting);
   window.setTimeout(poll, INTERVAL);
 }());

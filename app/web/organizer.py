@@ -205,12 +205,39 @@ def district_pdf(code: str) -> Response:
     return _download(stream_with_context(pages), "application/pdf", f"{district.code}-{template.name}.pdf")
 
 
+def _current_funnel(place: places.Place) -> stats.Funnel:
+    """The counts of the place's current code: what a rotation switches off."""
+    rows = funnel_of(_funnels([place]), place)
+    return next((r for r in rows if r.qr_version == place.qr_version), stats.Funnel(qr_version=place.qr_version))
+
+
+@bp.get("/places/<code>/rotate")
+@role_required(Role.organizer, Role.official)
+def confirm_rotate(code: str) -> str:
+    """The confirmation page (works without JavaScript): what stops working, then a POST."""
+    found = _place(code)
+    return render_template(
+        "organizer/rotate.html",
+        place=found,
+        current=_current_funnel(found),
+        form=RotateForm(),
+        expires=places.expires_on(current_app.extensions["qr_signer"], found),
+    )
+
+
 @bp.post("/places/<code>/rotate")
 @role_required(Role.organizer, Role.official)
 def rotate(code: str) -> Response:
+    """Rotate only when the POST confirms the version it replaces (from the confirmation page)."""
     found = _place(code)
     if not RotateForm().validate():
         abort(400)
+    confirmed = request.form.get("version", "")
+    if confirmed != str(found.qr_version):
+        if confirmed.isdigit():  # a second press, or another organizer rotated it meanwhile
+            flash(_("This code was already replaced: nothing was changed."))
+            return redirect(url_for("organizer.place", code=found.code), 303)
+        return redirect(url_for("organizer.confirm_rotate", code=found.code), 303)
     db = get_session()
     places.rotate(db, found, now=utcnow(), actor_id=staff().id)
     db.commit()

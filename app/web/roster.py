@@ -223,7 +223,7 @@ def export_file(fmt: str) -> Response:
             export.record(own, by=user, fmt=fmt, flt=flt, rows=rows, complete=complete)
 
     make = export.csv_stream if fmt == "csv" else export.xlsx_stream
-    chunks = make(get_session(), pii, ids, flt, finish=finish)
+    chunks = make(get_session(), pii, ids, flt, finish=finish, layout=_export_layout())
     mimetype = (
         "text/csv; charset=utf-8"
         if fmt == "csv"
@@ -234,6 +234,32 @@ def export_file(fmt: str) -> Response:
         stream_with_context(chunks),
         mimetype=mimetype,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _export_layout() -> export.Layout:
+    """Headers and words in the user's language; times in the district's zone, named in the header."""
+    zone_name = current_app.config["BABEL_DEFAULT_TIMEZONE"]
+    header = [
+        _("Member number"),
+        _("Name"),
+        _("Phone"),
+        _("Platform"),
+        _("Station code"),
+        _("Station"),
+        _("District code"),
+        _("Status"),
+        _("Applied (%(zone)s)", zone=zone_name),
+        _("Decided (%(zone)s)", zone=zone_name),
+        _("Decided by"),
+        _("Reason for rejection"),
+    ]
+    return export.Layout(
+        header=header,
+        statuses={code: str(label) for code, label in STATUS_LABELS.items()},
+        platforms={p.value: str(label) for p, label in PLATFORM_LABELS.items()},
+        zone=ZoneInfo(zone_name),
+        national_phones=True,
     )
 
 

@@ -68,3 +68,56 @@ def test_enter_in_the_search_box_searches_and_decides_no_one(live_app, chromium)
     box.press("Enter")
     page.wait_for_url("**q=*")
     assert statuses(live_app.app) == {first: MemberStatus.pending, second: MemberStatus.pending}
+
+
+FIELDS = [
+    "input[name=q]",
+    "input[name=district]",
+    "input[name=workplace]",
+    "select[name=platform]",
+    "select[name=sort]",
+    "input[name=recent]",
+    "input[name=overdue]",
+    "input[name=ids]",
+    "input[name=reason]",
+]
+
+
+@pytest.mark.parametrize("javascript", [False, True], ids=["js-off", "js-on"])
+def test_enter_in_every_roster_field_decides_no_one(live_app, chromium, javascript):
+    page, first, second = signed_in_official(live_app, chromium, javascript=javascript)
+    roster_url = page.url
+    fields = page.locator("main input:not([type=hidden]), main select")
+    assert fields.count() == len(FIELDS) + 1, "a new field? add it to FIELDS"  # two rows: two ids boxes
+    for selector in FIELDS:
+        page.goto(roster_url)
+        page.check(f"input[name=ids][value='{second}']")
+        field = page.locator(selector).first
+        if selector == "input[name=reason]":
+            field.fill("不在本区工作")
+        field.press("Enter")
+        page.wait_for_timeout(300)  # a submission, had there been one, would have started by now
+        page.wait_for_load_state()
+        assert statuses(live_app.app) == {first: MemberStatus.pending, second: MemberStatus.pending}, selector
+    assert outbox_messages(live_app.outbox) == []
+    # Each row's own Approve still decides that row, and only it.
+    page.goto(roster_url)
+    page.check(f"input[name=ids][value='{second}']")
+    page.locator(f"button[name=one][value='{first}']").click()
+    page.wait_for_load_state()
+    assert statuses(live_app.app) == {first: MemberStatus.approved, second: MemberStatus.pending}
+
+
+@pytest.mark.parametrize("javascript", [False, True], ids=["js-off", "js-on"])
+def test_enter_in_the_member_pages_reason_box_decides_no_one(live_app, chromium, javascript):
+    page, first, second = signed_in_official(live_app, chromium, javascript=javascript)
+    page.goto(f"{live_app.url}/roster/{first}")
+    reason = page.locator("input[name=reason]")
+    reason.fill("不在本区工作")
+    reason.press("Enter")
+    page.wait_for_timeout(300)  # a submission, had there been one, would have started by now
+    page.wait_for_load_state()
+    assert statuses(live_app.app) == {first: MemberStatus.pending, second: MemberStatus.pending}
+    page.locator("form[action$='/reject'] button:not([disabled])").click()
+    page.wait_for_load_state()
+    assert statuses(live_app.app)[first] is MemberStatus.rejected

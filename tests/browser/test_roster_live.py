@@ -74,6 +74,12 @@ def test_official_sees_new_application_live_approves_and_worker_reads_member_num
     worker.click("form[action$='/join/code'] button[type=submit]")
     worker.wait_for_url("**/join/done")
 
+    # The arrival is announced; the rows move only when the official asks for them.
+    announcement = official.locator("#live-show")
+    announcement.wait_for(timeout=WAIT_MS)
+    assert official.locator("#live-n").inner_text() == "1"
+    assert official.locator("tr[data-id]").count() == 0
+    announcement.click()
     row = official.locator("tr[data-id]", has_text="王小明")
     row.wait_for(timeout=WAIT_MS)
     assert official.evaluate("window.__sameDocument === true"), "the row arrived without a reload"

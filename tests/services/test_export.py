@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -95,8 +96,55 @@ def test_xlsx_has_text_not_formulas(db, pii, district):
     )
     sheet = load_workbook(io.BytesIO(body))["members"]
     cell = sheet.cell(row=2, column=2)
-    assert cell.data_type == "s" and cell.value == "'=cmd|' /C calc'!A0"
+    # A text cell marked "quote prefix": Excel shows it as typed and never evaluates it.
+    assert cell.data_type == "s" and cell.value == "=cmd|' /C calc'!A0" and cell.quotePrefix
     assert finished == [(1, True)]
+
+
+def people(zone: str = "Asia/Shanghai") -> export.Layout:
+    header = [f"h{n}" for n in range(len(export.HEADER))]
+    return export.Layout(
+        header=header,
+        statuses={"pending": "待审核"},
+        platforms={"meituan": "美团"},
+        zone=ZoneInfo(zone),
+        national_phones=True,
+    )
+
+
+def test_a_layout_for_people_local_times_words_and_phones_without_plus86(db, pii, district):
+    from datetime import UTC, datetime
+
+    mainland = make_member(db, pii, district, 1)
+    mainland.created_at = datetime(2026, 3, 4, 20, 6, 7, 999999, tzinfo=UTC)  # 04:06 the next day in Shanghai
+    abroad = make_member(db, pii, district, 2)
+    abroad.phone_enc = pii.encrypt("+447700900123")
+    abroad.created_at = datetime(2026, 3, 3, 1, 2, 3, tzinfo=UTC)
+    db.commit()
+    body = b"".join(export.csv_stream(db, pii, None, roster.RosterFilter(), finish=lambda n, ok: None, layout=people()))
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert rows[0] == people().header
+    assert [(r[2], r[3], r[7], r[8]) for r in rows[1:]] == [
+        (factories.phone(1)[3:], "美团", "待审核", "2026-03-05 04:06:07"),
+        ("'+447700900123", "美团", "待审核", "2026-03-03 09:02:03"),  # +CC kept, so neutralised
+    ]
+    book = export.xlsx_stream(db, pii, None, roster.RosterFilter(), finish=lambda n, ok: None, layout=people())
+    sheet = load_workbook(io.BytesIO(b"".join(book)))["members"]
+    phones = [sheet.cell(row=r, column=3) for r in (2, 3)]
+    assert [(c.value, c.data_type, c.quotePrefix) for c in phones] == [
+        (factories.phone(1)[3:], "s", True),
+        ("+447700900123", "s", True),
+    ], "text cells, no visible apostrophe"
+    assert sheet.cell(row=2, column=9).value == datetime(2026, 3, 5, 4, 6, 7)  # a date cell, local time
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
+def test_the_layout_for_people_still_neutralises_every_formula(db, pii, district, text):
+    make_member(db, pii, district, 1, name=text)
+    db.commit()
+    body = b"".join(export.csv_stream(db, pii, None, roster.RosterFilter(), finish=lambda n, ok: None, layout=people()))
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert rows[1][1] == "'" + text
 
 
 def test_times_are_written_as_before_whichever_database_formats_them(db, pii, district):

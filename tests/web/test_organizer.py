@@ -7,6 +7,7 @@ import re
 
 import pytest
 from PIL import Image
+from sqlmodel import Session
 
 from app.models import PlaceKind, Role, utcnow
 from app.services import places, poster_fonts, posters, stats
@@ -159,7 +160,7 @@ def test_rotate_needs_the_csrf_token_then_replaces_the_old_poster(app, client, d
     old_path = factories.join_path(app, world["zj"])
     old_png = client.get("/organizer/places/PD-ZJ01/a4/poster.png").data
     assert client.post("/organizer/places/PD-ZJ01/rotate").status_code == 400
-    page = client.get("/organizer/places/PD-ZJ01")
+    page = client.get("/organizer/places/PD-ZJ01/rotate")
     response = client.post("/organizer/places/PD-ZJ01/rotate", data=hidden_fields(page.text))
     assert response.status_code == 303
     db.expire_all()
@@ -172,9 +173,49 @@ def test_rotate_needs_the_csrf_token_then_replaces_the_old_poster(app, client, d
     assert client.get("/" + payload(app, fresh).rsplit("/", 1)[1].lower()).status_code == 200
 
 
+def version_of(db, place) -> int:  # type: ignore[no-untyped-def]
+    with Session(db.get_bind()) as fresh:
+        return fresh.get(type(place), place.id).qr_version
+
+
+def test_rotating_asks_first_and_says_what_stops_working(client, db, world, kit):
+    """One click on the place page no longer voids the printed posters: a confirmation page does."""
+    day, zj = utcnow().date(), world["zj"].id
+    for step, n in {"scans": 7, "joins": 3}.items():
+        for _ in range(n):
+            stats.bump(db, kind=PlaceKind.workplace, place_id=zj, qr_version=1, step=step, day=day)
+    stats.bump(db, kind=PlaceKind.workplace, place_id=zj, qr_version=0, step="scans", day=day)  # an older poster
+    db.commit()
+    sign_in(client, db)
+    place_page = client.get("/organizer/places/PD-ZJ01").text
+    assert 'action="/organizer/places/PD-ZJ01/rotate"' not in place_page, "no one-click rotation"
+    assert 'href="/organizer/places/PD-ZJ01/rotate"' in place_page
+    confirm = client.get("/organizer/places/PD-ZJ01/rotate")
+    assert confirm.status_code == 200 and "<script" not in confirm.text
+    count = re.search(r'<p id="rotate-count">([^<]*)</p>', confirm.text).group(1)
+    assert re.findall(r"\d+", count) == ["1", "7", "3"], "version 1: scanned 7 times, 3 joins"
+    fields = hidden_fields(confirm.text)
+    assert fields["version"] == "1"
+    # A POST without the confirmed version (a forged or stale form) only shows the confirmation.
+    bare = {k: v for k, v in fields.items() if k != "version"}
+    response = client.post("/organizer/places/PD-ZJ01/rotate", data=bare)
+    assert response.status_code == 303 and response.headers["Location"].endswith("/organizer/places/PD-ZJ01/rotate")
+    assert version_of(db, world["zj"]) == 1
+    assert client.post("/organizer/places/PD-ZJ01/rotate", data=fields).status_code == 303
+    # The same confirmation pressed twice rotates once.
+    assert client.post("/organizer/places/PD-ZJ01/rotate", data=fields).status_code == 303
+    assert version_of(db, world["zj"]) == 2
+    assert "已经更换过了" in client.get("/organizer/places/PD-ZJ01").text  # "already replaced"
+
+
+def test_the_confirmation_of_another_districts_place_is_a_404(client, db, world, kit):
+    sign_in(client, db)
+    assert client.get("/organizer/places/JA-CJD1/rotate").status_code == 404
+
+
 def test_rotating_another_districts_place_is_a_404(client, db, world, kit):
     sign_in(client, db)
-    page = client.get("/organizer/places/PD-ZJ01")
+    page = client.get("/organizer/places/PD-ZJ01/rotate")
     assert client.post("/organizer/places/JA-CJD1/rotate", data=hidden_fields(page.text)).status_code == 404
     db.expire_all()
     assert db.get(type(world["cjd"]), world["cjd"].id).qr_version == 1

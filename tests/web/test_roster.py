@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
 from openpyxl import load_workbook
@@ -308,3 +309,43 @@ def test_ids_beyond_an_integer_column_are_404_not_a_database_error(app, client, 
     assert client.get(f"/roster/{2**31}").status_code == 404
     assert client.get(f"/roster/{2**63}").status_code == 404
     assert client.get("/roster/audit?before=99999999999999999999").status_code in (200, 403)
+
+
+def test_each_rows_approve_is_outside_the_bulk_form_and_its_first_enabled_button_decides_nothing(
+    client, db, pii, places
+):
+    """Enter on a checkbox presses the first enabled submit button: never an Approve."""
+    pd, _ = places
+    member = make_member(db, pii, pd, 1)
+    db.commit()
+    sign_in(client, db)
+    page = client.get("/roster/?status=pending").text
+    bulk = page[page.index('id="bulk-decide"') : page.index("</form>", page.index('id="bulk-decide"'))]
+    enabled = [b for b in re.findall(r"<button[^>]*>", bulk) if "disabled" not in b]
+    assert 'value="none"' in enabled[0]
+    row_button = re.search(rf'<button[^>]*name="one" value="{member.id}"[^>]*>', page).group(0)
+    assert 'form="row-decide"' in row_button
+    row_form = page[page.index('id="row-decide"') : page.index("</form>", page.index('id="row-decide"'))]
+    assert 'name="csrf_token"' in row_form and '<input type="text"' not in row_form
+    token = hidden_fields(client.get("/roster/").text)["csrf_token"]
+    response = client.post("/roster/decide", data={"csrf_token": token, "action": "none", "ids": str(member.id)})
+    assert response.status_code == 303
+    assert fresh(db, member.id).status is MemberStatus.pending
+
+
+def test_exports_for_people_speak_the_users_language_and_local_time(client, db, pii, places):
+    pd, _ = places
+    member = make_member(db, pii, pd, 1, name="韩梅梅")
+    member.created_at = datetime(2026, 3, 4, 20, 6, 7, tzinfo=UTC)
+    db.commit()
+    sign_in(client, db)
+    rows = list(csv.reader(io.StringIO(client.get("/roster/export.csv").data.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["会员编号", "姓名", "手机号"] and rows[0][8] == "申请时间（Asia/Shanghai）"
+    assert rows[1][1:3] == ["韩梅梅", factories.phone(1)[3:]], "a mainland number without +86: no apostrophe"
+    assert rows[1][7] == "待审核" and rows[1][8] == "2026-03-05 04:06:07"
+    client.get("/lang/en?next=/roster/")
+    english = list(csv.reader(io.StringIO(client.get("/roster/export.csv").data.decode("utf-8-sig"))))
+    assert english[0][8] == "Applied (Asia/Shanghai)" and english[1][7] == "Pending"
+    sheet = load_workbook(io.BytesIO(client.get("/roster/export.xlsx").data))["members"]
+    phone = sheet.cell(row=2, column=3)
+    assert phone.value == factories.phone(1)[3:] and phone.data_type == "s" and phone.quotePrefix
