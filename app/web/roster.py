@@ -30,6 +30,7 @@ from flask_wtf import FlaskForm
 from app.db import get_session, session_scope
 from app.extensions import limiter
 from app.models import Member, MemberStatus, Role, utcnow
+from app.security import same_origin_referrer
 from app.services import export, notify, roster
 from app.web import MAX_DB_ID
 from app.web.access import role_required, scope, staff
@@ -176,7 +177,7 @@ def _decide(ids: list[int], *, approving: bool, reason: str):  # type: ignore[no
         results = roster.decide_many(db, scope(), ids, by=staff(), approve_all=approving, reason=reason, now=utcnow())
     except roster.ReasonRequired:
         flash(_("Please give a reason for the rejection (at most 500 characters)."))
-        return redirect(request.referrer or url_for("roster.index"), 303)
+        return redirect(same_origin_referrer(request.referrer, request.host_url, url_for("roster.index")), 303)
     db.commit()
     decided = [r.member for r in results if r.member is not None]
     unsent = _notify(decided)
