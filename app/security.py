@@ -6,6 +6,7 @@ import unicodedata
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import redis
 from flask import Flask, Response, abort, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from limits.errors import StorageError
@@ -28,6 +29,7 @@ def init_app(app: Flask) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, reject_cross_site)
     app.after_request(add_headers)
     app.register_error_handler(StorageError, limiter_down)
+    app.register_error_handler(redis.RedisError, limiter_down)
     app.register_error_handler(SecurityError, bad_host)
 
 
@@ -37,7 +39,7 @@ def bad_host(_exc: SecurityError) -> Response:
     return Response(body, status=400, mimetype="text/html")
 
 
-def limiter_down(_exc: StorageError):  # type: ignore[no-untyped-def]
+def limiter_down(_exc: Exception):  # type: ignore[no-untyped-def]
     """A limit that cannot be counted is not passed (fail closed): 503, never a 500 or a pass."""
     from app.web.errors import render_error
 

@@ -14,11 +14,13 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context, url_for
 from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from limits.errors import StorageError
 from sqlmodel import select
 from werkzeug.exceptions import HTTPException
 
@@ -114,6 +116,16 @@ def _csrf_error(exc: CSRFError) -> Response:
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     return http_error_response(exc)
+
+
+@bp.errorhandler(StorageError)
+@bp.errorhandler(redis.RedisError)
+def _limits_down(_exc: Exception) -> Response:
+    """A limit that cannot be counted is not passed (fail closed): 503, as the pages answer.
+    Registered for these classes so the blueprint-wide handler below does not take them."""
+    close_session()
+    log.error("api: the limit store is unreachable (%s)", type(_exc).__name__)
+    return error_response(503, "unavailable", "temporarily unavailable: retry in a few minutes")
 
 
 @bp.errorhandler(Exception)

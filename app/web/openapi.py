@@ -298,11 +298,16 @@ def _places_paths() -> Schema:
     }
 
 
+UNAVAILABLE: Schema = _json(_ref("Error"), "The limit store (Redis) cannot be reached: limits fail closed; retry later")
+
+
 def _rate_limited(paths: Schema) -> Schema:
-    """Every operation may answer 429: the limits count per token and per address, not per path."""
+    """Every operation may answer 429 (the limits count per token and per address, not per path)
+    and 503 (a limit that cannot be counted is not passed)."""
     for operations in paths.values():
         for operation in operations.values():
             operation["responses"]["429"] = TOO_MANY
+            operation["responses"]["503"] = UNAVAILABLE
     return paths
 
 
