@@ -414,6 +414,11 @@ def upsert_place() -> Response:
         raise ApiError(404, "not_found", "no such district")
     if allowed is not None and "workplace_code" not in body:
         raise ApiError(403, "forbidden", "only admins create or rename districts")
+    if allowed is not None and _held_elsewhere(db, body["workplace_code"], allowed):
+        # Codes are unique across districts: one taken outside the caller's districts cannot be
+        # theirs, and the answer is the same 404 as for any record out of scope (no oracle).
+        _log_denial("place code out of scope")
+        raise ApiError(404, "not_found", "no such workplace")
     if "workplace_code" in body and "kind" not in body:
         existing = db.exec(select(Workplace).where(Workplace.code == body["workplace_code"])).first()
         body["kind"] = existing.kind.value if existing else WorkplaceKind.other.value
@@ -440,6 +445,15 @@ def upsert_place() -> Response:
     response = jsonify(place_json(place, body["district_code"]))
     response.status_code = 201 if report.created else 200
     return response
+
+
+def _held_elsewhere(db: Any, code: str, allowed: list[int]) -> bool:
+    """Whether `code` names a place (workplace or district) outside the districts `allowed`."""
+    workplace = db.exec(select(Workplace).where(Workplace.code == code)).first()
+    if workplace is not None:
+        return workplace.district_id not in allowed
+    district = db.exec(select(District).where(District.code == code)).first()
+    return district is not None and district.id not in allowed
 
 
 def _csv_row(body: dict[str, str], district_name: str) -> str:
