@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -21,6 +22,7 @@ CSP = (
 HSTS_SECONDS = 63072000  # two years (E1 asks for at least one)
 HSTS = f"max-age={HSTS_SECONDS}; includeSubDomains"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def init_app(app: Flask) -> None:
@@ -180,3 +182,21 @@ def same_origin_referrer(referrer: str | None, host_url: str, default: str) -> s
     if not referrer or not referrer.startswith(host_url):
         return default
     return safe_path("/" + referrer[len(host_url) :], default)
+
+
+# --- one limit per action, whichever door it comes through (issue 12, item 3) -----------------
+
+# Each action a person can repeat, with its limit per account. The pages and the API share the
+# count (one Flask-Limiter scope per action), so a second door never doubles the allowance.
+ACTION_LIMITS: dict[str, str] = {
+    "export": "20 per hour",  # roster files: /roster/export.* and GET /api/v1/members/export
+}
+
+
+def action_limit(action: str, account_id: Callable[[], int]) -> Callable[[F], F]:
+    """The limit of `action` counted per account, shared by every view decorated with it."""
+    from app.extensions import limiter
+
+    return limiter.shared_limit(  # type: ignore[return-value]
+        ACTION_LIMITS[action], scope=f"action-{action}", key_func=lambda: f"{action}:{account_id()}"
+    )

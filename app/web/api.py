@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 from app.db import close_session, get_session, session_scope
 from app.extensions import csrf, limiter
 from app.models import District, Member, Role, User, Workplace, WorkplaceKind, utcnow
+from app.security import action_limit
 from app.services import api_tokens, audit, export, notify, places, roster, users
 from app.services.limits import ip_key
 from app.web import openapi
@@ -329,6 +330,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @bp.get("/members/export")
+@action_limit("export", lambda: caller().id or 0)
 def export_members() -> Response:
     """The filtered roster as a streamed file; the audit event is written when the stream ends."""
     require(*MEMBER_ROLES)

@@ -28,9 +28,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
 from app.db import get_session, session_scope
-from app.extensions import limiter
 from app.models import Member, MemberStatus, Role, utcnow
-from app.security import same_origin_referrer
+from app.security import action_limit, same_origin_referrer
 from app.services import export, notify, roster
 from app.web import MAX_DB_ID
 from app.web.access import role_required, scope, staff
@@ -46,7 +45,6 @@ STATUS_LABELS = {
     MemberStatus.rejected.value: _l("Rejected"),
 }
 # SECURITY.md F10: exports are rate-limited per staff account (mass exfiltration).
-EXPORT_LIMIT = "20 per hour"
 FILTER_KEYS = ("status", "workplace", "platform", "q", "recent", "district", "sort", "overdue", "since")
 
 
@@ -208,13 +206,9 @@ def _notify(members: list[Member]) -> int:
     return sent.count(False)
 
 
-def _staff_key() -> str:
-    return f"export:{staff().id}"
-
-
 @bp.get("/export.<any(csv, xlsx):fmt>")
 @role_required(Role.official)
-@limiter.limit(EXPORT_LIMIT, key_func=_staff_key)
+@action_limit("export", lambda: staff().id or 0)
 def export_file(fmt: str) -> Response:
     """The current filter as CSV or Excel, streamed; the audit event is written when it ends."""
     flt, user, pii, ids = _filter(), staff(), _pii(), scope()
