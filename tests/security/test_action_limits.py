@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from limits import parse
 
-from app.models import Role, User
+from app.models import User
 from app.security import ACTION_LIMITS
 from app.services import users
 from tests import conftest
