@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer requests only: cookie requests are checked in `authenticate` below
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+CURSOR_RE = re.compile(openapi.CURSOR_PATTERN)
 MEMBER_ROLES = (Role.admin, Role.official)
 PLACE_WRITERS = (Role.admin, Role.organizer)
 # Present but empty is an error here (the roster pages read it as "any", the API is strict).
@@ -232,7 +234,7 @@ def list_members() -> Response:
     require(*MEMBER_ROLES)
     flt, limit = _filter(), _limit()
     cursor = request.args.get("cursor") or None
-    if cursor is not None and len(cursor) > 512:
+    if cursor is not None and not CURSOR_RE.match(cursor):
         raise ApiError(400, "bad_cursor", "this cursor is not one we made")
     try:
         page = roster.list_members(
@@ -396,8 +398,14 @@ def _place_input() -> dict[str, str]:
         raise ApiError(422, "bad_place", f"fields are text, only: {', '.join(sorted(PLACE_FIELDS))}")
     if not places.CODE_RE.match(body.get("district_code", "")):
         raise ApiError(422, "bad_place", "district_code is required: 1 to 32 letters, digits, - or _")
+    if "workplace_code" in body and not places.CODE_RE.match(body["workplace_code"]):
+        raise ApiError(422, "bad_place", "workplace_code: 1 to 32 letters, digits, - or _")
     if "workplace_code" in body and not body.get("workplace_name", "").strip():
         raise ApiError(422, "bad_place", "a workplace needs a workplace_name")
+    if "kind" in body and "workplace_code" not in body:
+        raise ApiError(422, "bad_place", "kind is a workplace's: it needs a workplace_code")
+    if any(name in body and not body[name].strip() for name in ("district_name", "workplace_name")):
+        raise ApiError(422, "bad_place", "a name, when given, is not empty")
     if "kind" in body and body["kind"] not in {k.value for k in WorkplaceKind}:
         raise ApiError(422, "bad_place", "kind must be delivery_station, rest_station, hub or other")
     if any(len(body.get(name, "")) > 200 for name in ("district_name", "workplace_name")):
