@@ -40,3 +40,22 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # roster's search box takes names and phone numbers), no referer, no user agent, no body.
 # %(U)s is the path only; join URLs carry a place token, which names a poster, not a person.
 access_log_format = '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+
+
+def _redacted_logger():  # type: ignore[no-untyped-def]
+    """gunicorn's logger with app/logs.py's filters on its error and access logs, set again on
+    every (re)configuration: a traceback from a streamed response never holds a name or phone."""
+    from gunicorn.glogging import Logger
+
+    from app.logs import protect
+
+    class RedactedLogger(Logger):
+        def setup(self, cfg):  # type: ignore[no-untyped-def]
+            super().setup(cfg)
+            protect(self.error_log, urls=True)
+            protect(self.access_log, urls=True)
+
+    return RedactedLogger
+
+
+logger_class = _redacted_logger()

@@ -10,6 +10,8 @@ from flask import Flask, request, session
 from flask import Request as FlaskRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app.security import CleanJSONProvider, CleanMultiDict, CleanString
+
 
 def create_app(config: Any | None = None, env: Mapping[str, str] | None = None) -> Flask:
     """Build the app from a config object, or from `env` / the process environment."""
@@ -18,6 +20,8 @@ def create_app(config: Any | None = None, env: Mapping[str, str] | None = None) 
     config = config or load_config(env)
     app = Flask(__name__, instance_path=config.INSTANCE_PATH, instance_relative_config=False)
     app.request_class = Request
+    app.json = CleanJSONProvider(app)
+    app.url_map.converters["default"] = app.url_map.converters["string"] = CleanString
     app.config.update(config.as_dict())
     app.config["APP_ENV"] = config.ENV_NAME
     app.config["TESTING"] = config.TESTING
@@ -93,6 +97,9 @@ class WtformsTranslations:
 
 
 class Request(FlaskRequest):
+    # Every form and query value is cleaned as Werkzeug parses it (app/security.py clean_text):
+    # no view, form or service sees a control, format or unassigned character (issue 12).
+    parameter_storage_class = CleanMultiDict
     # Flask-WTF looks for WTForms' translations on the request before loading them from disk,
     # which it would otherwise do in every request: one object serves every request.
     wtforms_translations = WtformsTranslations()

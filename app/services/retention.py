@@ -2,8 +2,13 @@
 
 Unfinished join attempts (drafts) go after RETENTION_DRAFT_HOURS; finished ones too, since the
 member row already holds what they had. Rejected applications go RETENTION_REJECTED_DAYS after
-the decision. Approved and pending members are never touched. Each run leaves one audit event
-with counts only.
+the decision. Status checks (a worker proving their phone to read their status) go after the
+same RETENTION_DRAFT_HOURS, but never within a day: the status page's daily limits count a day
+of them. Approved and pending members are never touched. Each run leaves one audit event with
+counts only.
+
+Every table with an encrypted name or phone (`*_enc`) is listed in PERSONAL_TABLES with the rule
+that purges it (tests/security/test_retention_coverage.py fails on a new one missing here).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from app.models import JoinAttempt, Member, MemberStatus
+from app.models import JoinAttempt, Member, MemberStatus, StatusCheck
 from app.services import audit
 
 
@@ -23,6 +28,18 @@ class RetentionReport:
     drafts: int  # unverified join attempts
     finished: int  # verified join attempts (their data lives on in the member row)
     rejected: int  # rejected members
+    status_checks: int = 0  # a worker's phone proven to read their status
+
+
+# The daily limits of app/services/status.py read a day of status checks.
+STATUS_CHECK_MIN_AGE = timedelta(days=1)
+# Each table holding an encrypted name or phone, and the rule that purges it. `user` holds only
+# staff TOTP secrets (deleted with the account), not a worker's name or phone.
+PERSONAL_TABLES = {
+    "join_attempt": "drafts and finished attempts after RETENTION_DRAFT_HOURS",
+    "member": "rejected applications RETENTION_REJECTED_DAYS after the decision",
+    "status_check": "after RETENTION_DRAFT_HOURS, and at least a day",
+}
 
 
 def purge(session: Session, *, now: datetime, draft_hours: int, rejected_days: int) -> RetentionReport:
@@ -32,7 +49,8 @@ def purge(session: Session, *, now: datetime, draft_hours: int, rejected_days: i
     drafts = _delete_attempts(session, attempt_cutoff, verified=False)
     finished = _delete_attempts(session, attempt_cutoff, verified=True)
     rejected = _delete_rejected(session, decision_cutoff)
-    report = RetentionReport(drafts=drafts, finished=finished, rejected=rejected)
+    checks = _delete_status_checks(session, min(attempt_cutoff, now - STATUS_CHECK_MIN_AGE))
+    report = RetentionReport(drafts=drafts, finished=finished, rejected=rejected, status_checks=checks)
     audit.record(
         session,
         "retention.run",
@@ -40,6 +58,7 @@ def purge(session: Session, *, now: datetime, draft_hours: int, rejected_days: i
         drafts=drafts,
         finished=finished,
         rejected=rejected,
+        status_checks=checks,
         draft_hours=draft_hours,
         rejected_days=rejected_days,
     )
@@ -66,4 +85,9 @@ def _delete_rejected(session: Session, cutoff: datetime) -> int:
         return 0
     session.execute(update(JoinAttempt).where(col(JoinAttempt.member_id).in_(ids)).values(member_id=None))
     result = session.execute(delete(Member).where(col(Member.id).in_(ids)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _delete_status_checks(session: Session, cutoff: datetime) -> int:
+    result = session.execute(delete(StatusCheck).where(col(StatusCheck.created_at) < cutoff))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

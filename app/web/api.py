@@ -10,21 +10,25 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context, url_for
 from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from limits.errors import StorageError
 from sqlmodel import select
 from werkzeug.exceptions import HTTPException
 
 from app.db import close_session, get_session, session_scope
 from app.extensions import csrf, limiter
 from app.models import District, Member, Role, User, Workplace, WorkplaceKind, utcnow
+from app.security import action_limit
 from app.services import api_tokens, audit, cards, export, notify, places, roster, users
 from app.services.limits import ip_key
 from app.web import openapi
@@ -34,6 +38,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer requests only: cookie requests are checked in `authenticate` below
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+CURSOR_RE = re.compile(openapi.CURSOR_PATTERN)
 MEMBER_ROLES = (Role.admin, Role.official)
 PLACE_WRITERS = (Role.admin, Role.organizer)
 # Present but empty is an error here (the roster pages read it as "any", the API is strict).
@@ -114,6 +119,16 @@ def _csrf_error(exc: CSRFError) -> Response:
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     return http_error_response(exc)
+
+
+@bp.errorhandler(StorageError)
+@bp.errorhandler(redis.RedisError)
+def _limits_down(_exc: Exception) -> Response:
+    """A limit that cannot be counted is not passed (fail closed): 503, as the pages answer.
+    Registered for these classes so the blueprint-wide handler below does not take them."""
+    close_session()
+    log.error("api: the limit store is unreachable (%s)", type(_exc).__name__)
+    return error_response(503, "unavailable", "temporarily unavailable: retry in a few minutes")
 
 
 @bp.errorhandler(Exception)
@@ -219,7 +234,7 @@ def list_members() -> Response:
     require(*MEMBER_ROLES)
     flt, limit = _filter(), _limit()
     cursor = request.args.get("cursor") or None
-    if cursor is not None and len(cursor) > 512:
+    if cursor is not None and not CURSOR_RE.match(cursor):
         raise ApiError(400, "bad_cursor", "this cursor is not one we made")
     try:
         page = roster.list_members(
@@ -344,6 +359,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @bp.get("/members/export")
+@action_limit("export", lambda: caller().id or 0)
 def export_members() -> Response:
     """The filtered roster as a streamed file; the audit event is written when the stream ends."""
     require(*MEMBER_ROLES)
@@ -409,8 +425,14 @@ def _place_input() -> dict[str, str]:
         raise ApiError(422, "bad_place", f"fields are text, only: {', '.join(sorted(PLACE_FIELDS))}")
     if not places.CODE_RE.match(body.get("district_code", "")):
         raise ApiError(422, "bad_place", "district_code is required: 1 to 32 letters, digits, - or _")
+    if "workplace_code" in body and not places.CODE_RE.match(body["workplace_code"]):
+        raise ApiError(422, "bad_place", "workplace_code: 1 to 32 letters, digits, - or _")
     if "workplace_code" in body and not body.get("workplace_name", "").strip():
         raise ApiError(422, "bad_place", "a workplace needs a workplace_name")
+    if "kind" in body and "workplace_code" not in body:
+        raise ApiError(422, "bad_place", "kind is a workplace's: it needs a workplace_code")
+    if any(name in body and not body[name].strip() for name in ("district_name", "workplace_name")):
+        raise ApiError(422, "bad_place", "a name, when given, is not empty")
     if "kind" in body and body["kind"] not in {k.value for k in WorkplaceKind}:
         raise ApiError(422, "bad_place", "kind must be delivery_station, rest_station, hub or other")
     if any(len(body.get(name, "")) > 200 for name in ("district_name", "workplace_name")):
@@ -429,6 +451,11 @@ def upsert_place() -> Response:
         raise ApiError(404, "not_found", "no such district")
     if allowed is not None and "workplace_code" not in body:
         raise ApiError(403, "forbidden", "only admins create or rename districts")
+    if allowed is not None and _held_elsewhere(db, body["workplace_code"], allowed):
+        # Codes are unique across districts: one taken outside the caller's districts cannot be
+        # theirs, and the answer is the same 404 as for any record out of scope (no oracle).
+        _log_denial("place code out of scope")
+        raise ApiError(404, "not_found", "no such workplace")
     if "workplace_code" in body and "kind" not in body:
         existing = db.exec(select(Workplace).where(Workplace.code == body["workplace_code"])).first()
         body["kind"] = existing.kind.value if existing else WorkplaceKind.other.value
@@ -455,6 +482,15 @@ def upsert_place() -> Response:
     response = jsonify(place_json(place, body["district_code"]))
     response.status_code = 201 if report.created else 200
     return response
+
+
+def _held_elsewhere(db: Any, code: str, allowed: list[int]) -> bool:
+    """Whether `code` names a place (workplace or district) outside the districts `allowed`."""
+    workplace = db.exec(select(Workplace).where(Workplace.code == code)).first()
+    if workplace is not None:
+        return workplace.district_id not in allowed
+    district = db.exec(select(District).where(District.code == code)).first()
+    return district is not None and district.id not in allowed
 
 
 def _csv_row(body: dict[str, str], district_name: str) -> str:

@@ -25,6 +25,7 @@ from wtforms.validators import DataRequired
 from app.db import get_session
 from app.extensions import limiter, login_manager
 from app.models import User, utcnow
+from app.security import safe_path
 from app.services import conversion, mfa, users
 from app.web.access import role_required, staff
 
@@ -98,9 +99,8 @@ def pending_user() -> User | None:
 def finish_sign_in(user: User) -> str:
     """Both factors passed: the real session starts; returns where to go next."""
     data = session.get(PENDING) or {}
-    target = data.get("next") if isinstance(data.get("next"), str) else None
     start_session(user)
-    return target or url_for("auth.home")
+    return safe_path(data.get("next"), url_for("auth.home"))
 
 
 login_manager.login_view = "auth.login"
@@ -209,10 +209,7 @@ def start_session(user: User) -> None:
 
 
 def _next_page() -> str:
-    target = request.args.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("auth.home")
+    return safe_path(request.args.get("next"), url_for("auth.home"))
 
 
 @bp.get("/home")

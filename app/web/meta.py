@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import redis
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
 from sqlalchemy import text
 
 from app import db
+from app.security import safe_path
 
 bp = Blueprint("meta", __name__)
 
@@ -21,12 +20,7 @@ def index() -> str:
 @bp.get("/lang/<code>")
 def switch_language(code: str):  # type: ignore[no-untyped-def]
     session["lang"] = "en" if code == "en" else "zh_Hans_CN"
-    target = request.args.get("next", "/")
-    # Only a path on this site: never an open redirect.
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    return redirect(target)
+    return redirect(safe_path(request.args.get("next"), "/"))
 
 
 @bp.get("/healthz")

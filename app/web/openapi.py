@@ -13,6 +13,7 @@ MAX_PAGE = 200
 MAX_ID = MAX_DB_ID  # what an integer column holds on SQLite and PostgreSQL alike
 DEFAULT_PAGE = 50
 CODE_PATTERN = "^[A-Za-z0-9_-]{1,32}$"
+CURSOR_PATTERN = "^[A-Za-z0-9_-]{1,512}$"  # unpadded base64url, as the API writes next_cursor
 
 
 def _ref(name: str) -> Schema:
@@ -135,6 +136,9 @@ PLACE: Schema = {
 
 PLACE_INPUT: Schema = {
     "type": "object",
+    "description": "A district (district_code, district_name) or a workplace in it (district_code, "
+    "workplace_code, workplace_name, kind). district_name is required when the district does not "
+    "exist yet (422 without it); workplace_name when the workplace is new or renamed (422 without it).",
     "required": ["district_code"],
     "properties": {
         "district_code": {"type": "string", "pattern": CODE_PATTERN},
@@ -142,13 +146,16 @@ PLACE_INPUT: Schema = {
             "type": "string",
             "minLength": 1,
             "maxLength": 200,
-            "description": "required for a new district (admins only)",
+            "pattern": r"\S",
+            "description": "required for a new district (admins only; 422 without it): the "
+            "schema cannot say which districts exist",
         },
         "workplace_code": {"type": "string", "pattern": CODE_PATTERN},
-        "workplace_name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "workplace_name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
         "kind": {"type": "string", "enum": [k.value for k in WorkplaceKind]},
     },
     "additionalProperties": False,
+    "dependentRequired": {"workplace_code": ["workplace_name"], "kind": ["workplace_code"]},
 }
 
 COMPONENTS: Schema = {
@@ -213,9 +220,24 @@ COMPONENTS: Schema = {
 }
 
 
+# Stateful clients (and schemathesis's stateful run) go from a page to its members and on.
+_FIRST_ID = {"member_id": "$response.body#/items/0/id"}
+PAGE_LINKS: Schema = {
+    "GetFirstMember": {"operationId": "getMember", "parameters": _FIRST_ID},
+    "ApproveFirstMember": {"operationId": "approveMember", "parameters": _FIRST_ID},
+    "RejectFirstMember": {"operationId": "rejectMember", "parameters": _FIRST_ID},
+    "NextPage": {"operationId": "listMembers", "parameters": {"cursor": "$response.body#/next_cursor"}},
+}
+
+
 def _members_paths() -> Schema:
     page_params = [
-        _query("cursor", {"type": "string", "minLength": 1, "maxLength": 512}, "next_cursor of the previous page"),
+        _query(
+            "cursor",
+            {"type": "string", "pattern": CURSOR_PATTERN},
+            "Opaque: the next_cursor of the previous page, as it came. Any other value answers 400 "
+            "bad_cursor, even one of the right shape",
+        ),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE}, "Page size"),
     ]
     decided = {"409": _json(_ref("Conflict"), "Already decided: by whom and when")}
@@ -225,7 +247,10 @@ def _members_paths() -> Schema:
                 "operationId": "listMembers",
                 "summary": "The roster, newest application first, keyset-paged",
                 "parameters": FILTERS + page_params,
-                "responses": {"200": _json(_ref("MemberPage"), "One page"), **_errors("400", "401", "403")},
+                "responses": {
+                    "200": {**_json(_ref("MemberPage"), "One page"), "links": PAGE_LINKS},
+                    **_errors("400", "401", "403"),
+                },
             }
         },
         "/members/export": {
@@ -321,11 +346,16 @@ def _places_paths() -> Schema:
     }
 
 
+UNAVAILABLE: Schema = _json(_ref("Error"), "The limit store (Redis) cannot be reached: limits fail closed; retry later")
+
+
 def _rate_limited(paths: Schema) -> Schema:
-    """Every operation may answer 429: the limits count per token and per address, not per path."""
+    """Every operation may answer 429 (the limits count per token and per address, not per path)
+    and 503 (a limit that cannot be counted is not passed)."""
     for operations in paths.values():
         for operation in operations.values():
             operation["responses"]["429"] = TOO_MANY
+            operation["responses"]["503"] = UNAVAILABLE
     return paths
 
 

@@ -28,8 +28,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
 from app.db import get_session, session_scope
-from app.extensions import limiter
 from app.models import Member, MemberStatus, Role, utcnow
+from app.security import action_limit, same_origin_referrer
 from app.services import export, notify, roster
 from app.web import MAX_DB_ID
 from app.web.access import role_required, scope, staff
@@ -45,7 +45,6 @@ STATUS_LABELS = {
     MemberStatus.rejected.value: _l("Rejected"),
 }
 # SECURITY.md F10: exports are rate-limited per staff account (mass exfiltration).
-EXPORT_LIMIT = "20 per hour"
 FILTER_KEYS = ("status", "workplace", "platform", "q", "recent", "district", "sort", "overdue", "since")
 
 
@@ -176,7 +175,7 @@ def _decide(ids: list[int], *, approving: bool, reason: str):  # type: ignore[no
         results = roster.decide_many(db, scope(), ids, by=staff(), approve_all=approving, reason=reason, now=utcnow())
     except roster.ReasonRequired:
         flash(_("Please give a reason for the rejection (at most 500 characters)."))
-        return redirect(request.referrer or url_for("roster.index"), 303)
+        return redirect(same_origin_referrer(request.referrer, request.host_url, url_for("roster.index")), 303)
     db.commit()
     decided = [r.member for r in results if r.member is not None]
     unsent = _notify(decided)
@@ -207,13 +206,9 @@ def _notify(members: list[Member]) -> int:
     return sent.count(False)
 
 
-def _staff_key() -> str:
-    return f"export:{staff().id}"
-
-
 @bp.get("/export.<any(csv, xlsx):fmt>")
 @role_required(Role.official)
-@limiter.limit(EXPORT_LIMIT, key_func=_staff_key)
+@action_limit("export", lambda: staff().id or 0)
 def export_file(fmt: str) -> Response:
     """The current filter as CSV or Excel, streamed; the audit event is written when it ends."""
     flt, user, pii, ids = _filter(), staff(), _pii(), scope()

@@ -87,7 +87,14 @@ def test_each_run_leaves_an_audit_event_without_personal_data(db):
     retention.purge(db, now=utcnow(), draft_hours=24, rejected_days=30)
     db.commit()
     event = db.exec(select(AuditEvent).where(AuditEvent.action == "retention.run")).one()
-    assert event.details == {"drafts": 1, "finished": 0, "rejected": 0, "draft_hours": 24, "rejected_days": 30}
+    assert event.details == {
+        "drafts": 1,
+        "finished": 0,
+        "rejected": 0,
+        "status_checks": 0,
+        "draft_hours": 24,
+        "rejected_days": 30,
+    }
     assert event.actor_id is None and event.target_id is None
 
 
