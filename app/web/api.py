@@ -16,17 +16,15 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context, url_for
 from flask_limiter import RateLimitExceeded
-from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlmodel import select
 from werkzeug.exceptions import HTTPException
 
 from app.db import close_session, get_session, session_scope
-from app.extensions import csrf, limiter
+from app.extensions import client_address_key, csrf, limiter
 from app.models import District, Member, Role, User, Workplace, WorkplaceKind, utcnow
 from app.services import api_tokens, audit, export, notify, places, roster, users
-from app.services.limits import ip_key
 from app.web import openapi
 
 log = logging.getLogger(__name__)
@@ -78,7 +76,7 @@ def _caller_key() -> str:
 
 
 def _address_key() -> str:
-    return "api-ip:" + ip_key(get_remote_address())
+    return "api-ip:" + client_address_key()
 
 
 def _refused(response: Response) -> bool:
