@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from app.models import District, Workplace
 from app.services import places
-from app.services.poster_fonts import LINE_HEIGHT, FontFace, FontSet, find_fonts, fit, require_glyphs
+from app.services.poster_fonts import LINE_HEIGHT, FontFace, FontSet, drawable, find_fonts, fit, missing_glyphs
 from app.services.poster_pdf import Layer, pdf_stream
 from app.services.poster_pdf import Page as PdfPage
 from app.services.poster_templates import Template, TextBlock, load_all
@@ -108,11 +108,10 @@ def _background(template: Template, fonts: FontSet) -> Image.Image:
     return canvas.image
 
 
-def check_glyphs(template: Template, data: PosterData, fonts: FontSet) -> None:
-    """Raise PosterFontError now if the place's text has a character the font lacks."""
+def check_glyphs(template: Template, data: PosterData, fonts: FontSet) -> str:
+    """The characters of the place's text the font lacks (drawn as a stand-in, never fatal)."""
     fields = data.fields()
-    for block in template.blocks:
-        require_glyphs(fonts.face(block.weight), block.text.format(**fields))
+    return "".join(missing_glyphs(fonts.face(block.weight), block.text.format(**fields)) for block in template.blocks)
 
 
 def render(template: Template, data: PosterData, fonts: FontSet) -> Image.Image:
@@ -174,9 +173,9 @@ def _draw_logo(canvas: Canvas, path: Path, origin: tuple[int, int], symbol: int,
 
 
 def _draw_text(canvas: Canvas, block: TextBlock, text: str, face: FontFace) -> None:
+    text = drawable(face, text).strip()
     if not text:
         return
-    require_glyphs(face, text)
     left, top, right, bottom = canvas.box(block.x_mm, block.y_mm, block.w_mm, block.h_mm)
     font, lines = fit(text, face, block, canvas.page.dpi, right - left, bottom - top)
     line_h = font.size * LINE_HEIGHT
