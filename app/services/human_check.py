@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
-from app.services.poster_fonts import PosterFontError, find_fonts
+from app.services.posters.fonts import PosterFontError, find_fonts
 
 DIGITS = 4  # 10^4 answers, one try per picture: a blind guess passes once in 10,000
 WIDTH, HEIGHT, GLYPH_PX = 176, 64, 40

@@ -11,8 +11,9 @@ import pytest
 import zxingcpp
 from PIL import Image, ImageChops
 
-from app.services import places, poster_fonts, posters
-from app.services.poster_templates import load_all
+from app.services import places, posters
+from app.services.posters import fonts as poster_fonts
+from app.services.posters.templates import load_all
 from tests import factories
 from tests.conftest import ROOT, need
 

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from app.models import PlaceKind, Role, utcnow
-from app.services import places, poster_fonts, posters, stats
+from app.services import places, posters, stats
+from app.services.posters import fonts as poster_fonts
 from tests import conftest, factories
 from tests.conftest import hidden_fields
 from tests.services.test_posters import assert_scans, open_kit_or_skip, pdf_pages

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from app.services.poster_templates import TextBlock
+from app.services.posters.templates import TextBlock
 
 FONT_DIRS = (
     "/usr/share/fonts",

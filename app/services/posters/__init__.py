@@ -1,5 +1,7 @@
 """Print kit: posters, cards and stickers at print resolution, as PNG or a streamed PDF.
 
+A package: `templates` (the data files' format), `fonts` (the CJK font search, stand-ins for
+missing glyphs, fitting text), `pdf` (the streamed PDF writer); this module draws the pages.
 Pages are drawn in palette mode with the template's few colours: at 300 dpi that prints as
 crisp as anti-aliased text and encodes several times faster (an A4 page is ~9 MB of pixels).
 """
@@ -23,10 +25,10 @@ from sqlmodel import Session
 
 from app.models import District, Workplace
 from app.services import places
-from app.services.poster_fonts import LINE_HEIGHT, FontFace, FontSet, drawable, find_fonts, fit, missing_glyphs
-from app.services.poster_pdf import Layer, pdf_stream
-from app.services.poster_pdf import Page as PdfPage
-from app.services.poster_templates import Template, TextBlock, load_all
+from app.services.posters.fonts import LINE_HEIGHT, FontFace, FontSet, drawable, find_fonts, fit, missing_glyphs
+from app.services.posters.pdf import Layer, pdf_stream
+from app.services.posters.pdf import Page as PdfPage
+from app.services.posters.templates import Template, TextBlock, load_all
 from app.services.tokens import QrSigner
 
 ECC = {
