@@ -95,7 +95,7 @@ class Config:
         # credentials), and refused calls (no or bad token) per client IP, which stops token guessing.
         self.API_RATE_LIMIT = env.get("API_RATE_LIMIT", "300 per minute")
         self.API_AUTH_FAILURE_LIMIT = env.get("API_AUTH_FAILURE_LIMIT", "20 per minute")
-        # Most SMS per rolling day for the whole service (SMS pumping: SECURITY.md B4).
+        # Most SMS per rolling day for the whole service (SMS pumping: docs/security.md B4).
         self.SMS_DAILY_BUDGET = int(env.get("SMS_DAILY_BUDGET", "2000"))
         # B6: alert when fewer than CONVERSION_MIN_PERCENT % of at least CONVERSION_MIN_SENDS codes
         # sent in the moving window were verified (overall or for one 7-digit prefix).
@@ -103,7 +103,7 @@ class Config:
         self.CONVERSION_MIN_PERCENT = int(env.get("CONVERSION_MIN_PERCENT", "50"))
         self.CONVERSION_WINDOW_SECONDS = int(env.get("CONVERSION_WINDOW_SECONDS", "3600"))
         # Sends this recent are not judged yet: a crowd at a poster would read as pumping until
-        # its codes come back (the tests judge at once, as SECURITY.md's scenario 17 does).
+        # its codes come back (the tests judge at once, as docs/security.md's scenario 17 does).
         self.CONVERSION_GRACE_SECONDS = int(env.get("CONVERSION_GRACE_SECONDS", "180"))
         # B5: a picture of digits before the send while such an alert holds, or once this share
         # of the client's IP or the poster's limits is used (100 or more: never on that ground).
@@ -120,10 +120,10 @@ class Config:
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.PERMANENT_SESSION_LIFETIME = 24 * 3600
-        # Staff sessions (SECURITY.md D5): ended after this long idle, and this long after sign-in.
+        # Staff sessions (docs/security.md D5): ended after this long idle, and this long after sign-in.
         self.SESSION_IDLE_SECONDS = int(env.get("SESSION_IDLE_SECONDS", "3600"))
         self.SESSION_MAX_SECONDS = int(env.get("SESSION_MAX_SECONDS", str(24 * 3600)))
-        # Slow typists on weak networks: a join form stays valid for two hours (SECURITY.md E4).
+        # Slow typists on weak networks: a join form stays valid for two hours (docs/security.md E4).
         self.WTF_CSRF_TIME_LIMIT = 2 * 3600
         self.BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
         self.BABEL_SUPPORTED_LOCALES = ["zh_Hans_CN", "en"]

@@ -15,7 +15,7 @@ from flask.cli import with_appcontext
 from app import security
 from app.services import limits
 
-MIN_SECRET_LENGTH, MIN_UNIQUE_CHARS = 50, 5  # Django's W009 heuristic (SECURITY.md E6)
+MIN_SECRET_LENGTH, MIN_UNIQUE_CHARS = 50, 5  # Django's W009 heuristic (docs/security.md E6)
 MANUAL = (
     "Twilio Verify Fraud Guard is set to Max (B1)",
     "Twilio Geo Permissions allow only the regions in ALLOWED_REGIONS (B2)",
@@ -90,7 +90,7 @@ def _cookies(config: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _abuse(config: Mapping[str, Any]) -> Iterator[str]:
-    """The SMS pumping guards of SECURITY.md B5/B6 stay on."""
+    """The SMS pumping guards of docs/security.md B5/B6 stay on."""
     most = limits.PREFIX_SENDS[0].limit.amount  # a prefix never gets more sends an hour: a higher floor never alerts
     if not 0 < int(config.get("CONVERSION_MIN_SENDS", 20)) <= most:
         yield f"CONVERSION_MIN_SENDS must be 1 to {most}, or a number prefix can never alert (B6)"

@@ -1,4 +1,4 @@
-"""The human check before an SMS is paid for (SECURITY.md B5): type the digits in a picture.
+"""The human check before an SMS is paid for (docs/security.md B5): type the digits in a picture.
 
 Made on our own server with Pillow, so it works in mainland China, without JavaScript and on
 any phone that shows a PNG (no Google, no third-party origin). A ticket binds one picture to

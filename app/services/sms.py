@@ -5,7 +5,7 @@ on the instance (tests), `twilio-messaging` sends the app's own code with the Me
 and `twilio-verify` lets Twilio Verify create and check the code.
 
 Both Twilio gateways share one client (a time budget per call, retries only where a retry
-cannot send a second SMS: SECURITY.md H1, H2) and one circuit breaker (H3).
+cannot send a second SMS: docs/security.md H1, H2) and one circuit breaker (H3).
 """
 
 from __future__ import annotations

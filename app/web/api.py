@@ -2,7 +2,7 @@
 
 A request with `Authorization: Bearer …` is judged by its token alone and is exempt from CSRF (a
 browser never adds that header by itself). Without the header, a signed-in staff cookie works too,
-but then every state-changing call must pass the CSRF check like any form (SECURITY.md E4).
+but then every state-changing call must pass the CSRF check like any form (docs/security.md E4).
 """
 
 from __future__ import annotations
