@@ -144,10 +144,10 @@ class Config:
                 parse_many(getattr(self, name))
             except ValueError as exc:
                 raise ConfigError(f"{name} must be a rate such as '300 per minute'") from exc
-        if self.SMS_BACKEND not in {"console", "twilio-verify", "twilio-messaging", "memory"}:
-            raise ConfigError(
-                f"SMS_BACKEND must be console, twilio-verify or twilio-messaging, not {self.SMS_BACKEND!r}"
-            )
+        from app.services.sms import backends  # the one registry of backend names (no imports of its own)
+
+        if backends.lookup(self.SMS_BACKEND) is None:
+            raise ConfigError(f"SMS_BACKEND must be {backends.spoken(backends.names())}, not {self.SMS_BACKEND!r}")
 
     def _secret_value(self, name: str) -> str | list[str]:
         return {
@@ -212,10 +212,12 @@ class ProductionConfig(Config):
 
     def check(self) -> None:
         super().check()
-        if self.SMS_BACKEND not in {"twilio-verify", "twilio-messaging"}:
-            raise ConfigError("production needs SMS_BACKEND=twilio-verify or twilio-messaging")
-        needed = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]
-        needed.append("TWILIO_VERIFY_SERVICE_SID" if self.SMS_BACKEND == "twilio-verify" else "TWILIO_FROM")
+        from app.services.sms import backends
+
+        backend = backends.lookup(self.SMS_BACKEND)
+        if backend is None or not backend.production:
+            raise ConfigError(f"production needs SMS_BACKEND={backends.spoken(backends.names(production=True))}")
+        needed = backend.settings
         missing = [name for name in needed if not getattr(self, name)]
         if missing:
             raise ConfigError(f"missing required settings: {', '.join(missing)}")

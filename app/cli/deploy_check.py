@@ -14,13 +14,16 @@ from flask.cli import with_appcontext
 
 from app import security
 from app.services import limits
+from app.services.sms import backends
 
 MIN_SECRET_LENGTH, MIN_UNIQUE_CHARS = 50, 5  # Django's W009 heuristic (docs/security.md E6)
-MANUAL = (
-    "Twilio Verify Fraud Guard is set to Max (B1)",
-    "Twilio Geo Permissions allow only the regions in ALLOWED_REGIONS (B2)",
-    "`flask --app wsgi retention run` is scheduled at least hourly (F8)",
-)
+MANUAL = ("`flask --app wsgi retention run` is scheduled at least hourly (F8)",)
+
+
+def checklist(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """What an operator checks by hand: the SMS backend's own items (from its registry entry), then ours."""
+    backend = backends.lookup(str(config.get("SMS_BACKEND")))
+    return (*(backend.checklist if backend else ()), *MANUAL)
 
 
 def problems(config: Mapping[str, Any], storage_ok: bool = True) -> list[str]:
@@ -70,8 +73,9 @@ def _runtime(config: Mapping[str, Any], storage_ok: bool) -> Iterator[str]:
         yield "rate limits need a shared store: set REDIS_URL"
     elif not storage_ok:
         yield "the rate limit store (REDIS_URL) does not answer"
-    if config.get("SMS_BACKEND") not in ("twilio-verify", "twilio-messaging"):
-        yield "SMS_BACKEND must be twilio-verify or twilio-messaging"
+    backend = backends.lookup(str(config.get("SMS_BACKEND")))
+    if backend is None or not backend.production:
+        yield f"SMS_BACKEND must be {backends.spoken(backends.names(production=True))}"
     if security.HSTS_SECONDS < 365 * 24 * 3600:
         yield "HSTS max-age must be at least one year"
 
@@ -116,7 +120,7 @@ def check_deploy_command() -> None:
     found = problems(current_app.config, storage_ok=_storage_answers())
     for problem in found:
         click.echo(f"ERROR: {problem}")
-    for item in MANUAL:
+    for item in checklist(current_app.config):
         click.echo(f"CHECK BY HAND: {item}")
     if found:
         click.echo(f"{len(found)} problem(s): not safe to deploy", err=True)
