@@ -34,27 +34,6 @@ DEFAULT_INSTANCE = ROOT / "instance"
 SECRET_SETTINGS = ("SECRET_KEY", "QR_SECRET", "PII_ENCRYPTION_KEY", "PII_INDEX_KEY", "CARD_SIGNING_KEY")
 
 
-# SMS backends that reach a real provider; the mainland ones send approved templates only.
-PROVIDER_BACKENDS = ("twilio-verify", "twilio-messaging", "aliyun", "tencent")
-MAINLAND_SETTINGS = {
-    "aliyun": (
-        "ALIYUN_ACCESS_KEY_ID",
-        "ALIYUN_ACCESS_KEY_SECRET",
-        "ALIYUN_SMS_SIGN_NAME",
-        "ALIYUN_SMS_CODE_TEMPLATE",
-        "ALIYUN_SMS_NOTICE_TEMPLATE",
-    ),
-    "tencent": (
-        "TENCENT_SECRET_ID",
-        "TENCENT_SECRET_KEY",
-        "TENCENT_SMS_SDK_APP_ID",
-        "TENCENT_SMS_SIGN_NAME",
-        "TENCENT_SMS_CODE_TEMPLATE_ID",
-        "TENCENT_SMS_NOTICE_TEMPLATE_ID",
-    ),
-}
-
-
 class ConfigError(RuntimeError):
     """A setting is missing or invalid; the message names it."""
 
@@ -199,7 +178,7 @@ class Config:
         # credentials), and refused calls (no or bad token) per client IP, which stops token guessing.
         self.API_RATE_LIMIT = env.get("API_RATE_LIMIT", "300 per minute")
         self.API_AUTH_FAILURE_LIMIT = env.get("API_AUTH_FAILURE_LIMIT", "20 per minute")
-        # Most SMS per rolling day for the whole service (SMS pumping: SECURITY.md B4).
+        # Most SMS per rolling day for the whole service (SMS pumping: docs/security.md B4).
         self.SMS_DAILY_BUDGET = int(env.get("SMS_DAILY_BUDGET", "2000"))
         # B6: alert when fewer than CONVERSION_MIN_PERCENT % of at least CONVERSION_MIN_SENDS codes
         # sent in the moving window were verified (overall or for one 7-digit prefix).
@@ -207,7 +186,7 @@ class Config:
         self.CONVERSION_MIN_PERCENT = int(env.get("CONVERSION_MIN_PERCENT", "50"))
         self.CONVERSION_WINDOW_SECONDS = int(env.get("CONVERSION_WINDOW_SECONDS", "3600"))
         # Sends this recent are not judged yet: a crowd at a poster would read as pumping until
-        # its codes come back (the tests judge at once, as SECURITY.md's scenario 17 does).
+        # its codes come back (the tests judge at once, as docs/security.md's scenario 17 does).
         self.CONVERSION_GRACE_SECONDS = int(env.get("CONVERSION_GRACE_SECONDS", "180"))
         # B5: a picture of digits before the send while such an alert holds, or once this share
         # of the client's IP or the poster's limits is used (100 or more: never on that ground).
@@ -224,10 +203,10 @@ class Config:
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.PERMANENT_SESSION_LIFETIME = 24 * 3600
-        # Staff sessions (SECURITY.md D5): ended after this long idle, and this long after sign-in.
+        # Staff sessions (docs/security.md D5): ended after this long idle, and this long after sign-in.
         self.SESSION_IDLE_SECONDS = int(env.get("SESSION_IDLE_SECONDS", "3600"))
         self.SESSION_MAX_SECONDS = int(env.get("SESSION_MAX_SECONDS", str(24 * 3600)))
-        # Slow typists on weak networks: a join form stays valid for two hours (SECURITY.md E4).
+        # Slow typists on weak networks: a join form stays valid for two hours (docs/security.md E4).
         self.WTF_CSRF_TIME_LIMIT = 2 * 3600
         self.BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
         self.BABEL_SUPPORTED_LOCALES = ["zh_Hans_CN", "en"]
@@ -249,11 +228,10 @@ class Config:
                 parse_many(getattr(self, name))
             except ValueError as exc:
                 raise ConfigError(f"{name} must be a rate such as '300 per minute'") from exc
-        if self.SMS_BACKEND not in {"console", "memory", *PROVIDER_BACKENDS}:
-            raise ConfigError(
-                "SMS_BACKEND must be console, twilio-verify, twilio-messaging, aliyun or tencent,"
-                f" not {self.SMS_BACKEND!r}"
-            )
+        from app.services.sms import backends  # the one registry of backend names (no imports of its own)
+
+        if backends.lookup(self.SMS_BACKEND) is None:
+            raise ConfigError(f"SMS_BACKEND must be {backends.spoken(backends.names())}, not {self.SMS_BACKEND!r}")
         for name in ("ALIYUN_SMS_ENDPOINT", "TENCENT_SMS_ENDPOINT"):
             if not _endpoint_ok(getattr(self, name)):
                 raise ConfigError(f"{name} must be a host name or http(s)://host[:port], with no path")
@@ -338,13 +316,12 @@ class ProductionConfig(Config):
 
     def check(self) -> None:
         super().check()
-        if self.SMS_BACKEND not in PROVIDER_BACKENDS:
-            raise ConfigError("production needs SMS_BACKEND=twilio-verify, twilio-messaging, aliyun or tencent")
-        if self.SMS_BACKEND in MAINLAND_SETTINGS:
-            needed = list(MAINLAND_SETTINGS[self.SMS_BACKEND])
-        else:
-            needed = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]
-            needed.append("TWILIO_VERIFY_SERVICE_SID" if self.SMS_BACKEND == "twilio-verify" else "TWILIO_FROM")
+        from app.services.sms import backends
+
+        backend = backends.lookup(self.SMS_BACKEND)
+        if backend is None or not backend.production:
+            raise ConfigError(f"production needs SMS_BACKEND={backends.spoken(backends.names(production=True))}")
+        needed = list(backend.settings)
         missing = [name for name in needed if not getattr(self, name)]
         if missing:
             raise ConfigError(f"missing required settings: {', '.join(missing)}")

@@ -44,6 +44,7 @@ def configure_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from app import db, security
     from app.extensions import babel, csrf, limiter, login_manager
+    from app.services import limits
     from app.services.cards import CardSigner
     from app.services.crypto import PiiCipher
     from app.services.sms import make_gateway
@@ -54,7 +55,7 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     login_manager.init_app(app)
     limiter.init_app(app)
-    _skip_limiter_middleware(app, limiter, blueprints={"join"})
+    limits.protect_keys(limiter.storage, app.config["PII_INDEX_KEY"])  # no address or token in clear
     security.init_app(app)
     app.extensions["pii"] = PiiCipher(app.config["PII_ENCRYPTION_KEYS"], app.config["PII_INDEX_KEY"])
     app.extensions["qr_signer"] = QrSigner(app.config["QR_SECRETS"], app.config["QR_MAX_AGE_DAYS"])
@@ -117,21 +118,6 @@ def _wtforms_catalogue(locale: str):  # type: ignore[no-untyped-def]
     from wtforms.i18n import messages_path
 
     return support.Translations.load(messages_path(), [locale], domain="wtforms")
-
-
-def _skip_limiter_middleware(app: Flask, limiter: Any, blueprints: set[str]) -> None:
-    """Flask-Limiter checks every request in a before_request hook, ~0.1 ms even where no limit
-    applies. The worker's join pages carry no Flask-Limiter limit (their SMS limits are counted
-    by app/services/limits.py, in the view), so the hook is skipped for them; routes with
-    `@limiter.limit` are checked by their decorator either way."""
-    check = limiter._check_request_limit  # what Flask-Limiter registered in init_app
-
-    def check_unless_skipped() -> None:
-        if request.blueprint not in blueprints:
-            check()
-
-    hooks = app.before_request_funcs[None]
-    hooks[hooks.index(check)] = check_unless_skipped
 
 
 def template_globals() -> dict[str, object]:

@@ -159,7 +159,7 @@ class User(SQLModel, table=True):
     # Consecutive failed sign-ins; at the hard limit the account locks until an admin resets it.
     failed_logins: int = Field(default=0)
     locked_at: datetime | None = None
-    # TOTP second factor (SECURITY.md D3): the secret as field-encrypted ciphertext, never in clear.
+    # TOTP second factor (docs/security.md D3): the secret as field-encrypted ciphertext, never in clear.
     # None means not enrolled: the account must enrol at its next sign-in before reaching any page.
     totp_secret_enc: str | None = None
     totp_enrolled_at: datetime | None = None

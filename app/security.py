@@ -1,4 +1,4 @@
-"""Web hardening on every request and response, errors included (SECURITY.md E1–E5)."""
+"""Web hardening on every request and response, errors included (docs/security.md E1–E5)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def add_headers(response: Response) -> Response:
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    # same-origin keeps the Referer that Flask-WTF's HTTPS check needs (SECURITY.md E3).
+    # same-origin keeps the Referer that Flask-WTF's HTTPS check needs (docs/security.md E3).
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")

@@ -36,7 +36,7 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-POSTER_STARTS_PER_HOUR = 50  # app/services/limits.py POSTER_STARTS: one poster per 40 joins
+POSTER_STARTS_PER_HOUR = 50  # app/services/limits/policy.py POSTER_STARTS: one poster per 40 joins
 HIDDEN_RE = re.compile(r'<input[^>]*type="hidden"[^>]*>')
 ATTR_RE = re.compile(r'(name|value)="([^"]*)"')
 CODE_RE = re.compile(r"\b(\d{6})\b")

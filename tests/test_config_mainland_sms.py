@@ -6,7 +6,8 @@ import secrets
 
 import pytest
 
-from config import MAINLAND_SETTINGS, ConfigError, load_config
+from app.services.sms.backends import MAINLAND_SETTINGS
+from config import ConfigError, load_config
 from config import TestingConfig as Settings
 from tests.test_config import production_env
 

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from app.services.twilio_transport import ResilientHttpClient
+from app.services.sms.twilio_transport import ResilientHttpClient
 from tests.conftest import ROOT, SHARED, need
 
 PRISM = ROOT / "node_modules" / ".bin" / "prism"

@@ -14,15 +14,17 @@ from flask.cli import with_appcontext
 
 from app import security
 from app.services import limits
-from app.services.sms_mainland import sign_name_problems
-from config import PROVIDER_BACKENDS
+from app.services.sms import backends
+from app.services.sms.mainland import sign_name_problems
 
-MIN_SECRET_LENGTH, MIN_UNIQUE_CHARS = 50, 5  # Django's W009 heuristic (SECURITY.md E6)
-MANUAL = (
-    "Twilio Verify Fraud Guard is set to Max (B1)",
-    "Twilio Geo Permissions allow only the regions in ALLOWED_REGIONS (B2)",
-    "`flask --app wsgi retention run` is scheduled at least hourly (F8)",
-)
+MIN_SECRET_LENGTH, MIN_UNIQUE_CHARS = 50, 5  # Django's W009 heuristic (docs/security.md E6)
+MANUAL = ("`flask --app wsgi retention run` is scheduled at least hourly (F8)",)
+
+
+def checklist(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """What an operator checks by hand: the SMS backend's own items (from its registry entry), then ours."""
+    backend = backends.lookup(str(config.get("SMS_BACKEND")))
+    return (*(backend.checklist if backend else ()), *MANUAL)
 
 
 def problems(config: Mapping[str, Any], storage_ok: bool = True) -> list[str]:
@@ -72,8 +74,9 @@ def _runtime(config: Mapping[str, Any], storage_ok: bool) -> Iterator[str]:
         yield "rate limits need a shared store: set REDIS_URL"
     elif not storage_ok:
         yield "the rate limit store (REDIS_URL) does not answer"
-    if config.get("SMS_BACKEND") not in PROVIDER_BACKENDS:
-        yield "SMS_BACKEND must be twilio-verify, twilio-messaging, aliyun or tencent"
+    backend = backends.lookup(str(config.get("SMS_BACKEND")))
+    if backend is None or not backend.production:
+        yield f"SMS_BACKEND must be {backends.spoken(backends.names(production=True))}"
     if security.HSTS_SECONDS < 365 * 24 * 3600:
         yield "HSTS max-age must be at least one year"
 
@@ -92,7 +95,7 @@ def _cookies(config: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _abuse(config: Mapping[str, Any]) -> Iterator[str]:
-    """The SMS pumping guards of SECURITY.md B5/B6 stay on."""
+    """The SMS pumping guards of docs/security.md B5/B6 stay on."""
     most = limits.PREFIX_SENDS[0].limit.amount  # a prefix never gets more sends an hour: a higher floor never alerts
     if not 0 < int(config.get("CONVERSION_MIN_SENDS", 20)) <= most:
         yield f"CONVERSION_MIN_SENDS must be 1 to {most}, or a number prefix can never alert (B6)"
@@ -141,7 +144,7 @@ def check_deploy_command() -> None:
         click.echo(f"ERROR: {problem}")
     for warning in warnings(current_app.config):
         click.echo(f"WARNING: {warning}")
-    for item in MANUAL:
+    for item in checklist(current_app.config):
         click.echo(f"CHECK BY HAND: {item}")
     if found:
         click.echo(f"{len(found)} problem(s): not safe to deploy", err=True)

@@ -12,8 +12,8 @@ from flask.cli import AppGroup
 
 from app.db import get_session
 from app.services import places, posters
-from app.services.poster_fonts import PosterFontError
-from app.services.poster_templates import TemplateError, load_all
+from app.services.posters.fonts import PosterFontError
+from app.services.posters.templates import TemplateError, load_all
 
 group = AppGroup("posters", help="Posters, cards and stickers with each place's QR code.")
 

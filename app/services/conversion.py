@@ -1,4 +1,4 @@
-"""Conversion monitoring (SECURITY.md B6): codes sent against codes verified, over a moving hour.
+"""Conversion monitoring (docs/security.md B6): codes sent against codes verified, over a moving hour.
 
 Pumping sends codes nobody enters, so a low share of verified codes is the tell. Both counts
 live in the limiter's store (Redis with several app servers), overall and per 7-digit number

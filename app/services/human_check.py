@@ -1,4 +1,4 @@
-"""The human check before an SMS is paid for (SECURITY.md B5): type the digits in a picture.
+"""The human check before an SMS is paid for (docs/security.md B5): type the digits in a picture.
 
 Made on our own server with Pillow, so it works in mainland China, without JavaScript and on
 any phone that shows a PNG (no Google, no third-party origin). A ticket binds one picture to
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
-from app.services.poster_fonts import PosterFontError, find_fonts
+from app.services.posters.fonts import PosterFontError, find_fonts
 
 DIGITS = 4  # 10^4 answers, one try per picture: a blind guess passes once in 10,000
 WIDTH, HEIGHT, GLYPH_PX = 176, 64, 40

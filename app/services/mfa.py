@@ -1,4 +1,4 @@
-"""The second factor of staff sign-in (SECURITY.md D3): TOTP (RFC 6238) and one-time recovery codes.
+"""The second factor of staff sign-in (docs/security.md D3): TOTP (RFC 6238) and one-time recovery codes.
 
 Secrets are kept only as field-encrypted ciphertext (the PII cipher of app/services/crypto.py);
 recovery codes only as a SHA-256 (80 random bits each, so a fast hash is enough, as for API tokens).

@@ -15,7 +15,6 @@ from sqlmodel import Session
 from app.models import JoinAttempt, Member
 from app.services import sms
 from app.services.crypto import PiiCipher
-from app.services.roster import decision_text
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def send_decision(
         log.info("decision text for member %s skipped: phone opted out", member.id)
         return False
     try:
-        gateway.send_text(phone, decision_text(member_locale(session, member), link))
+        gateway.send(phone, sms.Message(sms.DECISION, {"link": link}, member_locale(session, member)))
     except sms.SmsError as exc:
         log.warning("decision text for member %s not sent: %s", member.id, exc.kind)
         if exc.kind == "opted_out":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -29,6 +30,32 @@ KIND_ALIASES = {
 }
 
 Place = District | Workplace
+NAME_MAX = 200
+# What a place name may hold: letters, marks, digits, punctuation, spaces, and the maths and
+# currency signs. Not emoji and other pictographs (So), nor control, format, private-use or
+# unassigned code points: they print as nothing or boxes, and hide text from people reading.
+NAME_CATEGORIES = ("L", "M", "N", "P", "Zs", "Sm", "Sc", "Sk")
+
+
+class BadPlaceName(ValueError):
+    """A place name that cannot be stored; the message names the field and the character."""
+
+
+def clean_name(text: str, field: str = "name") -> str:
+    """The name as stored (NFC, spaces collapsed), or BadPlaceName saying what is wrong."""
+    name = " ".join(unicodedata.normalize("NFC", text).split())
+    if not name:
+        raise BadPlaceName(f"{field} is required")
+    if len(name) > NAME_MAX:
+        raise BadPlaceName(f"{field} has more than {NAME_MAX} characters")
+    for ch in name:
+        category = unicodedata.category(ch)
+        if not category.startswith(NAME_CATEGORIES):
+            raise BadPlaceName(
+                f"{field} has a character that cannot be printed on a poster (U+{ord(ch):04X}): "
+                "use letters, digits, spaces and punctuation"
+            )
+    return name
 
 
 class PlaceNotFound(Exception):
@@ -179,6 +206,10 @@ def _import_row(session: Session, row: list[str], now: datetime) -> bool:
     if kind is None:
         raise ValueError(f"unknown kind {kind_text!r} (delivery_station, rest_station, hub, other)")
     district = session.exec(select(District).where(District.code == d_code)).first()
+    if district is None or d_name != district.name:  # a name stored before this check may stay
+        d_name = clean_name(d_name, "district_name")
+    if w_code:
+        w_name = clean_name(w_name, "workplace_name")
     created = district is None
     if district is None:
         if session.exec(select(Workplace).where(Workplace.code == d_code)).first():

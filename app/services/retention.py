@@ -1,4 +1,4 @@
-"""Retention (SECURITY.md F8, PIPL Art. 19/47): personal data is kept no longer than needed.
+"""Retention (docs/security.md F8, PIPL Art. 19/47): personal data is kept no longer than needed.
 
 Unfinished join attempts (drafts) go after RETENTION_DRAFT_HOURS; finished ones too, since the
 member row already holds what they had. Rejected applications go RETENTION_REJECTED_DAYS after

@@ -19,8 +19,8 @@ from app.services.crypto import PiiCipher
 from app.services.limits import Limits
 from app.services.sms import SmsGateway
 
-CHECKS_PER_DAY = 4  # SMS per phone per rolling 24 h (SECURITY.md B3)
-FAILS_PER_DAY = 10  # wrong codes per phone per rolling 24 h (SECURITY.md A6)
+CHECKS_PER_DAY = 4  # SMS per phone per rolling 24 h (docs/security.md B3)
+FAILS_PER_DAY = 10  # wrong codes per phone per rolling 24 h (docs/security.md A6)
 VERIFIED_FOR = timedelta(minutes=30)
 
 

@@ -21,11 +21,11 @@ from app.services import audit
 log = logging.getLogger(__name__)
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# SECURITY.md D1 (NIST SP 800-63B-4 §3.1.1.2): at least 15 characters, at most 256 (≥ 64 must be
+# docs/security.md D1 (NIST SP 800-63B-4 §3.1.1.2): at least 15 characters, at most 256 (≥ 64 must be
 # allowed), no composition rules, and none of the 3000 most common passwords.
 MIN_PASSWORD = 15
 MAX_PASSWORD = 256
-# SECURITY.md D4: NIST caps consecutive failures at 100; past that only an admin unlocks.
+# docs/security.md D4: NIST caps consecutive failures at 100; past that only an admin unlocks.
 LOCK_AFTER_FAILURES = 100
 COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from app.models import JoinAttempt
 from app.services.limits import FAILURES, Limits, PhoneLocked
-from app.services.sms import SmsGateway
+from app.services.sms import JOIN_CODE, Message, SmsGateway, render
 
 CODE_DIGITS = 6
 # B3: a first code and one resend per join attempt (China's carriers hold a third text).
@@ -57,10 +57,8 @@ def code_hash(key: str, attempt_id: str, code: str) -> str:
 
 
 def code_text(code: str, locale: str) -> str:
-    """The SMS: neutral wording that names no union (a supervisor may read the phone)."""
-    if locale.startswith("en"):
-        return f"Your verification code is {code}. It expires in 10 minutes. Do not share it."
-    return f"验证码 {code}，10分钟内有效，请勿告诉他人。"
+    """The SMS: neutral wording that names no union (the text lives in app/services/sms/messages.py)."""
+    return render(Message(JOIN_CODE, {"code": code}, locale))
 
 
 def issue(attempt: JoinAttempt, *, gateway: SmsGateway, key: str, now: datetime, ttl: int) -> str | None:
@@ -91,13 +89,13 @@ def resend_wait(attempt: JoinAttempt, *, now: datetime, cooldown: int) -> int:
     return max(0, int(left.total_seconds() + 0.999))
 
 
-def deliver(gateway: SmsGateway, *, to: str, code: str | None, locale: str) -> None:
-    """Send the code (after the commit). Raises SmsError."""
+def deliver(gateway: SmsGateway, *, to: str, code: str | None, locale: str, kind: str = JOIN_CODE) -> None:
+    """Send the code (after the commit) as a message of `kind` (a join or status-check code). Raises SmsError."""
     if gateway.provides_codes:
         gateway.start_verification(to, "en" if locale.startswith("en") else "zh")
     else:
         assert code is not None
-        gateway.send_text(to, code_text(code, locale))
+        gateway.send(to, Message(kind, {"code": code}, locale))
 
 
 def check(

@@ -2,7 +2,7 @@
 
 A request with `Authorization: Bearer …` is judged by its token alone and is exempt from CSRF (a
 browser never adds that header by itself). Without the header, a signed-in staff cookie works too,
-but then every state-changing call must pass the CSRF check like any form (SECURITY.md E4).
+but then every state-changing call must pass the CSRF check like any form (docs/security.md E4).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context, url_for
 from flask_limiter import RateLimitExceeded
-from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from limits.errors import StorageError
@@ -26,11 +25,10 @@ from sqlmodel import select
 from werkzeug.exceptions import HTTPException
 
 from app.db import close_session, get_session, session_scope
-from app.extensions import csrf, limiter
+from app.extensions import client_address_key, csrf, limiter
 from app.models import District, Member, Role, User, Workplace, WorkplaceKind, utcnow
 from app.security import action_limit
 from app.services import api_tokens, audit, cards, export, notify, places, roster, users
-from app.services.limits import ip_key
 from app.web import openapi
 
 log = logging.getLogger(__name__)
@@ -83,7 +81,7 @@ def _caller_key() -> str:
 
 
 def _address_key() -> str:
-    return "api-ip:" + ip_key(get_remote_address())
+    return "api-ip:" + client_address_key()
 
 
 def _refused(response: Response) -> bool:

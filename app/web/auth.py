@@ -1,10 +1,10 @@
 """Staff sign-in and sign-out, session limits and login throttling.
 
-Sign-in has two steps (SECURITY.md D3): the password, then a code (app/web/mfa.py). Between them
+Sign-in has two steps (docs/security.md D3): the password, then a code (app/web/mfa.py). Between them
 the session holds only a "pending" mark bound to the account's session version; Flask-Login sees
 the user only once both passed, so every staff page refuses a half-signed-in session.
 Sessions end on the server by bumping `session_version`; the idle and absolute limits are checked
-against timestamps kept in the signed session on every request (SECURITY.md D4–D6).
+against timestamps kept in the signed session on every request (docs/security.md D4–D6).
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from app.web.access import role_required, staff
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
-# SECURITY.md D5 (SP 800-63B-4 AAL2): 1 h without a request, 24 h since sign-in.
+# docs/security.md D5 (SP 800-63B-4 AAL2): 1 h without a request, 24 h since sign-in.
 DEFAULT_IDLE_SECONDS = 3600
 DEFAULT_MAX_SECONDS = 24 * 3600
 # Rewrite the cookie at most once a minute: the idle limit is exact to within that.
 SEEN_GRANULARITY = 60
-# SECURITY.md D4, warehouse's numbers: 10 failures per 5 min per account and per IP, 1000 in all.
+# docs/security.md D4, warehouse's numbers: 10 failures per 5 min per account and per IP, 1000 in all.
 LOGIN_LIMIT = "10 per 5 minutes"
 LOGIN_GLOBAL_LIMIT = "1000 per 5 minutes"
 KEPT_ON_SIGN_IN = ("lang",)
@@ -172,7 +172,7 @@ def _global_key() -> str:
 
 
 def login_limits(view):  # type: ignore[no-untyped-def]
-    """SECURITY.md D4 on a sign-in step; the password and code steps share one count per account,
+    """docs/security.md D4 on a sign-in step; the password and code steps share one count per account,
     per IP and in all, so guesses at either step add up."""
     for limit, key, scope in (
         (LOGIN_LIMIT, _account_key, "login-account"),
@@ -225,7 +225,7 @@ def home() -> str:
 
 
 def _sms_alerts(user: User) -> list:  # type: ignore[type-arg]
-    """Admins see this window's low-conversion alerts (SECURITY.md B6): counters only."""
+    """Admins see this window's low-conversion alerts (docs/security.md B6): counters only."""
     if user.role.value != "admin":
         return []
     window = timedelta(seconds=current_app.config["CONVERSION_WINDOW_SECONDS"])

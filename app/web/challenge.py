@@ -1,4 +1,4 @@
-"""The human check between the join form and the SMS (SECURITY.md B5): type the digits in a picture.
+"""The human check between the join form and the SMS (docs/security.md B5): type the digits in a picture.
 
 Shown only when `sms_guard.gate` sent the worker here (conversion is low, or the client's IP or
 the poster is near its limit). The picture is inline PNG from our own server: no script, no

@@ -296,7 +296,7 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
             db, place, applicant, form_key=form.form_key.data, pii=current_app.extensions["pii"], now=now
         )
     except membership.AttemptMismatch:
-        # The same idempotency key with another payload (SECURITY.md G4: 422).
+        # The same idempotency key with another payload (docs/security.md G4: 422).
         form.form_key.data = secrets.token_urlsafe(16)
         form.form_key.errors = [_("This form was already sent with another number. Please send it again.")]
         return _render_form(form, place, token, 422)

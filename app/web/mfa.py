@@ -1,4 +1,4 @@
-"""The second sign-in step (SECURITY.md D3): a code from an authenticator app, enrolment, re-enrolment.
+"""The second sign-in step (docs/security.md D3): a code from an authenticator app, enrolment, re-enrolment.
 
 - `/login/code`: after the right password, a TOTP code or a recovery code completes the sign-in.
 - `/login/setup`: an account without TOTP (new, or reset by an admin) sets it up before any other

@@ -27,10 +27,10 @@ from flask_wtf import FlaskForm
 from app.db import get_session
 from app.models import District, PlaceKind, Role, Workplace, utcnow
 from app.services import places, posters, stats
-from app.services.poster_fonts import PosterFontError
-from app.services.poster_pdf import Page as PdfPage
-from app.services.poster_pdf import full_page, pdf_stream
-from app.services.poster_templates import Template, TemplateError
+from app.services.posters.fonts import PosterFontError
+from app.services.posters.pdf import Page as PdfPage
+from app.services.posters.pdf import full_page, pdf_stream
+from app.services.posters.templates import Template, TemplateError
 from app.web.access import role_required, scope, staff
 
 bp = Blueprint("organizer", __name__, url_prefix="/organizer")

@@ -44,7 +44,7 @@ STATUS_LABELS = {
     MemberStatus.approved.value: _l("Approved"),
     MemberStatus.rejected.value: _l("Rejected"),
 }
-# SECURITY.md F10: exports are rate-limited per staff account (mass exfiltration).
+# docs/security.md F10: exports are rate-limited per staff account (mass exfiltration).
 FILTER_KEYS = ("status", "workplace", "platform", "q", "recent", "district", "sort", "overdue", "since")
 
 

@@ -33,9 +33,7 @@ def status() -> tuple[str, int]:
     )
     db = get_session()
     try:
-        sms.note_delivery_status(
-            db, current_app.extensions["pii"], to=form.get("To", ""), error_code=form.get("ErrorCode", ""), now=utcnow()
-        )
+        sms.handle_receipt(db, current_app.extensions["pii"], sms.twilio_receipt(form), now=utcnow())
         db.commit()
     except IntegrityError:
         db.rollback()  # a concurrent callback recorded the same phone first

@@ -1,5 +1,5 @@
 """Pytest plugin: the whole suite logs at DEBUG, and the session fails if any log line holds a
-phone number or an SMS code that was sent (SECURITY.md A10, F7; scenario 9).
+phone number or an SMS code that was sent (docs/security.md A10, F7; scenario 9).
 
 Every record reaching the root logger is kept as a handler would write it (after the app's
 redaction filter, which install_redaction puts on every root handler, this one included). At

@@ -1,4 +1,4 @@
-"""Fixtures and flow helpers for the security scenarios (SECURITY.md): CSRF stays on."""
+"""Fixtures and flow helpers for the security scenarios (docs/security.md): CSRF stays on."""
 
 from __future__ import annotations
 

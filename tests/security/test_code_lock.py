@@ -1,4 +1,4 @@
-"""The phone lock (SECURITY.md A6, scenario 2): ten wrong codes in a day, across new codes."""
+"""The phone lock (docs/security.md A6, scenario 2): ten wrong codes in a day, across new codes."""
 
 from __future__ import annotations
 

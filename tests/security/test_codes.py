@@ -1,4 +1,4 @@
-"""SMS codes (SECURITY.md A2–A7, A11; scenarios 1–7): brute force, expiry, binding, enumeration."""
+"""SMS codes (docs/security.md A2–A7, A11; scenarios 1–7): brute force, expiry, binding, enumeration."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Data at rest (SECURITY.md F5, F6; scenario 56): no name or phone in clear in the database."""
+"""Data at rest (docs/security.md F5, F6; scenario 56): no name or phone in clear in the database."""
 
 from __future__ import annotations
 

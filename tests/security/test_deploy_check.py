@@ -1,4 +1,4 @@
-"""`flask check-deploy` (SECURITY.md E6, B7): a deployment that is not safe exits non-zero."""
+"""`flask check-deploy` (docs/security.md E6, B7): a deployment that is not safe exits non-zero."""
 
 from __future__ import annotations
 

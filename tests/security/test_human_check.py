@@ -1,4 +1,4 @@
-"""Conversion monitoring and the human check (SECURITY.md B5, B6; scenario 17), through the
+"""Conversion monitoring and the human check (docs/security.md B5, B6; scenario 17), through the
 JavaScript-free test client: the SMS is paid for only once a person has read the picture.
 """
 

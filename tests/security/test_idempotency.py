@@ -1,4 +1,4 @@
-"""Idempotent joining (SECURITY.md G3, G4; scenarios 43–46): retries and races make one row."""
+"""Idempotent joining (docs/security.md G3, G4; scenarios 43–46): retries and races make one row."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scenario 19 (SECURITY.md B7): gunicorn with 4 workers on the real Redis: a limit holds across them."""
+"""Scenario 19 (docs/security.md B7): gunicorn with 4 workers on the real Redis: a limit holds across them."""
 
 from __future__ import annotations
 
@@ -223,7 +223,7 @@ def _alerts(tmp_path: Path, env: dict[str, str]) -> list[str]:
 @pytest.mark.redis
 @pytest.mark.slow
 def test_conversion_is_shared_by_four_workers_and_alerts_once(watched_server):
-    """SECURITY.md B6/B7: 20 unanswered codes sent at once through 4 workers are counted as 20,
+    """docs/security.md B6/B7: 20 unanswered codes sent at once through 4 workers are counted as 20,
     the alert is raised once per scope, and then every worker asks for the human check."""
     base, tmp_path, env = watched_server
     path = _join_path(tmp_path, env)

@@ -1,4 +1,4 @@
-"""Poster tokens (SECURITY.md C1–C5, B4; scenarios 21, 23–25, 27, 28)."""
+"""Poster tokens (docs/security.md C1–C5, B4; scenarios 21, 23–25, 27, 28)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SMS pumping (SECURITY.md B2–B4, B7; scenarios 11–16, 20): every send is counted before it costs."""
+"""SMS pumping (docs/security.md B2–B4, B7; scenarios 11–16, 20): every send is counted before it costs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Web hardening (SECURITY.md E1–E6; scenarios 30, 31, 35, 40): CSRF, fetch metadata, headers, cookies."""
+"""Web hardening (docs/security.md E1–E6; scenarios 30, 31, 35, 40): CSRF, fetch metadata, headers, cookies."""
 
 from __future__ import annotations
 

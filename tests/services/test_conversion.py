@@ -1,4 +1,4 @@
-"""The conversion monitor (SECURITY.md B6) on the limiter's memory store, and on a real Redis
+"""The conversion monitor (docs/security.md B6) on the limiter's memory store, and on a real Redis
 shared by two connections, as two app servers would share it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The picture check (SECURITY.md B5): bound to one attempt, answered once, expiring, no answer kept."""
+"""The picture check (docs/security.md B5): bound to one attempt, answered once, expiring, no answer kept."""
 
 from __future__ import annotations
 

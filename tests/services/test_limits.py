@@ -34,7 +34,7 @@ def fresh() -> dict[str, str]:
 
 def remaining(strategy: MovingWindowRateLimiter, rule: limits.Rule, key: str) -> int:
     """What the `limits` library itself reads for a rule: the store's format is the library's."""
-    return strategy.get_window_stats(rule.limit, limits.NAMESPACE, rule.scope, key).remaining
+    return strategy.get_window_stats(rule.limit, *limits.WindowStore(strategy).ids(rule, key)).remaining
 
 
 def test_two_codes_per_phone_then_a_refusal_that_costs_nothing_else(strategy):
@@ -190,3 +190,48 @@ def test_redis_many_at_once_is_one_round_trip_each(redis_url, monkeypatch):
     g.count_many(checks)
     assert g.used_many(checks) == [1, 1, 1]
     assert calls == ["EVALSHA", "EVALSHA"]
+
+
+def test_the_library_still_has_the_private_hook_we_override():
+    # app/services/limits/library_adapter.py overrides this private method of `limits`: an
+    # upgrade that renames it or stops calling it on writes must fail here, not slow the app.
+    import inspect
+
+    from app.services.limits import library_adapter
+
+    assert hasattr(MemoryStorage, library_adapter.PRIVATE_EXPIRY_HOOK)
+    assert "self.__schedule_expiry()" in inspect.getsource(MemoryStorage.incr)
+
+
+def test_only_the_adapter_reaches_into_a_rate_limit_librarys_private_names():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "app"
+    private = re.compile(r"_check_request_limit|_MemoryStorage__|\blimiter\._\w|\bstorage\._\w|_request_filters")
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name != "library_adapter.py" and private.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
+
+
+def test_flask_limiter_skips_the_join_pages_through_its_public_filter(app, path, monkeypatch):
+    from flask_limiter import Limiter
+
+    from app.extensions import limiter
+
+    resolved: list[str] = []
+    real = limiter.limit_manager.resolve_limits
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        resolved.append(str(args[1]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(limiter.limit_manager, "resolve_limits", counting)
+    client = app.test_client()
+    assert client.get(path).status_code == 200
+    assert client.get("/login").status_code == 200
+    assert resolved and not any(endpoint.startswith("join.") for endpoint in resolved), resolved
+    assert isinstance(limiter, Limiter)

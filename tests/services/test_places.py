@@ -69,3 +69,34 @@ def test_find_by_code_prefers_workplaces_and_raises_when_unknown(db):
         pass
     else:
         raise AssertionError("unknown code must raise")
+
+
+def test_place_names_are_checked_on_the_way_in(db):
+    # Issue 12 item 8: an emoji or control character in a name broke every poster of a district.
+    text = "\n".join(
+        [
+            "PD,浦东新区,PD-A,张江站 😀",  # an emoji
+            "PD,浦东新区,PD-B,陆家嘴\x07驿站",  # a control character
+            "PD,浦东新区,PD-C,金桥\u200b站",  # an invisible format character
+            "PD,浦东新区,PD-D,周浦\ue000站",  # private use: prints as a box
+            "PD,浦东新区,PD-E,  花木   (东) 驿站·1号 + A&B ",  # letters, punctuation, signs: fine
+            "XH,徐汇🏠,,",  # a district name too
+        ]
+    )
+    report = places.import_csv(db, text)
+    assert report.created == [5]
+    assert [line for line, _message in report.rejected] == [1, 2, 3, 4, 6]
+    assert "workplace_name" in report.rejected[0][1] and "U+1F600" in report.rejected[0][1]
+    assert "U+0007" in report.rejected[1][1] and "district_name" in report.rejected[4][1]
+    assert db.exec(select(Workplace).where(Workplace.code == "PD-E")).one().name == "花木 (东) 驿站·1号 + A&B"
+
+
+def test_a_district_name_stored_before_the_check_does_not_block_its_workplaces(db):
+    places.import_csv(db, "PD,浦东新区,,")
+    district = db.exec(select(District).where(District.code == "PD")).one()
+    district.name = "浦东😀"
+    db.add(district)
+    db.flush()
+    report = places.import_csv(db, "PD,浦东😀,PD-F,花木站")
+    assert report.rejected == [] and report.created == [1]
+    assert places.clean_name("  a\u0301 b ") == "\u00e1 b"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.services.poster_templates import TemplateError, load, load_all
+from app.services.posters.templates import TemplateError, load, load_all
 from tests.conftest import ROOT
 
 GOOD = """

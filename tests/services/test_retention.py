@@ -1,4 +1,4 @@
-"""Retention (SECURITY.md F8; scenario 57): drafts after 24 h, rejected applications after 30 days."""
+"""Retention (docs/security.md F8; scenario 57): drafts after 24 h, rejected applications after 30 days."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import pytest
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from app.services.sms_mainland import (
+from app.services.sms.mainland import (
     Endpoint,
     Retrier,
     left_unsent,
@@ -79,3 +79,43 @@ def test_no_retry_without_time_for_one_more_attempt():
     with pytest.raises(RuntimeError):
         retrier.run(attempt)
     assert calls == [2.0]
+
+
+class RecordingClient:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, str]]] = []
+
+    def send(self, to_e164: str, kind: str, params: dict[str, str]) -> str:
+        self.sent.append((to_e164, kind, params))
+        return "id-1"
+
+
+def test_the_template_gateway_sends_each_message_kind_by_its_template():
+    from app.services.sms import DECISION, JOIN_CODE, STATUS_CODE, Message
+    from app.services.sms.mainland import TemplateGateway
+
+    client = RecordingClient()
+    gateway = TemplateGateway(client)
+    gateway.send("+8613800000001", Message(JOIN_CODE, {"code": "012345"}))
+    gateway.send("+8613800000001", Message(STATUS_CODE, {"code": "654321"}))
+    gateway.send("+8613800000001", Message(DECISION, {"link": "https://example.org/status/"}))
+    assert client.sent == [
+        ("+8613800000001", "code", {"code": "012345"}),
+        ("+8613800000001", "status_code", {"code": "654321"}),
+        ("+8613800000001", "notice", {}),
+    ]
+
+
+@pytest.mark.parametrize("backend", ["aliyun", "tencent"])
+def test_sms_backend_names_a_mainland_provider_in_the_registry(backend):
+    from app.services.sms import make_gateway
+    from app.services.sms.backends import MAINLAND_SETTINGS, lookup
+    from app.services.sms.mainland import TemplateGateway
+
+    entry = lookup(backend)
+    assert entry is not None and entry.production and entry.settings == MAINLAND_SETTINGS[backend]
+    config = {name: f"fake-{name.lower()}" for name in MAINLAND_SETTINGS[backend]}
+    config.update(
+        SMS_BACKEND=backend, ALIYUN_SMS_ENDPOINT="http://127.0.0.1:9", TENCENT_SMS_ENDPOINT="http://127.0.0.1:9"
+    )
+    assert isinstance(make_gateway(config), TemplateGateway)

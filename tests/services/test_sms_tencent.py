@@ -15,8 +15,8 @@ import secrets
 import pytest
 
 from app.services.sms import BREAKER_FAILURES, SmsError
-from app.services.sms_mainland import Retrier
-from app.services.sms_tencent import TencentSms, tencent_sms
+from app.services.sms.mainland import Retrier
+from app.services.sms.tencent import TencentSms, tencent_sms
 from config import TestingConfig as Settings
 from tests import factories
 from tests.provider_server import ProviderServer

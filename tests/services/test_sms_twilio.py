@@ -28,7 +28,7 @@ from app.services.sms import (
     provider_breaker,
     twilio_client,
 )
-from app.services.twilio_transport import never_sent, safe_to_retry
+from app.services.sms.twilio_transport import never_sent, safe_to_retry
 from config import TestingConfig as Settings
 from tests import factories
 from tests.twilio_mock import (
@@ -361,7 +361,7 @@ def failing_provider(count: int) -> ScriptedTwilio:
 
 
 def test_breaker_opens_after_five_failures_and_fails_fast(env, http, caplog):
-    caplog.set_level(logging.WARNING, logger="app.services.twilio_transport")
+    caplog.set_level(logging.WARNING, logger="app.services.sms.twilio_transport")
     scripted = failing_provider(BREAKER_FAILURES)
     with time_machine.travel(utcnow(), tick=False), scripted as url:
         gateway = scripted_gateway(env, url, http, "twilio-messaging")

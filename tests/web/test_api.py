@@ -289,6 +289,8 @@ def test_admin_creates_a_district_and_bad_places_are_422(client, world):
         {"district_code": "PD", "extra": "x"},
         {"district_code": 5},
         {"district_code": "PD", "workplace_code": "XH", "workplace_name": "clash"},
+        {"district_code": "PD", "workplace_code": "PD-E1", "workplace_name": "张江😀"},
+        {"district_code": "PD", "workplace_code": "PD-E2", "workplace_name": "张江\u0007站"},
     ]:
         assert call(client, "POST", "/places", token, json=body).status_code == 422, body
 

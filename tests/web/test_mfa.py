@@ -1,5 +1,5 @@
 """Two-step staff sign-in through the test client, CSRF on: enrolment, the code step, replay, recovery
-codes, throttling and the lock, half-signed-in sessions, re-auth, and resets by an admin (SECURITY.md D3–D6)."""
+codes, throttling and the lock, half-signed-in sessions, re-auth, and resets by an admin (docs/security.md D3–D6)."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def test_status_needs_a_proven_phone(client, app, sms, station):
 
 
 def test_wrong_codes_are_counted_on_the_server_across_new_checks(client, app, db, sms, station, monkeypatch):
-    monkeypatch.setattr(limits, "DELAY_AFTER", 100)  # no backoff here: this is about the count
+    monkeypatch.setattr(limits.policy, "DELAY_AFTER", 100)  # no backoff here: this is about the count
     with time_machine.travel(utcnow(), tick=False) as clock:
         for _ in range(2):  # two checks of 5 wrong tries each: 10 failures for the phone today
             assert ask(client, factories.phone(1)).status_code == 303

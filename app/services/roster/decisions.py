@@ -156,6 +156,6 @@ def decide_many(
 
 def decision_text(locale: str, link: str) -> str:
     """The decision SMS: neutral (no union, no outcome on a lock screen), with the status link."""
-    if locale.startswith("en"):
-        return f"There is an update on your application. See it here: {link}"
-    return f"您提交的申请有了新进展，请点击查看：{link}"
+    from app.services.sms.messages import DECISION, Message, render
+
+    return render(Message(DECISION, {"link": link}, locale))

@@ -1,6 +1,6 @@
 """How the app talks to Twilio: one time budget per call, safe retries, a windowed breaker count.
 
-SECURITY.md H1-H3. A retry is only made where it cannot send a second SMS: when the
+docs/security.md H1-H3. A retry is only made where it cannot send a second SMS: when the
 connection failed before the request left, or when Twilio answered 429 / 20429 ("not
 processed, safe to retry"), or 503 on a call that sends nothing. A read timeout is never
 retried: Twilio may have taken the request, and China's carriers drop a number that gets

@@ -1,20 +1,24 @@
 """Fonts for posters: the CJK font search, a glyph check, and fitting text into a box.
 
-Never boxes in place of characters: a font without the glyphs is refused with a message that
-says what to install.
+A font without Chinese glyphs is refused with a message that says what to install (and names
+no server path: the message may reach an organizer's page; the log has the path). A character
+the font lacks in a place's text (an emoji, a rare symbol) is drawn as REPLACEMENT instead of
+failing the poster, and control characters as spaces.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import ImageFont
 
-from app.services.poster_templates import TextBlock
+from app.services.posters.templates import TextBlock
 
 FONT_DIRS = (
     "/usr/share/fonts",
@@ -48,7 +52,10 @@ INSTALL_HINT = (
     "fonts-wqy-microhei; Fedora: google-noto-sans-cjk-fonts) or set POSTER_FONT to a "
     "font file with Chinese glyphs"
 )
+log = logging.getLogger(__name__)
 PROBE = "扫码加入工会"
+# Drawn for a character the font has no glyph for; "?" when the font lacks this one too.
+REPLACEMENT = "□"
 LINE_HEIGHT = 1.25
 ELLIPSIS = "…"
 NEWLINE = "\n"
@@ -99,12 +106,14 @@ def _chinese_index(path: str) -> int:
 def _face(spec: str) -> FontFace:
     path, _, index = spec.partition("#")
     if not Path(path).is_file():
-        raise PosterFontError(f"POSTER_FONT {path} is not a file; {INSTALL_HINT}")
+        log.error("POSTER_FONT %s is not a file", path)
+        raise PosterFontError(f"POSTER_FONT is not a font file; {INSTALL_HINT}")
     try:
         face = FontFace(path, int(index) if index.isdigit() else _chinese_index(path))
         face.at(20)
     except OSError as exc:
-        raise PosterFontError(f"{path} cannot be read as a font ({exc}); {INSTALL_HINT}") from None
+        log.error("font %s cannot be read: %s", path, exc)
+        raise PosterFontError(f"the poster font cannot be read; {INSTALL_HINT}") from None
     return face
 
 
@@ -133,11 +142,12 @@ def find_fonts(setting: str = "") -> FontSet:
     else:
         regular = _search(FONT_NAMES["regular"])
         if regular is None:
-            raise PosterFontError(f"no Chinese font found in {', '.join(FONT_DIRS)}: {INSTALL_HINT}")
+            raise PosterFontError(f"no Chinese font found in the system's font folders: {INSTALL_HINT}")
         fonts = FontSet(regular, _search(FONT_NAMES["bold"]) or regular)
     for face in {fonts.regular, fonts.bold}:
         if missing_glyphs(face, PROBE):
-            raise PosterFontError(f"the font {face.path} has no Chinese glyphs: {INSTALL_HINT}")
+            log.error("font %s has no Chinese glyphs", face.path)
+            raise PosterFontError(f"the poster font has no Chinese glyphs: {INSTALL_HINT}")
     return fonts
 
 
@@ -219,8 +229,11 @@ def _cut(text: str, font: ImageFont.FreeTypeFont, width: int) -> str:
     return text.rstrip() + ELLIPSIS
 
 
-def require_glyphs(face: FontFace, text: str) -> None:
-    """Raise PosterFontError when the font would draw any of the text as boxes."""
+def drawable(face: FontFace, text: str) -> str:
+    """The text with control characters as spaces and each character the font lacks as REPLACEMENT."""
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text)
     missing = missing_glyphs(face, text)
-    if missing:
-        raise PosterFontError(f"the font {face.path} has no glyph for {missing!r}: {INSTALL_HINT}")
+    if not missing:
+        return text
+    stand_in = "?" if missing_glyphs(face, REPLACEMENT) else REPLACEMENT
+    return "".join(stand_in if ch in missing else ch for ch in text)

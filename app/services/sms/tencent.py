@@ -22,12 +22,13 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.sms.v20210111.models import SendSmsRequest, SendSmsResponse
 from tencentcloud.sms.v20210111.sms_client import SmsClient
 
-from app.services.sms import E164, SmsError
-from app.services.sms_mainland import (
+from app.services.sms.base import E164, SmsError, SmsGateway
+from app.services.sms.mainland import (
     CODE_KINDS,
     Endpoint,
     Retrier,
     Rules,
+    TemplateGateway,
     check_params,
     guarded,
     parse_endpoint,
@@ -174,3 +175,8 @@ def tencent_sms(config: dict[str, Any], retrier: Retrier | None = None) -> Tence
         notice_template_id=config["TENCENT_SMS_NOTICE_TEMPLATE_ID"],
         retrier=retrier or Retrier(float(config.get("TENCENT_SMS_TIMEOUT", 10))),
     )
+
+
+def build(config: dict[str, Any], http_client: object = None) -> SmsGateway:
+    """SMS_BACKEND=tencent: the app's messages through the approved templates."""
+    return TemplateGateway(tencent_sms(config))

@@ -1,5 +1,7 @@
 """Print kit: posters, cards and stickers at print resolution, as PNG or a streamed PDF.
 
+A package: `templates` (the data files' format), `fonts` (the CJK font search, stand-ins for
+missing glyphs, fitting text), `pdf` (the streamed PDF writer); this module draws the pages.
 Pages are drawn in palette mode with the template's few colours: at 300 dpi that prints as
 crisp as anti-aliased text and encodes several times faster (an A4 page is ~9 MB of pixels).
 """
@@ -23,10 +25,10 @@ from sqlmodel import Session
 
 from app.models import District, Workplace
 from app.services import places
-from app.services.poster_fonts import LINE_HEIGHT, FontFace, FontSet, find_fonts, fit, require_glyphs
-from app.services.poster_pdf import Layer, pdf_stream
-from app.services.poster_pdf import Page as PdfPage
-from app.services.poster_templates import Template, TextBlock, load_all
+from app.services.posters.fonts import LINE_HEIGHT, FontFace, FontSet, drawable, find_fonts, fit, missing_glyphs
+from app.services.posters.pdf import Layer, pdf_stream
+from app.services.posters.pdf import Page as PdfPage
+from app.services.posters.templates import Template, TextBlock, load_all
 from app.services.tokens import QrSigner
 
 ECC = {
@@ -108,11 +110,10 @@ def _background(template: Template, fonts: FontSet) -> Image.Image:
     return canvas.image
 
 
-def check_glyphs(template: Template, data: PosterData, fonts: FontSet) -> None:
-    """Raise PosterFontError now if the place's text has a character the font lacks."""
+def check_glyphs(template: Template, data: PosterData, fonts: FontSet) -> str:
+    """The characters of the place's text the font lacks (drawn as a stand-in, never fatal)."""
     fields = data.fields()
-    for block in template.blocks:
-        require_glyphs(fonts.face(block.weight), block.text.format(**fields))
+    return "".join(missing_glyphs(fonts.face(block.weight), block.text.format(**fields)) for block in template.blocks)
 
 
 def render(template: Template, data: PosterData, fonts: FontSet) -> Image.Image:
@@ -174,9 +175,9 @@ def _draw_logo(canvas: Canvas, path: Path, origin: tuple[int, int], symbol: int,
 
 
 def _draw_text(canvas: Canvas, block: TextBlock, text: str, face: FontFace) -> None:
+    text = drawable(face, text).strip()
     if not text:
         return
-    require_glyphs(face, text)
     left, top, right, bottom = canvas.box(block.x_mm, block.y_mm, block.w_mm, block.h_mm)
     font, lines = fit(text, face, block, canvas.page.dpi, right - left, bottom - top)
     line_h = font.size * LINE_HEIGHT

@@ -22,10 +22,11 @@ from alibabacloud_tea_openapi.utils_models import Config as SdkConfig
 from darabonba.runtime import RuntimeOptions
 from Tea.exceptions import TeaException
 
-from app.services.sms import E164, SmsError
-from app.services.sms_mainland import (
+from app.services.sms.base import E164, SmsError, SmsGateway
+from app.services.sms.mainland import (
     Retrier,
     Rules,
+    TemplateGateway,
     check_params,
     guarded,
     parse_endpoint,
@@ -180,3 +181,8 @@ def aliyun_sms(config: dict[str, Any], retrier: Retrier | None = None) -> Aliyun
         notice_template=config["ALIYUN_SMS_NOTICE_TEMPLATE"],
         retrier=retrier or Retrier(timeout),
     )
+
+
+def build(config: dict[str, Any], http_client: object = None) -> SmsGateway:
+    """SMS_BACKEND=aliyun: the app's messages through the approved templates."""
+    return TemplateGateway(aliyun_sms(config))

@@ -1,4 +1,5 @@
-"""What the Alibaba Cloud and Tencent Cloud SMS clients share (sms_aliyun.py, sms_tencent.py).
+"""What the Alibaba Cloud and Tencent Cloud SMS backends share (aliyun.py, tencent.py): endpoints,
+retries, the breaker, refusals, and `TemplateGateway`, which maps a message kind to a template.
 
 Both providers send only approved templates: a message is a kind and its parameters, never a
 text. `code` and `status_code` use the code template (its one variable is the code), `notice`
@@ -15,14 +16,16 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import pybreaker
 import requests
 
-from app.services.sms import BREAKER_FAILURES, BREAKER_RESET_SECONDS, BREAKER_WINDOW_SECONDS, SmsError
-from app.services.twilio_transport import MIN_ATTEMPT_SECONDS, BreakerLog, RecentFailures, RetryPolicy, never_sent
+from app.services.sms.base import SmsError, SmsGateway
+from app.services.sms.messages import DECISION, JOIN_CODE, STATUS_CODE, Message
+from app.services.sms.twilio_common import BREAKER_FAILURES, BREAKER_RESET_SECONDS, BREAKER_WINDOW_SECONDS
+from app.services.sms.twilio_transport import MIN_ATTEMPT_SECONDS, BreakerLog, RecentFailures, RetryPolicy, never_sent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -206,3 +209,32 @@ class Rules:
         if code in self.rejected:
             return "rejected"
         return "unavailable"
+
+
+class TemplateClient(Protocol):
+    def send(self, to_e164: str, kind: str, params: dict[str, str]) -> str: ...
+
+
+# The app's message kinds as the mainland clients name their templates.
+PROVIDER_KIND = {JOIN_CODE: "code", STATUS_CODE: "status_code", DECISION: NOTICE_KIND}
+
+
+class TemplateGateway(SmsGateway):
+    """A template-only provider as an SmsGateway: the message's kind picks the approved template.
+
+    A code travels as the template's one parameter; a decision notice has none (its status link is
+    part of the approved template text: neither provider accepts a link as a parameter).
+    """
+
+    def __init__(self, client: TemplateClient) -> None:
+        self.client = client
+
+    def send(self, to: str, message: Message) -> None:
+        kind = PROVIDER_KIND.get(message.kind)
+        if kind is None:
+            raise ValueError(f"unknown message kind {message.kind!r}")
+        params = {"code": message.params["code"]} if kind in CODE_KINDS else {}
+        self.client.send(to, kind, params)
+
+    def send_text(self, to: str, body: str) -> None:
+        raise SmsError("unavailable")  # free text is never approved: every message goes by its kind
