@@ -63,7 +63,7 @@ def issue(
     session: Session, check: StatusCheck, *, gateway: SmsGateway, key: str, now: datetime, ttl: int
 ) -> str | None:
     """A fresh code on `check` (send it after the commit)."""
-    code = verification.issue(check, gateway=gateway, key=key, now=now, ttl=ttl)  # type: ignore[arg-type]
+    code = verification.issue(check, gateway=gateway, key=key, now=now, ttl=ttl)
     session.add(check)
     return code
 
@@ -131,7 +131,7 @@ def check_code(
             code,
             guard=guard,
             phone=phone,
-            gateway=gateway,  # type: ignore[arg-type]
+            gateway=gateway,
             key=key,
             now=now,
             max_tries=max_tries,
