@@ -26,6 +26,7 @@ def create_app(config: Any | None = None, env: Mapping[str, str] | None = None) 
     configure_logging(app)
     register_extensions(app)
     register_blueprints(app)
+    register_events(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -76,6 +77,28 @@ def register_caches(app: Flask) -> None:
     # Last of the teardowns (Flask runs them in reverse): after the request's session is closed,
     # so on SQLite the write never waits on the request's own transaction.
     app.teardown_appcontext_funcs.insert(0, lambda _exc: funnel.flush_if_due())
+
+
+def register_events(app: Flask) -> None:
+    """The one channel for side effects after a commit (app/services/events.py) and its handlers."""
+    from flask import url_for
+    from sqlmodel import Session
+
+    from app.db import writing
+    from app.services import decisions, events
+
+    events.install()
+    bus = events.Bus()
+    app.extensions["events"] = bus
+    engine = app.extensions["db_engine"]
+    with app.test_request_context():
+        link = app.config["PUBLIC_BASE_URL"] + url_for("status.start")
+    bus.subscribe(
+        events.MemberDecided,
+        decisions.notify_handler(
+            lambda: Session(writing(engine), expire_on_commit=False), app.extensions["sms"], app.extensions["pii"], link
+        ),
+    )
 
 
 class WtformsTranslations:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
@@ -24,8 +24,8 @@ from werkzeug.exceptions import HTTPException
 
 from app.db import close_session, get_session, session_scope
 from app.extensions import csrf, limiter
-from app.models import District, Member, Role, User, Workplace, WorkplaceKind, utcnow
-from app.services import api_tokens, audit, export, notify, places, roster, users
+from app.models import District, Role, User, Workplace, WorkplaceKind, utcnow
+from app.services import api_tokens, audit, decisions, export, places, roster, users
 from app.services.limits import ip_key
 from app.web import openapi
 
@@ -273,10 +273,7 @@ def _decide(member_id: int, *, approve: bool, reason: str = "") -> Response:
     db = get_session()
     _known_id(member_id)
     try:
-        if approve:
-            roster.approve(db, scope(), member_id, by=caller(), now=utcnow())
-        else:
-            roster.reject(db, scope(), member_id, by=caller(), reason=reason, now=utcnow())
+        decisions.decide_one(db, scope(), member_id, by=caller(), approve=approve, reason=reason, now=utcnow())
     except roster.MemberNotFound:
         db.rollback()
         _log_denial("not found or out of scope")
@@ -295,22 +292,8 @@ def _decide(member_id: int, *, approve: bool, reason: str = "") -> Response:
     except roster.ReasonRequired:
         db.rollback()
         raise ApiError(422, "bad_reason", "reason must be a text of 1 to 500 characters") from None
-    db.commit()
-    _notify(member_id)
+    db.commit()  # the worker is told after the commit, as from the roster (app/services/events.py)
     return jsonify(_member_view(member_id))
-
-
-def _notify(member_id: int) -> None:
-    """Tell the worker by SMS after the commit, as the roster pages do (a failed text is logged, not fatal)."""
-    db = get_session()
-    member = db.get(Member, member_id)
-    if member is None:
-        return
-    link = current_app.config["PUBLIC_BASE_URL"] + url_for("status.start")
-    notify.send_decision(
-        db, current_app.extensions["sms"], current_app.extensions["pii"], member, link=link, now=utcnow()
-    )
-    db.commit()  # an opt-out learnt while sending
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
