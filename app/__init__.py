@@ -81,18 +81,38 @@ def register_caches(app: Flask) -> None:
 
 def register_events(app: Flask) -> None:
     """The one channel for side effects after a commit (app/services/events.py) and its handlers."""
-    from flask import url_for
     from sqlmodel import Session
 
     from app.db import writing
-    from app.services import decisions, events
+    from app.extensions import limiter
+    from app.services import conversion, decisions, events, limits, phone_proof
 
     events.install()
     bus = events.Bus()
     app.extensions["events"] = bus
     engine = app.extensions["db_engine"]
-    with app.test_request_context():
-        link = app.config["PUBLIC_BASE_URL"] + url_for("status.start")
+    config = app.config
+    proof = phone_proof.PhoneProof(
+        limits.Limits(limiter.limiter, daily_budget=config["SMS_DAILY_BUDGET"]),  # the app's one Limits
+        app.extensions["pii"],
+        app.extensions["sms"],
+        app.extensions["sender"],
+        lambda: Session(writing(engine), expire_on_commit=False),
+        phone_proof.Settings(
+            key=config["SECRET_KEY"],
+            ttl=config["CODE_TTL_SECONDS"],
+            near_limit_percent=config["CHALLENGE_NEAR_LIMIT_PERCENT"],
+            thresholds=conversion.Thresholds(
+                min_sends=config["CONVERSION_MIN_SENDS"],
+                min_percent=config["CONVERSION_MIN_PERCENT"],
+                window_seconds=config["CONVERSION_WINDOW_SECONDS"],
+                grace_seconds=config["CONVERSION_GRACE_SECONDS"],
+            ),
+        ),
+    )
+    app.extensions["phone_proof"] = proof
+    bus.subscribe(events.CodeRequested, proof.deliver)
+    link = app.config["PUBLIC_BASE_URL"] + app.url_map.bind("localhost").build("status.start")
     bus.subscribe(
         events.MemberDecided,
         decisions.notify_handler(
@@ -163,7 +183,8 @@ def select_locale() -> str:
 
 def register_blueprints(app: Flask) -> None:
     """Register the `bp` of every module in app/web (a new audience is a new module)."""
-    from app.web import DatabaseId, blueprint_modules, join
+    from app.web import DatabaseId, blueprint_modules
+    from app.web.worker import join
 
     app.url_map.converters["qrtoken"] = join.QrTokenConverter
     app.url_map.converters["int"] = DatabaseId

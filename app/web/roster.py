@@ -33,7 +33,7 @@ from app.models import MemberStatus, Role, utcnow
 from app.services import decisions, events, export, roster
 from app.web import MAX_DB_ID
 from app.web.access import role_required, scope, staff
-from app.web.join import PLATFORM_LABELS
+from app.web.worker.messages import PLATFORM_LABELS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("roster", __name__, url_prefix="/roster")

@@ -7,7 +7,6 @@ import secrets
 
 from flask import (
     Blueprint,
-    Flask,
     abort,
     current_app,
     make_response,
@@ -19,64 +18,24 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import update
 from werkzeug.routing import BaseConverter
-from wtforms import BooleanField, HiddenField, SelectField, StringField
-from wtforms.fields import TelField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
 
-from app.db import get_session, read_scope, session_scope
-from app.extensions import limiter
+from app.db import get_session, read_scope
 from app.models import District, JoinAttempt, Member, PlaceKind, Platform, utcnow
-from app.services import limits, membership, page_cache, places, sms, verification
+from app.services import limits, membership, page_cache, phone_proof, places, verification
 from app.services.phones import PhoneInvalid, masked, normalize
 from app.services.sms import SmsError
 from app.services.tokens import TOKEN_PATTERN
-from app.web import sms_guard
+from app.web.worker import flow
+from app.web.worker.forms import CodeForm, EmptyForm, JoinForm
+from app.web.worker.messages import LIMIT_MESSAGES, PHONE_MESSAGES, SMS_MESSAGES, send_failure
 
 log = logging.getLogger(__name__)
 bp = Blueprint("join", __name__)
+PENDING = "challenge_for"  # session: the attempt whose next send waits for the human check
 
-PLATFORM_LABELS = {
-    Platform.meituan: _l("Meituan"),
-    Platform.eleme: _l("Ele.me"),
-    Platform.didi: _l("DiDi"),
-    Platform.huolala: _l("Huolala"),
-    Platform.shansong: _l("Shansong"),
-    Platform.sf_intra_city: _l("SF Intra-city"),
-    Platform.other: _l("Other"),
-}
-PHONE_MESSAGES = {
-    "empty": _l("Please enter your mobile number."),
-    "malformed": _l("This is not a valid mobile number. Check the digits and try again."),
-    "region": _l("Numbers from this country or region cannot be used here."),
-    "not_mobile": _l("Please enter a mobile number that can receive SMS."),
-}
-SMS_MESSAGES = {
-    "rate_limited": _l("Too many codes were requested for this number. Please wait a while and try again."),
-    "rejected": _l("We could not send a code to this number. Check the number and try again."),
-    "unavailable": _l("SMS is temporarily unavailable. Your details are saved: please try again in a few minutes."),
-    "expired": _l("This code has expired. Ask for a new one."),
-    "opted_out": _l(
-        "This number has turned off our text messages. To get codes again, reply START to any of our earlier"
-        " messages, then ask for a new code."
-    ),
-}
-LIMIT_MESSAGES = {
-    "phone": _l("Too many codes were requested for this number. Please wait a while and try again."),
-    "ip": _l("Too many codes were requested from this network. Please wait a while and try again."),
-    "prefix": _l("Too many codes were requested for numbers like this one. Please wait a while and try again."),
-    "global": _l("We cannot send more codes today. Your details are saved: please try again later."),
-    "poster": _l("This poster is receiving too many sign-ups right now. Please try again later."),
-    "attempt": _l(
-        "You have had the most codes allowed for this form. Wait for the SMS, or fill in the form again later."
-    ),
-    "locked": _l("Too many wrong codes for this number. Please try again tomorrow."),
-}
 NO_WORKPLACE = "none"
 
 
@@ -84,35 +43,6 @@ class QrTokenConverter(BaseConverter):
     """A 21-character base32 token, in either case (people type the printed URL)."""
 
     regex = TOKEN_PATTERN
-
-
-class JoinForm(FlaskForm):
-    form_key = HiddenField()
-    name = StringField(
-        _l("Your name"),
-        validators=[
-            DataRequired(message=_l("Please enter your name.")),
-            Length(max=50, message=_l("Please use at most 50 characters.")),
-        ],
-    )
-    phone = TelField(_l("Mobile phone"))
-    platform = SelectField(
-        _l("Platform you work for"), choices=[SelectChoice(p.value, label) for p, label in PLATFORM_LABELS.items()]
-    )
-    workplace = SelectField(_l("Your station"), choices=[], validate_choice=True)
-    consent = BooleanField(
-        validators=[
-            DataRequired(message=_l("Please read the notice and tick the box to continue.")),
-        ]
-    )
-
-
-class CodeForm(FlaskForm):
-    code = StringField(_l("6-digit code"), validators=[DataRequired(message=_l("Please enter the code from the SMS."))])
-
-
-class EmptyForm(FlaskForm):
-    """A CSRF token and nothing else (the resend button)."""
 
 
 class Refused(Exception):
@@ -124,26 +54,19 @@ class Refused(Exception):
 
 
 def _limits() -> limits.Limits:
-    """The app's limits on Flask-Limiter's strategy and store (shared by every worker)."""
-    return limits.Limits(limiter.limiter, daily_budget=current_app.config["SMS_DAILY_BUDGET"])
+    return flow.proof().limits
 
 
 def _client_ip() -> str:
-    # remote_addr is the peer, or what the configured number of trusted proxies said (ProxyFix).
-    return limits.ip_key(request.remote_addr)
+    return flow.client_ip()
 
 
-def _refusal(exc: limits.LimitExceeded | limits.LimiterUnavailable) -> Refused:
-    if isinstance(exc, limits.LimiterUnavailable):
-        return Refused(503, str(SMS_MESSAGES["unavailable"]))
-    scope = "locked" if isinstance(exc, limits.PhoneLocked) else exc.scope
-    return Refused(429, str(LIMIT_MESSAGES.get(scope, LIMIT_MESSAGES["phone"])), exc.retry_after)
+def _refusal(exc: limits.LimitExceeded | limits.LimiterUnavailable | phone_proof.Refused) -> Refused:
+    refused = exc if isinstance(exc, phone_proof.Refused) else phone_proof.refusal(exc)
+    return Refused(refused.status, flow.refusal_message(refused), refused.retry_after)
 
 
-def _with_retry_after(body_and_status, retry_after: int | None):  # type: ignore[no-untyped-def]
-    body, status = body_and_status
-    headers = {"Retry-After": str(retry_after)} if retry_after else {}
-    return body, status, headers
+_with_retry_after = flow.with_retry_after
 
 
 def _resolve(token: str, checked: bool = False) -> places.ResolvedPlace:
@@ -270,14 +193,9 @@ def submit(token: str):  # type: ignore[no-untyped-def]
         phone=phone,
         platform=Platform(form.platform.data),
         workplace_id=None if form.workplace.data == NO_WORKPLACE else int(form.workplace.data),
-        locale=_short_locale(),
+        locale=flow.short_locale(),
     )
     return _start(place, applicant, form, token)
-
-
-def _short_locale() -> str:
-    # The column holds 8 characters (PostgreSQL enforces it): "zh" or "en", as the SMS needs.
-    return "en" if str(get_locale()).startswith("en") else "zh"
 
 
 def _validated_phone(form: JoinForm) -> str | None:
@@ -313,74 +231,44 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
 
         return _with_retry_after(render_error(refused.status, message), refused.retry_after)
     _count_place(place, "forms")
-    check = sms_guard.gate(attempt, applicant.phone, poster=limits.poster_key(token))  # B5
-    return check if check is not None else _send_first_code(attempt, applicant.phone)
+    check = _gate(attempt, applicant.phone, poster=limits.poster_key(token))  # B5
+    return check if check is not None else send_first_code(attempt, applicant.phone)
 
 
-def _send_first_code(attempt: JoinAttempt, phone: str):  # type: ignore[no-untyped-def]
+def _gate(attempt: JoinAttempt, phone: str, *, poster: str | None = None):  # type: ignore[no-untyped-def]
+    """None: send now. Else the draft is committed and the worker is sent to the human check."""
+    if not flow.proof().challenge_needed(get_session(), phone, ip=_client_ip(), poster=poster):
+        return None
+    get_session().commit()  # the draft, and any alert just raised
+    session["attempt"] = attempt.id
+    session[PENDING] = attempt.id
+    return redirect(url_for("challenge.show"), 303)
+
+
+def send_first_code(attempt: JoinAttempt, phone: str):  # type: ignore[no-untyped-def]
     """Issue and send the first code; a refused send keeps the draft and shows the code page."""
     db = get_session()
     try:
-        code = _issue(attempt, phone)
+        _issue(attempt, phone)
     except Refused as refused:
         db.commit()
         session["attempt"] = attempt.id
         return _refused_code_page(attempt, refused)
-    db.commit()
+    db.commit()  # the code goes out after the commit (app/services/events.py)
     session["attempt"] = attempt.id
-    _deliver(attempt, phone, code)
     return redirect(url_for("join.code"), 303)
 
 
-def _issue(attempt: JoinAttempt, phone: str) -> str | None:
-    """Count the SMS against every limit, then start a code. Raises Refused."""
-    config, pii = current_app.config, current_app.extensions["pii"]
-    if attempt.sends >= verification.MAX_SENDS_PER_ATTEMPT:
-        raise Refused(429, str(LIMIT_MESSAGES["attempt"]))
+def _issue(attempt: JoinAttempt, phone: str) -> None:
+    """Count the SMS against every limit, then start a code (sent after the commit). Raises Refused."""
     try:
-        _limits().reserve_send(
-            phone=limits.phone_key(pii, phone), prefix=limits.prefix_key(pii, phone), ip=_client_ip()
-        )
-        sms_guard.note_sent(phone)  # before the attempt changes: a refusal here leaves it as it was
-        code = verification.issue(
-            attempt,
-            gateway=current_app.extensions["sms"],
-            key=config["SECRET_KEY"],
-            now=utcnow(),
-            ttl=config["CODE_TTL_SECONDS"],
-        )
-    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
-        raise _refusal(exc) from None
-    attempt.send_error = None  # this code's send reports for itself
-    get_session().add(attempt)
-    return code
+        flow.proof().reserve(get_session(), phone, ip=_client_ip(), owner=attempt)
+    except phone_proof.Refused as refused:
+        raise _refusal(refused) from None
+    flow.proof().issue(get_session(), attempt, phone, flow="join")
 
 
-def _deliver(attempt: JoinAttempt, phone: str, code: str | None) -> None:
-    """Send the code after the commit, on the sender's thread (app/services/sender.py): the
-    request answers at once. A failure is written to the attempt, which the code page shows."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    current_app.extensions["sender"].submit(send_code, app, attempt.id, phone, code, attempt.locale)
-
-
-def send_code(app: Flask, attempt_id: str, phone: str, code: str | None, locale: str) -> None:
-    """One code to one phone; on failure the draft is kept and the reason stored on it."""
-    with app.app_context():
-        try:
-            verification.deliver(app.extensions["sms"], to=phone, code=code, locale=locale)
-        except SmsError as exc:
-            log.warning("code for attempt %s not sent: %s", attempt_id[:8], exc.kind)
-            with session_scope() as db:
-                db.execute(
-                    update(JoinAttempt)
-                    .where(JoinAttempt.id == attempt_id)  # type: ignore[arg-type]
-                    .values(send_error=exc.kind)
-                )
-                if exc.kind == "opted_out":  # remember it, so no unasked-for text goes to this phone
-                    sms.record_opt_out(db, app.extensions["pii"], phone, utcnow())
-
-
-def _current_attempt(lock: bool = False) -> JoinAttempt:
+def current_attempt(lock: bool = False) -> JoinAttempt:
     attempt_id = session.get("attempt")
     attempt = get_session().get(JoinAttempt, attempt_id, with_for_update=lock) if attempt_id else None
     if attempt is None:
@@ -390,10 +278,10 @@ def _current_attempt(lock: bool = False) -> JoinAttempt:
 
 @bp.get("/join/code")
 def code():  # type: ignore[no-untyped-def]
-    attempt = _current_attempt()
+    attempt = current_attempt()
     if attempt.verified_at is not None:
         return redirect(url_for("join.done"), 303)
-    if attempt.sends == 0 and session.get(sms_guard.PENDING) == attempt.id:  # no code yet: the check first
+    if attempt.sends == 0 and session.get(PENDING) == attempt.id:  # no code yet: the check first
         return redirect(url_for("challenge.show"), 303)
     return _render_code(attempt, CodeForm())
 
@@ -402,7 +290,7 @@ def _render_code(attempt: JoinAttempt, form: CodeForm, status: int = 200, messag
     pii = current_app.extensions["pii"]
     wait = verification.resend_wait(attempt, now=utcnow(), cooldown=current_app.config["RESEND_COOLDOWN_SECONDS"])
     sms_error = attempt.send_error
-    notice = message or (str(SMS_MESSAGES[sms_error]) if sms_error in SMS_MESSAGES else None)
+    notice = message or send_failure(sms_error)
     body = render_template(
         "join/code.html",
         form=form,
@@ -421,7 +309,7 @@ def _refused_code_page(attempt: JoinAttempt, refused: Refused, form: CodeForm | 
 
 @bp.post("/join/code")
 def check_code():  # type: ignore[no-untyped-def]
-    attempt = _current_attempt(lock=True)
+    attempt = current_attempt(lock=True)
     if attempt.verified_at is not None:
         return redirect(url_for("join.done"), 303)
     form = CodeForm()
@@ -443,7 +331,7 @@ def check_code():  # type: ignore[no-untyped-def]
     db.commit()
     if message is not None:
         return _render_code(attempt, form, 422, message)
-    sms_guard.note_verified(attempt)
+    flow.proof().note_verified(attempt)
     return redirect(url_for("join.done"), 303)
 
 
@@ -481,7 +369,7 @@ def _check(attempt: JoinAttempt, code: str) -> str | None:
 
 @bp.post("/join/resend")
 def resend():  # type: ignore[no-untyped-def]
-    attempt = _current_attempt(lock=True)
+    attempt = current_attempt(lock=True)
     if attempt.verified_at is not None:
         return redirect(url_for("join.done"), 303)
     form = EmptyForm()
@@ -492,21 +380,20 @@ def resend():  # type: ignore[no-untyped-def]
         message = _("Please wait %(n)d seconds before asking for a new code.", n=wait)
         return _refused_code_page(attempt, Refused(429, message, wait))
     phone = current_app.extensions["pii"].decrypt(attempt.phone_enc)
-    check = sms_guard.gate(attempt, phone)
+    check = _gate(attempt, phone)
     if check is not None:
         return check
     try:
-        code = _issue(attempt, phone)
+        _issue(attempt, phone)
     except Refused as refused:
         return _refused_code_page(attempt, refused)
-    get_session().commit()
-    _deliver(attempt, phone, code)
+    get_session().commit()  # the code goes out after the commit
     return redirect(url_for("join.code"), 303)
 
 
 @bp.get("/join/done")
 def done() -> str:
-    attempt = _current_attempt()
+    attempt = current_attempt()
     if attempt.verified_at is None:
         abort(404)
     db = get_session()

@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
-from flask_babel import get_locale
+from flask import Blueprint, abort, current_app, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import BooleanField
-from wtforms.fields import TelField
-from wtforms.validators import DataRequired
 
 from app.db import get_session
-from app.extensions import limiter
 from app.models import District, StatusCheck, utcnow
-from app.services import limits, status, verification
+from app.services import events, limits, phone_proof, status, verification
 from app.services.phones import PhoneInvalid, masked, normalize
 from app.services.sms import SmsError
-from app.web import challenge, sms_guard
-from app.web.join import LIMIT_MESSAGES, PHONE_MESSAGES, PLATFORM_LABELS, SMS_MESSAGES, CodeForm, EmptyForm
+from app.web.worker import challenge, flow
+from app.web.worker.forms import ChallengeForm, CodeForm, EmptyForm, PhoneForm, WithdrawForm
+from app.web.worker.messages import PHONE_MESSAGES, PLATFORM_LABELS, SMS_MESSAGES, send_failure
 
 log = logging.getLogger(__name__)
 bp = Blueprint("status", __name__, url_prefix="/status")
@@ -35,38 +30,24 @@ CHECK_PAGES = {"answer": "status.answer_check", "again": "status.human_check"}  
 LIMIT_MESSAGE = _l("Too many codes were asked for this number today. Please try again tomorrow.")
 
 
-class PhoneForm(FlaskForm):
-    phone = TelField(_l("Mobile phone"))
-
-
-class WithdrawForm(FlaskForm):
-    confirm = BooleanField(validators=[DataRequired(message=_l("Tick the box to confirm."))])
-
-
 def _gateway():  # type: ignore[no-untyped-def]
     return current_app.extensions["sms"]
 
 
-def _guard() -> limits.Limits:
-    """The join flow's limits (same store, same keys): a phone's sends and failures count once."""
-    return limits.Limits(limiter.limiter, daily_budget=current_app.config["SMS_DAILY_BUDGET"])
-
-
 def _refusal(exc: Exception) -> tuple[str, int]:
     """The message and status for a limit that stopped a send or a check (fail closed: 503)."""
-    if isinstance(exc, limits.LimiterUnavailable):
-        return str(SMS_MESSAGES["unavailable"]), 503
-    scope = "locked" if isinstance(exc, limits.PhoneLocked) else getattr(exc, "scope", "phone")
-    return str(LIMIT_MESSAGES.get(scope, LIMIT_MESSAGES["phone"])), 429
+    if not isinstance(exc, phone_proof.Refused):
+        exc = phone_proof.refusal(exc)  # type: ignore[arg-type]
+    return flow.refusal_message(exc), exc.status
 
 
 def _reserve_send(phone: str) -> None:
-    """Count one SMS against the per-phone, per-prefix, per-IP and global limits (raises)."""
-    pii = current_app.extensions["pii"]
-    _guard().reserve_send(
-        phone=limits.phone_key(pii, phone), prefix=limits.prefix_key(pii, phone), ip=limits.ip_key(request.remote_addr)
-    )
-    sms_guard.note_sent(phone)  # conversion (B6) counts these codes too: any number may ask for one
+    """Count one SMS against the per-phone, per-prefix, per-IP and global limits (raises Refused)."""
+    flow.proof().reserve(get_session(), phone, ip=flow.client_ip())
+
+
+def _challenge_needed(phone: str) -> bool:
+    return flow.proof().challenge_needed(get_session(), phone, ip=flow.client_ip(), poster=None)
 
 
 @bp.get("/")
@@ -85,32 +66,43 @@ def send():  # type: ignore[no-untyped-def]
         form.phone.errors = [PHONE_MESSAGES[exc.reason]]  # type: ignore[assignment]
         return render_template("status/start.html", form=form), 422
     db, config = get_session(), current_app.config
-    check_first = sms_guard.challenge_needed(phone, poster=None)  # B5: the human check, then the code
+    check_first = _challenge_needed(phone)  # B5: the human check, then the code
     if not check_first:
         try:
             _reserve_send(phone)
-        except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+        except phone_proof.Refused as exc:
             message, code_status = _refusal(exc)
             return render_template("status/start.html", form=form, message=message), code_status
     try:
-        check, code = status.start(
+        check, _code = status.start(
             db,
             phone,
             pii=current_app.extensions["pii"],
-            locale=_short_locale(),
+            locale=flow.short_locale(),
             gateway=_gateway(),
             key=config["SECRET_KEY"],
             now=utcnow(),
             ttl=config["CODE_TTL_SECONDS"],
-            with_code=not check_first,
+            with_code=False,
         )
     except status.TooManyChecks:
         return render_template("status/start.html", form=form, message=LIMIT_MESSAGE), 429
     if check_first:
         return _to_human_check(check)
+    return _send_code(check, phone)
+
+
+def _send_code(check: StatusCheck, phone: str):  # type: ignore[no-untyped-def]
+    """A code on `check`, sent after the commit; a failed send is shown on the code page."""
+    db = get_session()
+    flow.proof().issue(db, check, phone, flow="status")
     db.commit()
     session[SESSION_KEY] = check.id
-    _deliver(check, phone, code)
+    failed = [kind for kind in events.outcomes(db, events.CodeRequested) if kind]
+    if failed:
+        session["status_sms_error"] = failed[0]
+    else:
+        session.pop("status_sms_error", None)
     return redirect(url_for("status.code"), 303)
 
 
@@ -136,7 +128,7 @@ def human_check():  # type: ignore[no-untyped-def]
     check = _pending()
     if not isinstance(check, StatusCheck):
         return check
-    return challenge.render_check(check.id, challenge.ChallengeForm(), **CHECK_PAGES)
+    return challenge.render_check(check.id, ChallengeForm(), **CHECK_PAGES)
 
 
 @bp.post("/check")
@@ -144,35 +136,21 @@ def answer_check():  # type: ignore[no-untyped-def]
     check = _pending(lock=True)
     if not isinstance(check, StatusCheck):
         return check
-    form = challenge.ChallengeForm()
+    form = ChallengeForm()
     if not form.validate():
         return challenge.render_check(check.id, form, 422, **CHECK_PAGES)
     failure = challenge.judge(check.id, form.answer.data or "", **CHECK_PAGES)
     if failure is not None:
         return failure
     session.pop(PENDING, None)
-    phone, config, db = current_app.extensions["pii"].decrypt(check.phone_enc), current_app.config, get_session()
+    phone, db = current_app.extensions["pii"].decrypt(check.phone_enc), get_session()
     try:
         _reserve_send(phone)
-    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+    except phone_proof.Refused as exc:
         message, code_status = _refusal(exc)
         db.commit()
         return _render_code(check, CodeForm(), code_status, message)
-    code = status.issue(
-        db, check, gateway=_gateway(), key=config["SECRET_KEY"], now=utcnow(), ttl=config["CODE_TTL_SECONDS"]
-    )
-    db.commit()
-    _deliver(check, phone, code)
-    return redirect(url_for("status.code"), 303)
-
-
-def _deliver(check: StatusCheck, phone: str, code: str | None) -> None:
-    try:
-        verification.deliver(_gateway(), to=phone, code=code, locale=check.locale)
-        session.pop("status_sms_error", None)
-    except SmsError as exc:
-        log.warning("status code for check %s not sent: %s", check.id[:8], exc.kind)
-        session["status_sms_error"] = exc.kind
+    return _send_code(check, phone)
 
 
 def _check(lock: bool = False) -> StatusCheck:
@@ -196,11 +174,11 @@ def code():  # type: ignore[no-untyped-def]
 def _render_code(check: StatusCheck, form: CodeForm, status_code: int = 200, message: str | None = None):  # type: ignore[no-untyped-def]
     wait = verification.resend_wait(
         check,
-        now=utcnow(),  # type: ignore[arg-type]
+        now=utcnow(),
         cooldown=current_app.config["RESEND_COOLDOWN_SECONDS"],
     )
     sms_error = session.get("status_sms_error")
-    notice = message or (str(SMS_MESSAGES[sms_error]) if sms_error in SMS_MESSAGES else None)
+    notice = message or send_failure(sms_error)
     phone = masked(current_app.extensions["pii"].decrypt(check.phone_enc))
     body = render_template("status/code.html", form=form, resend=EmptyForm(), wait=wait, message=notice, phone=phone)
     return body, status_code
@@ -218,7 +196,7 @@ def check_code():  # type: ignore[no-untyped-def]
     get_session().commit()  # the try counts, right or wrong
     if message is not None:
         return _render_code(check, form, 422, message)
-    sms_guard.note_verified(check)
+    flow.proof().note_verified(check)
     return redirect(url_for("status.me"), 303)
 
 
@@ -229,7 +207,7 @@ def _judge(check: StatusCheck, code: str) -> str | None:
             get_session(),
             check,
             code,
-            guard=_guard(),
+            guard=flow.proof().limits,
             phone=pii.decrypt(check.phone_enc),
             gateway=_gateway(),
             key=config["SECRET_KEY"],
@@ -257,20 +235,20 @@ def resend():  # type: ignore[no-untyped-def]
     if not EmptyForm().validate():
         abort(400)
     config, db, now = current_app.config, get_session(), utcnow()
-    wait = verification.resend_wait(old, now=now, cooldown=config["RESEND_COOLDOWN_SECONDS"])  # type: ignore[arg-type]
+    wait = verification.resend_wait(old, now=now, cooldown=config["RESEND_COOLDOWN_SECONDS"])
     if wait:
         msg = _("Please wait %(n)d seconds before asking for a new code.", n=wait)
         return _render_code(old, CodeForm(), 429, msg)
     pii = current_app.extensions["pii"]
-    check_first = sms_guard.challenge_needed(pii.decrypt(old.phone_enc), poster=None)
+    check_first = _challenge_needed(pii.decrypt(old.phone_enc))
     if not check_first:
         try:
             _reserve_send(pii.decrypt(old.phone_enc))
-        except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+        except phone_proof.Refused as exc:
             message, code_status = _refusal(exc)
             return _render_code(old, CodeForm(), code_status, message)
     try:
-        check, code = status.resend(
+        check, _code = status.resend(
             db,
             old,
             pii=pii,
@@ -278,16 +256,13 @@ def resend():  # type: ignore[no-untyped-def]
             key=config["SECRET_KEY"],
             now=now,
             ttl=config["CODE_TTL_SECONDS"],
-            with_code=not check_first,
+            with_code=False,
         )
     except status.TooManyChecks:
         return _render_code(old, CodeForm(), 429, str(LIMIT_MESSAGE))
     if check_first:
         return _to_human_check(check)
-    db.commit()
-    session[SESSION_KEY] = check.id
-    _deliver(check, pii.decrypt(check.phone_enc), code)
-    return redirect(url_for("status.code"), 303)
+    return _send_code(check, pii.decrypt(check.phone_enc))
 
 
 def _verified() -> StatusCheck:
@@ -330,7 +305,3 @@ def withdraw():  # type: ignore[no-untyped-def]
 @bp.get("/withdrawn")
 def withdrawn() -> str:
     return render_template("status/withdrawn.html")
-
-
-def _short_locale() -> str:
-    return "en" if str(get_locale()).startswith("en") else "zh"
