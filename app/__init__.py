@@ -184,9 +184,9 @@ def select_locale() -> str:
 def register_blueprints(app: Flask) -> None:
     """Register the `bp` of every module in app/web (a new audience is a new module)."""
     from app.web import DatabaseId, blueprint_modules
-    from app.web.worker import join
+    from app.web.worker import poster
 
-    app.url_map.converters["qrtoken"] = join.QrTokenConverter
+    app.url_map.converters["qrtoken"] = poster.QrTokenConverter
     app.url_map.converters["int"] = DatabaseId
     for module in blueprint_modules():
         app.register_blueprint(module.bp)

@@ -15,8 +15,8 @@ from flask import Blueprint, current_app, redirect, render_template, session, ur
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from app.models import JoinAttempt, utcnow
-from app.services import human_check, limits, verification
+from app.models import JoinAttempt
+from app.services import human_check, limits
 from app.web.errors import render_error
 from app.web.worker import flow, join
 from app.web.worker.forms import ChallengeForm
@@ -35,12 +35,7 @@ TOO_MANY = _l("Too many wrong answers from this network. Please wait a while and
 
 def _pending(lock: bool = False) -> JoinAttempt | Response:
     """The attempt waiting for the check, or where the worker should be instead."""
-    attempt = join.current_attempt(lock=lock)
-    if attempt.verified_at is not None:
-        return redirect(url_for("join.done"), 303)
-    if session.get(join.PENDING) != attempt.id:
-        return redirect(url_for("join.code"), 303)
-    return attempt
+    return flow.waiting_for_check(join.current_attempt(lock=lock), join.PENDING, done="join.done", code="join.code")
 
 
 @bp.get("/join/check")
@@ -65,7 +60,7 @@ def render_check(
     try:
         flow.proof().limits.draw_challenge(flow.client_ip())
     except limits.LimitExceeded as exc:
-        return flow.with_retry_after(render_error(429, str(TOO_MANY)), exc.retry_after)
+        return render_error(429, str(TOO_MANY), retry_after=exc.retry_after)
     except limits.LimiterUnavailable:
         return render_error(503, str(SMS_MESSAGES["unavailable"]))
     ticket, png = human_check.issue(
@@ -101,10 +96,10 @@ def answer():  # type: ignore[no-untyped-def]
     if failure is not None:
         return failure
     session.pop(join.PENDING, None)
-    wait = verification.resend_wait(attempt, now=utcnow(), cooldown=current_app.config["RESEND_COOLDOWN_SECONDS"])
+    wait = flow.resend_wait(attempt)
     if wait:  # the check is not a way around the resend cooldown
         return redirect(url_for("join.code"), 303)
-    return join.send_first_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc))
+    return join.send_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc), checked=True)
 
 
 def _judge(attempt: JoinAttempt, given: str):  # type: ignore[no-untyped-def]
@@ -118,7 +113,7 @@ def judge(bound_to: str, given: str, *, answer: str, again: str):  # type: ignor
     try:
         wait = checks.challenge_blocked(ip)
         if wait:
-            return flow.with_retry_after(render_error(429, str(TOO_MANY)), wait)
+            return render_error(429, str(TOO_MANY), retry_after=wait)
         human_check.verify(
             ticket,
             given,
