@@ -90,17 +90,24 @@ def register_events(app: Flask) -> None:
     events.install()
     bus = events.Bus()
     app.extensions["events"] = bus
-    engine = app.extensions["db_engine"]
-    config = app.config
+    engine, config, pii = app.extensions["db_engine"], app.config, app.extensions["pii"]
+
+    def new_session() -> Session:  # handlers write in sessions of their own
+        return Session(writing(engine), expire_on_commit=False)
+
+    def gateway() -> Any:  # the app's SMS gateway, looked up when used (tests replace it)
+        return app.extensions["sms"]
+
     proof = phone_proof.PhoneProof(
         limits.Limits(limiter.limiter, daily_budget=config["SMS_DAILY_BUDGET"]),  # the app's one Limits
-        app.extensions["pii"],
-        app.extensions["sms"],
+        pii,
+        gateway,
         app.extensions["sender"],
-        lambda: Session(writing(engine), expire_on_commit=False),
+        new_session,
         phone_proof.Settings(
             key=config["SECRET_KEY"],
             ttl=config["CODE_TTL_SECONDS"],
+            max_tries=config["CODE_MAX_TRIES"],
             near_limit_percent=config["CHALLENGE_NEAR_LIMIT_PERCENT"],
             thresholds=conversion.Thresholds(
                 min_sends=config["CONVERSION_MIN_SENDS"],
@@ -115,9 +122,7 @@ def register_events(app: Flask) -> None:
     link = app.config["PUBLIC_BASE_URL"] + app.url_map.bind("localhost").build("status.start")
     bus.subscribe(
         events.MemberDecided,
-        decisions.notify_handler(
-            lambda: Session(writing(engine), expire_on_commit=False), app.extensions["sms"], app.extensions["pii"], link
-        ),
+        decisions.notify_handler(new_session, gateway, pii, link),
     )
 
 

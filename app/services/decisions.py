@@ -61,7 +61,7 @@ def _decided(session: Session, member: Member, approved: bool) -> None:
 
 
 def notify_handler(
-    new_session: Callable[[], Session], gateway: SmsGateway, pii: PiiCipher, link: str
+    new_session: Callable[[], Session], gateway: Callable[[], SmsGateway], pii: PiiCipher, link: str
 ) -> Callable[[events.MemberDecided], bool]:
     """The `MemberDecided` handler: the notice, in a session of its own; True when it was sent."""
 
@@ -70,7 +70,7 @@ def notify_handler(
             member = session.get(Member, decided.member_id)
             if member is None:
                 return False
-            sent = notify.send_decision(session, gateway, pii, member, link=link, now=utcnow())
+            sent = notify.send_decision(session, gateway(), pii, member, link=link, now=utcnow())
             session.commit()  # an opt-out learnt while sending
             return sent
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import Session
 
-from app.models import CodeState, JoinAttempt, utcnow
-from app.services import conversion, events, limits, sms, verification
+from app.models import CodeState, JoinAttempt, StatusCheck, utcnow
+from app.services import conversion, events, limits, sms, status, verification
 from app.services.crypto import PiiCipher
 from app.services.sender import Sender
 
@@ -55,6 +55,7 @@ def refusal(exc: limits.LimitExceeded | limits.LimiterUnavailable) -> Refused:
 class Settings:
     key: str
     ttl: int
+    max_tries: int
     near_limit_percent: int
     thresholds: conversion.Thresholds
 
@@ -64,13 +65,18 @@ class PhoneProof:
         self,
         guard: limits.Limits,
         pii: PiiCipher,
-        gateway: sms.SmsGateway,
+        gateway: Callable[[], sms.SmsGateway],
         sender: Sender,
         new_session: Callable[[], Session],
         settings: Settings,
     ) -> None:
-        self.limits, self.pii, self.gateway, self.sender = guard, pii, gateway, sender
-        self.new_session, self.settings = new_session, settings
+        self.limits, self.pii, self.sender = guard, pii, sender
+        self.new_session, self.settings, self._gateway = new_session, settings, gateway
+
+    @property
+    def gateway(self) -> sms.SmsGateway:
+        """The app's SMS gateway (looked up each time: it may be replaced, e.g. in tests)."""
+        return self._gateway()
 
     def monitor(self) -> conversion.Monitor:
         return conversion.Monitor(self.limits, self.settings.thresholds)
@@ -144,6 +150,26 @@ class PhoneProof:
             self.monitor().note_verified(limits.prefix_key(self.pii, self.pii.decrypt(proven.phone_enc)))
         except limits.LimiterUnavailable:
             pass  # the figures will read low, which errs towards the check
+
+    # -- checking ---------------------------------------------------------------------------
+
+    def check(self, db: Session, owner: CodeState, code: str) -> None:
+        """Accept the code once or raise (verification.CodeError, limits.LimitExceeded /
+        CheckDelayed / LimiterUnavailable, SmsError). The try is counted on the owner either way
+        (the caller commits), behind the phone's shared lock and backoff; a status check also
+        behind its table's daily count of wrong codes."""
+        phone, now, key, tries = self.pii.decrypt(owner.phone_enc), utcnow(), self.settings.key, self.settings.max_tries
+        if isinstance(owner, StatusCheck):
+            status.check_code(
+                db, owner, code, guard=self.limits, phone=phone, gateway=self.gateway, key=key, now=now, max_tries=tries
+            )
+            return
+        try:
+            verification.check_guarded(
+                owner, code, guard=self.limits, phone=phone, gateway=self.gateway, key=key, now=now, max_tries=tries
+            )
+        finally:
+            db.add(owner)
 
     # -- after the commit -------------------------------------------------------------------
 

@@ -89,10 +89,7 @@ def answer():  # type: ignore[no-untyped-def]
     attempt = _pending(lock=True)
     if not isinstance(attempt, JoinAttempt):
         return attempt
-    form = ChallengeForm()
-    if not form.validate():
-        return _render(attempt, form, 422)
-    failure = _judge(attempt, form.answer.data or "")
+    failure = answered(attempt.id, **CHECK_PAGES)
     if failure is not None:
         return failure
     session.pop(join.PENDING, None)
@@ -102,8 +99,12 @@ def answer():  # type: ignore[no-untyped-def]
     return join.send_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc), checked=True)
 
 
-def _judge(attempt: JoinAttempt, given: str):  # type: ignore[no-untyped-def]
-    return judge(attempt.id, given, **CHECK_PAGES)
+def answered(bound_to: str, *, answer: str, again: str):  # type: ignore[no-untyped-def]
+    """None when the posted answer for the send waiting on `bound_to` is right; else the page."""
+    form = ChallengeForm()
+    if not form.validate():
+        return render_check(bound_to, form, 422, answer=answer, again=again)
+    return judge(bound_to, form.answer.data or "", answer=answer, again=again)
 
 
 def judge(bound_to: str, given: str, *, answer: str, again: str):  # type: ignore[no-untyped-def]

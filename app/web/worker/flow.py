@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import abort, current_app, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
@@ -64,10 +64,10 @@ class Verdict:
     retry_after: int | None = None
 
 
-def judge_code(check: Callable[[], None]) -> Verdict | None:
-    """Run a code check (join or status); None when the code is right, else the Verdict."""
+def judge_code(owner: CodeState, code: str) -> Verdict | None:
+    """Check the code on `owner` (join or status); None when it is right, else the Verdict."""
     try:
-        check()
+        proof().check(get_session(), owner, code)
     except limits.CheckDelayed as exc:
         # 422 like any refused code, with the wait; Retry-After tells clients when to come back.
         return Verdict(
@@ -145,3 +145,22 @@ def waiting_for_check(owner: Owner, pending_key: str, *, done: str, code: str) -
     if session.get(pending_key) != owner.id:
         return redirect(url_for(code), 303)
     return owner
+
+
+def posted_code(owner: Owner, *, done: str, page: Callable[..., Any]) -> tuple[CodeForm, Any]:
+    """The posted code form, and the answer to give instead of checking it (None: check it):
+    the done page of a proven owner, or `page` again with the form's errors (422)."""
+    form = CodeForm()
+    if owner.verified_at is not None:
+        return form, redirect(url_for(done), 303)
+    return form, (None if form.validate() else page(owner, form, status=422))
+
+
+def before_code(owner: Owner, pending_key: str, *, done: str, check: str) -> Response | None:
+    """Where the code page sends the worker instead: the done page of a proven owner, the human
+    check of one whose first code waits for it; None: show the code page."""
+    if owner.verified_at is not None:
+        return redirect(url_for(done), 303)
+    if owner.sends == 0 and session.get(pending_key) == owner.id:  # no code yet: the check first
+        return redirect(url_for(check), 303)
+    return None

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 
 from app.db import get_session
 from app.models import District, JoinAttempt, Member, Platform, utcnow
-from app.services import limits, membership, phone_proof, places, verification
+from app.services import limits, membership, phone_proof, places
 from app.web.errors import render_error
 from app.web.worker import flow, poster
 from app.web.worker.flow import Verdict
@@ -111,34 +111,18 @@ def _code_page(attempt: JoinAttempt, form: CodeForm, verdict: Verdict | None = N
 @bp.get("/join/code")
 def code():  # type: ignore[no-untyped-def]
     attempt = current_attempt()
-    if attempt.verified_at is not None:
-        return redirect(url_for("join.done"), 303)
-    if attempt.sends == 0 and session.get(PENDING) == attempt.id:  # no code yet: the check first
-        return redirect(url_for("challenge.show"), 303)
-    return _code_page(attempt, CodeForm())
+    instead = flow.before_code(attempt, PENDING, done="join.done", check="challenge.show")
+    return instead or _code_page(attempt, CodeForm())
 
 
 @bp.post("/join/code")
 def check_code():  # type: ignore[no-untyped-def]
     attempt = current_attempt(lock=True)
-    if attempt.verified_at is not None:
-        return redirect(url_for("join.done"), 303)
-    form = CodeForm()
-    if not form.validate():
-        return _code_page(attempt, form, status=422)
-    db, config, pii = get_session(), current_app.config, current_app.extensions["pii"]
-    verdict = flow.judge_code(
-        lambda: verification.check_guarded(
-            attempt,
-            form.code.data or "",
-            guard=flow.proof().limits,
-            phone=pii.decrypt(attempt.phone_enc),
-            gateway=current_app.extensions["sms"],
-            key=config["SECRET_KEY"],
-            now=utcnow(),
-            max_tries=config["CODE_MAX_TRIES"],
-        )
-    )
+    form, answer = flow.posted_code(attempt, done="join.done", page=_code_page)
+    if answer is not None:
+        return answer
+    db, pii = get_session(), current_app.extensions["pii"]
+    verdict = flow.judge_code(attempt, form.code.data or "")
     if verdict is None:
         enrollment = membership.enroll(db, attempt, pii=pii, now=utcnow())
         poster.count_attempt(attempt, "verified")

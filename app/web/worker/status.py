@@ -30,10 +30,6 @@ SEND_ERROR = "status_sms_error"  # session: why the last code could not be sent
 LIMIT_MESSAGE = _l("Too many codes were asked for this number today. Please try again tomorrow.")
 
 
-def _gateway():  # type: ignore[no-untyped-def]
-    return current_app.extensions["sms"]
-
-
 @bp.get("/")
 def start() -> str:
     return render_template("status/start.html", form=PhoneForm())
@@ -103,10 +99,7 @@ def answer_check():  # type: ignore[no-untyped-def]
     check = _pending(lock=True)
     if not isinstance(check, StatusCheck):
         return check
-    form = ChallengeForm()
-    if not form.validate():
-        return challenge.render_check(check.id, form, 422, **CHECK_PAGES)
-    failure = challenge.judge(check.id, form.answer.data or "", **CHECK_PAGES)
+    failure = challenge.answered(check.id, **CHECK_PAGES)
     if failure is not None:
         return failure
     session.pop(PENDING, None)
@@ -130,36 +123,18 @@ def _code_page(check: StatusCheck, form: CodeForm, verdict: flow.Verdict | None 
 @bp.get("/code")
 def code():  # type: ignore[no-untyped-def]
     check = _check()
-    if check.verified_at is not None:
-        return redirect(url_for("status.me"), 303)
-    if check.sends == 0 and session.get(PENDING) == check.id:  # no code yet: the human check first
-        return redirect(url_for("status.human_check"), 303)
-    return _code_page(check, CodeForm())
+    instead = flow.before_code(check, PENDING, done="status.me", check="status.human_check")
+    return instead or _code_page(check, CodeForm())
 
 
 @bp.post("/code")
 def check_code():  # type: ignore[no-untyped-def]
     check = _check(lock=True)
-    if check.verified_at is not None:
-        return redirect(url_for("status.me"), 303)
-    form = CodeForm()
-    if not form.validate():
-        return _code_page(check, form, status=422)
-    db, config, pii = get_session(), current_app.config, current_app.extensions["pii"]
-    verdict = flow.judge_code(
-        lambda: status.check_code(
-            db,
-            check,
-            form.code.data or "",
-            guard=flow.proof().limits,
-            phone=pii.decrypt(check.phone_enc),
-            gateway=_gateway(),
-            key=config["SECRET_KEY"],
-            now=utcnow(),
-            max_tries=config["CODE_MAX_TRIES"],
-        )
-    )
-    db.commit()  # the try counts, right or wrong
+    form, answer = flow.posted_code(check, done="status.me", page=_code_page)
+    if answer is not None:
+        return answer
+    verdict = flow.judge_code(check, form.code.data or "")
+    get_session().commit()  # the try counts, right or wrong
     if verdict is not None:  # this page answers every refused code with 422 and its words
         return _code_page(check, form, flow.Verdict(verdict.message))
     flow.proof().note_verified(check)
