@@ -147,13 +147,35 @@ def waiting_for_check(owner: Owner, pending_key: str, *, done: str, code: str) -
     return owner
 
 
-def posted_code(owner: Owner, *, done: str, page: Callable[..., Any]) -> tuple[CodeForm, Any]:
-    """The posted code form, and the answer to give instead of checking it (None: check it):
-    the done page of a proven owner, or `page` again with the form's errors (422)."""
-    form = CodeForm()
+@dataclass(frozen=True)
+class CodePages:
+    """One flow's code pages: its row in the session (`owner(lock)`), the session key of a send
+    waiting for the human check, the endpoints of the done page and of the human check, and the
+    code page (`page(owner, form, verdict=None, status=200)`)."""
+
+    owner: Callable[[bool], Any]
+    pending_key: str
+    done: str
+    check: str
+    page: Callable[..., Any]
+
+
+def show_code(pages: CodePages):  # type: ignore[no-untyped-def]
+    """GET of a code page (or where the worker should be instead)."""
+    owner = pages.owner(False)
+    return before_code(owner, pages.pending_key, done=pages.done, check=pages.check) or pages.page(owner, CodeForm())
+
+
+def take_code(pages: CodePages) -> tuple[Any, CodeForm, Verdict | None, Any]:
+    """Check the posted code on the session's row: the row, the form, the verdict (None: the code
+    is right) and the answer to give instead of judging (the done page of a proven row, or the
+    code page with the form's errors, 422), else None. The caller commits: a try counts."""
+    owner, form = pages.owner(True), CodeForm()
     if owner.verified_at is not None:
-        return form, redirect(url_for(done), 303)
-    return form, (None if form.validate() else page(owner, form, status=422))
+        return owner, form, None, redirect(url_for(pages.done), 303)
+    if not form.validate():
+        return owner, form, None, pages.page(owner, form, status=422)
+    return owner, form, judge_code(owner, form.code.data or ""), None
 
 
 def before_code(owner: Owner, pending_key: str, *, done: str, check: str) -> Response | None:

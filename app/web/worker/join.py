@@ -108,21 +108,20 @@ def _code_page(attempt: JoinAttempt, form: CodeForm, verdict: Verdict | None = N
     return flow.render_code(CODE_PAGE, attempt, form, verdict, status=status, send_error=attempt.send_error)
 
 
+PAGES = flow.CodePages(current_attempt, PENDING, "join.done", "challenge.show", _code_page)
+
+
 @bp.get("/join/code")
 def code():  # type: ignore[no-untyped-def]
-    attempt = current_attempt()
-    instead = flow.before_code(attempt, PENDING, done="join.done", check="challenge.show")
-    return instead or _code_page(attempt, CodeForm())
+    return flow.show_code(PAGES)
 
 
 @bp.post("/join/code")
 def check_code():  # type: ignore[no-untyped-def]
-    attempt = current_attempt(lock=True)
-    form, answer = flow.posted_code(attempt, done="join.done", page=_code_page)
+    attempt, form, verdict, answer = flow.take_code(PAGES)
     if answer is not None:
         return answer
     db, pii = get_session(), current_app.extensions["pii"]
-    verdict = flow.judge_code(attempt, form.code.data or "")
     if verdict is None:
         enrollment = membership.enroll(db, attempt, pii=pii, now=utcnow())
         poster.count_attempt(attempt, "verified")

@@ -120,25 +120,24 @@ def _code_page(check: StatusCheck, form: CodeForm, verdict: flow.Verdict | None 
     return flow.render_code(CODE_PAGE, check, form, verdict, status=status, send_error=session.get(SEND_ERROR))
 
 
-@bp.get("/code")
-def code():  # type: ignore[no-untyped-def]
-    check = _check()
-    instead = flow.before_code(check, PENDING, done="status.me", check="status.human_check")
-    return instead or _code_page(check, CodeForm())
+PAGES = flow.CodePages(_check, PENDING, "status.me", "status.human_check", _code_page)
 
 
 @bp.post("/code")
 def check_code():  # type: ignore[no-untyped-def]
-    check = _check(lock=True)
-    form, answer = flow.posted_code(check, done="status.me", page=_code_page)
+    check, form, verdict, answer = flow.take_code(PAGES)
     if answer is not None:
         return answer
-    verdict = flow.judge_code(check, form.code.data or "")
     get_session().commit()  # the try counts, right or wrong
     if verdict is not None:  # this page answers every refused code with 422 and its words
         return _code_page(check, form, flow.Verdict(verdict.message))
     flow.proof().note_verified(check)
     return redirect(url_for("status.me"), 303)
+
+
+@bp.get("/code")
+def code():  # type: ignore[no-untyped-def]
+    return flow.show_code(PAGES)
 
 
 @bp.post("/resend")
