@@ -20,7 +20,7 @@ transaction: `events.record(session, MemberDecided(...))`. The event waits on `s
 Today's handlers: `CodeRequested` (app/services/phone_proof.py) sends a join code through the
 sender threads (app/services/sender.py) and a status code at once; `MemberDecided`
 (app/services/decisions.py) texts the worker the neutral decision notice. `ApplicationSubmitted`
-has no handler yet.
+(recorded when a join code is proven) has no handler yet.
 
 Next steps without touching a view: a webhook is one more `bus.subscribe(MemberDecided, post)`;
 a durable queue (Huey) is a handler that enqueues the event (events are small frozen dataclasses
@@ -55,7 +55,7 @@ class ApplicationSubmitted(Event):
 
     member_id: int
     district_id: int
-    outcome: str  # "created", "reapplied", "existing"
+    outcome: str  # "created", "reapplied"; "pending" or "approved": an earlier membership
 
 
 @dataclass(frozen=True)

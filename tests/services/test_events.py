@@ -57,3 +57,10 @@ def test_a_decision_texts_the_worker_after_the_commit_only(app, client, db, sms)
         db.commit()
         assert len(sms.sent) == before + 1 and events.outcomes(db, events.MemberDecided) == [True]
     assert db.exec(select(Member)).one().member_number
+
+
+def test_a_proven_join_code_reports_the_application_after_the_commit(app, client, db, sms):  # type: ignore[no-untyped-def]
+    seen: list[events.Event] = []
+    app.extensions["events"].subscribe(events.ApplicationSubmitted, seen.append)
+    member = joined_member(app, client, db, sms)
+    assert seen == [events.ApplicationSubmitted(member.id, member.district_id, "created")]

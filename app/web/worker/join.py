@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 
 from app.db import get_session
 from app.models import District, JoinAttempt, Member, Platform, utcnow
-from app.services import limits, membership, phone_proof, places
+from app.services import events, limits, membership, phone_proof, places
 from app.web.errors import render_error
 from app.web.worker import flow, poster
 from app.web.worker.flow import Verdict
@@ -124,6 +124,8 @@ def check_code():  # type: ignore[no-untyped-def]
     db, pii = get_session(), current_app.extensions["pii"]
     if verdict is None:
         enrollment = membership.enroll(db, attempt, pii=pii, now=utcnow())
+        member = enrollment.member
+        events.record(db, events.ApplicationSubmitted(member.id or 0, member.district_id, enrollment.outcome))
         poster.count_attempt(attempt, "verified")
         if enrollment.outcome in ("created", "reapplied"):
             poster.count_attempt(attempt, "joins")
