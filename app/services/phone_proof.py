@@ -1,15 +1,16 @@
 """Proving a phone by SMS code, for the join and the status flows alike (built once in create_app:
 `app.extensions["phone_proof"]`).
 
-* `gate` / `challenge_needed`: whether the next send must wait for the human check (SECURITY.md
-  B5; raises `NeedsHumanCheck` from `send`), from the conversion monitor (B6) and the limits.
+* `challenge_needed`: whether the next send must wait for the human check (SECURITY.md B5;
+  `send` raises `NeedsHumanCheck`), from the conversion monitor (B6) and the limits.
 * `reserve` counts one SMS against every limit (raises `Refused` with the reason and Retry-After);
   `issue` starts a code on the owner (a `CodeState`: JoinAttempt or StatusCheck) and records a
   `CodeRequested` event, so the code goes out only after the commit (app/services/events.py);
   `send` is both.
 * `deliver` is the `CodeRequested` handler: a join code through the sender threads (a failure is
   written to the attempt), a status code at once (the failure kind is its outcome).
-* `note_verified` counts a right code for the conversion monitor.
+* `check` judges a code on either owner (raises like app/services/verification.py);
+  `note_verified` counts a right code for the conversion monitor.
 
 The one `Limits` object of the app is `proof.limits`. No Flask request here: views pass the
 client's address.
