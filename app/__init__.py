@@ -30,6 +30,7 @@ def create_app(config: Any | None = None, env: Mapping[str, str] | None = None) 
     configure_logging(app)
     register_extensions(app)
     register_blueprints(app)
+    register_events(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -87,6 +88,53 @@ def register_caches(app: Flask) -> None:
     app.teardown_appcontext_funcs.insert(0, lambda _exc: funnel.flush_if_due())
 
 
+def register_events(app: Flask) -> None:
+    """The one channel for side effects after a commit (app/services/events.py) and its handlers."""
+    from sqlmodel import Session
+
+    from app.db import writing
+    from app.extensions import limiter
+    from app.services import conversion, decisions, events, limits, phone_proof
+
+    events.install()
+    bus = events.Bus()
+    app.extensions["events"] = bus
+    engine, config, pii = app.extensions["db_engine"], app.config, app.extensions["pii"]
+
+    def new_session() -> Session:  # handlers write in sessions of their own
+        return Session(writing(engine), expire_on_commit=False)
+
+    def gateway() -> Any:  # the app's SMS gateway, looked up when used (tests replace it)
+        return app.extensions["sms"]
+
+    proof = phone_proof.PhoneProof(
+        limits.Limits(limiter.limiter, daily_budget=config["SMS_DAILY_BUDGET"]),  # the app's one Limits
+        pii,
+        gateway,
+        app.extensions["sender"],
+        new_session,
+        phone_proof.Settings(
+            key=config["SECRET_KEY"],
+            ttl=config["CODE_TTL_SECONDS"],
+            max_tries=config["CODE_MAX_TRIES"],
+            near_limit_percent=config["CHALLENGE_NEAR_LIMIT_PERCENT"],
+            thresholds=conversion.Thresholds(
+                min_sends=config["CONVERSION_MIN_SENDS"],
+                min_percent=config["CONVERSION_MIN_PERCENT"],
+                window_seconds=config["CONVERSION_WINDOW_SECONDS"],
+                grace_seconds=config["CONVERSION_GRACE_SECONDS"],
+            ),
+        ),
+    )
+    app.extensions["phone_proof"] = proof
+    bus.subscribe(events.CodeRequested, proof.deliver)
+    link = app.config["PUBLIC_BASE_URL"] + app.url_map.bind("localhost").build("status.start")
+    bus.subscribe(
+        events.MemberDecided,
+        decisions.notify_handler(new_session, gateway, pii, link),
+    )
+
+
 class WtformsTranslations:
     """WTForms' own messages in the request's language, each catalogue loaded once per process."""
 
@@ -137,9 +185,10 @@ def select_locale() -> str:
 
 def register_blueprints(app: Flask) -> None:
     """Register the `bp` of every module in app/web (a new audience is a new module)."""
-    from app.web import DatabaseId, blueprint_modules, join
+    from app.web import DatabaseId, blueprint_modules
+    from app.web.worker import poster
 
-    app.url_map.converters["qrtoken"] = join.QrTokenConverter
+    app.url_map.converters["qrtoken"] = poster.QrTokenConverter
     app.url_map.converters["int"] = DatabaseId
     for module in blueprint_modules():
         app.register_blueprint(module.bp)

@@ -65,6 +65,25 @@ class QrState(SQLModel):
     qr_revoked_at: datetime | None = None
 
 
+class CodeState(SQLModel):
+    """The SMS-code state of whatever proves a phone (a join attempt, a status check).
+
+    The code is kept only as an HMAC; tries and sends are counted on the row so they survive
+    across requests and processes. app/services/verification.py works on this type.
+    """
+
+    id: str = Field(primary_key=True, max_length=32)
+    phone_index: str = Field(max_length=64, index=True)
+    phone_enc: str
+    locale: str = Field(default="zh", max_length=8)
+    code_hash: str | None = Field(default=None, max_length=64)
+    code_sent_at: datetime | None = None
+    code_expires_at: datetime | None = None
+    code_tries: int = Field(default=0)
+    sends: int = Field(default=0)
+    verified_at: datetime | None = None
+
+
 class District(QrState, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=32, unique=True, index=True)
@@ -114,33 +133,23 @@ class Member(SQLModel, table=True):
     member_number: str | None = Field(default=None, max_length=40, unique=True)
 
 
-class JoinAttempt(SQLModel, table=True):
+class JoinAttempt(CodeState, table=True):
     """A submitted form waiting for its SMS code (the draft); deleted by retention."""
 
     __tablename__ = "join_attempt"
 
-    id: str = Field(primary_key=True, max_length=32)
     form_key: str = Field(max_length=64, unique=True)
     district_id: int = Field(foreign_key="district.id", index=True)
     workplace_id: int | None = Field(default=None, foreign_key="workplace.id")
     source_kind: PlaceKind = Field(sa_column=_enum(PlaceKind, "place_kind"))
     source_qr_version: int
     name_enc: str
-    phone_enc: str
-    phone_index: str = Field(max_length=64, index=True)
     platform: Platform = Field(sa_column=_enum(Platform, "platform"))
     consent_version: str = Field(max_length=32)
     consent_at: datetime
-    locale: str = Field(default="zh", max_length=8)
-    code_hash: str | None = Field(default=None, max_length=64)
-    code_sent_at: datetime | None = None
-    code_expires_at: datetime | None = None
-    code_tries: int = Field(default=0)
-    sends: int = Field(default=0)
     # Why the last code could not be sent ("rejected", "unavailable", "opted_out"): the send runs
     # after the response, on the sender's thread, and the code page reads it from here.
     send_error: str | None = Field(default=None, max_length=20)
-    verified_at: datetime | None = None
     member_id: int | None = Field(default=None, foreign_key="member.id", ondelete="SET NULL")
     outcome: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, index=True)
@@ -245,19 +254,9 @@ class SmsOptOut(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
-class StatusCheck(SQLModel, table=True):
+class StatusCheck(CodeState, table=True):
     """A worker proving their phone by SMS code to see their application's status (server-side tries)."""
 
     __tablename__ = "status_check"
 
-    id: str = Field(primary_key=True, max_length=32)
-    phone_index: str = Field(max_length=64, index=True)
-    phone_enc: str
-    locale: str = Field(default="zh", max_length=8)
-    code_hash: str | None = Field(default=None, max_length=64)
-    code_sent_at: datetime | None = None
-    code_expires_at: datetime | None = None
-    code_tries: int = Field(default=0)
-    sends: int = Field(default=0)
-    verified_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)

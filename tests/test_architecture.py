@@ -16,9 +16,7 @@ MAX_LINES = 400
 # Known modules over the limit, to be split by their owners; remove a line once it is split.
 OVER_LIMIT = frozenset(
     {
-        "app/web/join.py",  # the join flow, 515 lines (moving to app/web/worker/)
-        "app/web/worker/join.py",  # the same module after that move
-        "app/web/api.py",  # the JSON API, 444 lines
+        "app/web/api.py",  # the JSON API, 490 lines: to be split into a package
     }
 )
 # What a module of each floor may not import (a name, or a prefix followed by ".").

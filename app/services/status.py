@@ -38,22 +38,23 @@ def start(
     *,
     pii: PiiCipher,
     locale: str,
-    gateway: SmsGateway,
-    key: str,
     now: datetime,
-    ttl: int,
+    gateway: SmsGateway | None = None,
+    key: str = "",
+    ttl: int = 0,
     with_code: bool = True,
 ) -> tuple[StatusCheck, str | None]:
     """A new check with a fresh code (send it after the commit), unless the phone is over its limits.
 
-    `with_code` off: the check waits for the human check first, with no code yet (`issue` later).
+    `with_code` off: no code yet (the web flow issues it through app/services/phone_proof.py,
+    after the human check if one is needed); `gateway`, `key` and `ttl` serve only `with_code`.
     """
     index = pii.index(phone)
     _within_limits(session, index, now)
     check = StatusCheck(
         id=secrets.token_hex(16), phone_index=index, phone_enc=pii.encrypt(phone), locale=locale, created_at=now
     )
-    code = issue(session, check, gateway=gateway, key=key, now=now, ttl=ttl) if with_code else None
+    code = issue(session, check, gateway=gateway, key=key, now=now, ttl=ttl) if with_code and gateway else None
     session.add(check)
     session.flush()
     return check, code
@@ -63,7 +64,7 @@ def issue(
     session: Session, check: StatusCheck, *, gateway: SmsGateway, key: str, now: datetime, ttl: int
 ) -> str | None:
     """A fresh code on `check` (send it after the commit)."""
-    code = verification.issue(check, gateway=gateway, key=key, now=now, ttl=ttl)  # type: ignore[arg-type]
+    code = verification.issue(check, gateway=gateway, key=key, now=now, ttl=ttl)
     session.add(check)
     return code
 
@@ -84,10 +85,10 @@ def resend(
     old: StatusCheck,
     *,
     pii: PiiCipher,
-    gateway: SmsGateway,
-    key: str,
     now: datetime,
-    ttl: int,
+    gateway: SmsGateway | None = None,
+    key: str = "",
+    ttl: int = 0,
     with_code: bool = True,
 ) -> tuple[StatusCheck, str | None]:
     """A new code in a new row (cooldown is the caller's): the old row keeps its wrong tries for the count."""
@@ -131,7 +132,7 @@ def check_code(
             code,
             guard=guard,
             phone=phone,
-            gateway=gateway,  # type: ignore[arg-type]
+            gateway=gateway,
             key=key,
             now=now,
             max_tries=max_tries,

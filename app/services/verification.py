@@ -1,6 +1,7 @@
-"""SMS codes for a join attempt: issue, resend, check. Codes are kept only as an HMAC.
+"""SMS codes for whatever proves a phone (`CodeState`: a join attempt, a status check): issue,
+resend, check. Codes are kept only as an HMAC.
 
-The attempt row holds the counters, so they survive across requests and processes; the view
+The owner's row holds the counters, so they survive across requests and processes; the view
 commits after every check, right or wrong, so a wrong try is never forgotten.
 """
 
@@ -11,7 +12,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from app.models import JoinAttempt
+from app.models import CodeState
 from app.services.limits import FAILURES, Limits, PhoneLocked
 from app.services.sms import JOIN_CODE, Message, SmsGateway, render
 
@@ -61,7 +62,7 @@ def code_text(code: str, locale: str) -> str:
     return render(Message(JOIN_CODE, {"code": code}, locale))
 
 
-def issue(attempt: JoinAttempt, *, gateway: SmsGateway, key: str, now: datetime, ttl: int) -> str | None:
+def issue(attempt: CodeState, *, gateway: SmsGateway, key: str, now: datetime, ttl: int) -> str | None:
     """Start a fresh code; return it for sending after the commit (None when the provider makes it).
 
     The phone's count of wrong codes lives in the limiter store and is not touched here: a new
@@ -81,7 +82,7 @@ def issue(attempt: JoinAttempt, *, gateway: SmsGateway, key: str, now: datetime,
     return code
 
 
-def resend_wait(attempt: JoinAttempt, *, now: datetime, cooldown: int) -> int:
+def resend_wait(attempt: CodeState, *, now: datetime, cooldown: int) -> int:
     """Seconds left before another code may be sent (0 when it may)."""
     if attempt.code_sent_at is None:
         return 0
@@ -99,7 +100,7 @@ def deliver(gateway: SmsGateway, *, to: str, code: str | None, locale: str, kind
 
 
 def check(
-    attempt: JoinAttempt, code: str, *, phone: str, gateway: SmsGateway, key: str, now: datetime, max_tries: int
+    attempt: CodeState, code: str, *, phone: str, gateway: SmsGateway, key: str, now: datetime, max_tries: int
 ) -> None:
     """Accept the code once, or raise a CodeError. Counts the try before judging it."""
     if attempt.code_expires_at is None or now >= attempt.code_expires_at:
@@ -118,7 +119,7 @@ def check(
 
 
 def check_guarded(
-    attempt: JoinAttempt,
+    attempt: CodeState,
     code: str,
     *,
     guard: Limits,
@@ -143,7 +144,7 @@ def check_guarded(
         raise
 
 
-def _matches(attempt: JoinAttempt, code: str, *, phone: str, gateway: SmsGateway, key: str) -> bool:
+def _matches(attempt: CodeState, code: str, *, phone: str, gateway: SmsGateway, key: str) -> bool:
     code = code.strip()
     if len(code) != CODE_DIGITS or not code.isdigit():
         return False

@@ -25,5 +25,7 @@ class DatabaseId(IntegerConverter):
 
 
 def blueprint_modules() -> list[ModuleType]:
-    modules = [importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)]
+    """Every module with a `bp` in app/web and its packages (app/web/worker)."""
+    infos = pkgutil.walk_packages(__path__, prefix=f"{__name__}.")
+    modules = [importlib.import_module(info.name) for info in infos]
     return [module for module in modules if hasattr(module, "bp")]

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 from flask_limiter import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -28,7 +28,7 @@ from app.db import close_session, get_session, session_scope
 from app.extensions import client_address_key, csrf, limiter
 from app.models import District, Member, Role, User, Workplace, WorkplaceKind, utcnow
 from app.security import action_limit
-from app.services import api_tokens, audit, cards, export, notify, places, roster, users
+from app.services import api_tokens, audit, cards, decisions, export, places, roster, users
 from app.web import openapi
 
 log = logging.getLogger(__name__)
@@ -313,10 +313,7 @@ def _decide(member_id: int, *, approve: bool, reason: str = "") -> Response:
     db = get_session()
     _known_id(member_id)
     try:
-        if approve:
-            roster.approve(db, scope(), member_id, by=caller(), now=utcnow())
-        else:
-            roster.reject(db, scope(), member_id, by=caller(), reason=reason, now=utcnow())
+        decisions.decide_one(db, scope(), member_id, by=caller(), approve=approve, reason=reason, now=utcnow())
     except roster.MemberNotFound:
         db.rollback()
         _log_denial("not found or out of scope")
@@ -335,22 +332,8 @@ def _decide(member_id: int, *, approve: bool, reason: str = "") -> Response:
     except roster.ReasonRequired:
         db.rollback()
         raise ApiError(422, "bad_reason", "reason must be a text of 1 to 500 characters") from None
-    db.commit()
-    _notify(member_id)
+    db.commit()  # the worker is told after the commit, as from the roster (app/services/events.py)
     return jsonify(_member_view(member_id))
-
-
-def _notify(member_id: int) -> None:
-    """Tell the worker by SMS after the commit, as the roster pages do (a failed text is logged, not fatal)."""
-    db = get_session()
-    member = db.get(Member, member_id)
-    if member is None:
-        return
-    link = current_app.config["PUBLIC_BASE_URL"] + url_for("status.start")
-    notify.send_decision(
-        db, current_app.extensions["sms"], current_app.extensions["pii"], member, link=link, now=utcnow()
-    )
-    db.commit()  # an opt-out learnt while sending
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -32,9 +32,11 @@ PAGES = {
 }
 
 
-def render_error(status: int, message: str | None = None):  # type: ignore[no-untyped-def]
+def render_error(status: int, message: str | None = None, *, retry_after: int | None = None):  # type: ignore[no-untyped-def]
+    """The error page; with `retry_after` (seconds) also the Retry-After header."""
     title, advice = PAGES.get(status, PAGES[500] if status >= 500 else PAGES[400])
-    return render_template("errors/error.html", status=status, title=title, advice=message or advice), status
+    body = render_template("errors/error.html", status=status, title=title, advice=message or advice)
+    return (body, status, {"Retry-After": str(retry_after)}) if retry_after else (body, status)
 
 
 def register(app: Flask) -> None:

@@ -28,12 +28,12 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
 from app.db import get_session, session_scope
-from app.models import Member, MemberStatus, Role, utcnow
+from app.models import MemberStatus, Role, utcnow
 from app.security import action_limit, same_origin_referrer
-from app.services import export, notify, roster
+from app.services import decisions, events, export, roster
 from app.web import MAX_DB_ID
 from app.web.access import role_required, scope, staff
-from app.web.join import PLATFORM_LABELS
+from app.web.worker.messages import PLATFORM_LABELS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("roster", __name__, url_prefix="/roster")
@@ -172,13 +172,13 @@ def _back_args() -> dict[str, str]:
 def _decide(ids: list[int], *, approving: bool, reason: str):  # type: ignore[no-untyped-def]
     db = get_session()
     try:
-        results = roster.decide_many(db, scope(), ids, by=staff(), approve_all=approving, reason=reason, now=utcnow())
+        results = decisions.decide(db, scope(), ids, by=staff(), approve=approving, reason=reason, now=utcnow())
     except roster.ReasonRequired:
         flash(_("Please give a reason for the rejection (at most 500 characters)."))
         return redirect(same_origin_referrer(request.referrer, request.host_url, url_for("roster.index")), 303)
-    db.commit()
+    db.commit()  # the workers are told after the commit (app/services/events.py)
+    unsent = events.outcomes(db, events.MemberDecided).count(False)
     decided = [r.member for r in results if r.member is not None]
-    unsent = _notify(decided)
     if len(ids) == 1 and results[0].outcome == "not_found":
         abort(404)
     status = 409 if all(r.outcome == "already_decided" for r in results) else 200
@@ -193,17 +193,6 @@ def _safe_view(member_id: int | None) -> roster.MemberView | None:
         return roster.get_member(get_session(), _pii(), scope(), member_id or 0)
     except roster.MemberNotFound:
         return None
-
-
-def _notify(members: list[Member]) -> int:
-    """Tell each worker by SMS (after the commit); returns how many texts could not be sent."""
-    db, link = get_session(), current_app.config["PUBLIC_BASE_URL"] + url_for("status.start")
-    sent = [
-        notify.send_decision(db, current_app.extensions["sms"], _pii(), member, link=link, now=utcnow())
-        for member in members
-    ]
-    db.commit()  # an opt-out learnt while sending
-    return sent.count(False)
 
 
 @bp.get("/export.<any(csv, xlsx):fmt>")

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from werkzeug.routing import IntegerConverter
 
-from app.web.join import QrTokenConverter
+from app.web.worker.poster import QrTokenConverter
 from tests.conftest import hidden_fields
 from tests.security.conftest import submit
 

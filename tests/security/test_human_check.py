@@ -21,7 +21,6 @@ from app import create_app
 from app.models import AuditEvent, District, Role
 from app.services import limits, users
 from app.services.conversion import ALERT_ACTION
-from app.web import sms_guard
 from tests import conftest, factories
 from tests.conftest import hidden_fields
 from tests.security.conftest import (
@@ -70,7 +69,7 @@ def alert_events(app: Flask) -> list[AuditEvent]:
 def seed(app: Flask, phone: str, *, sent: int, verified: int) -> None:
     """Figures for `phone`'s prefix as if these codes had gone out (and been entered) this hour."""
     with app.app_context():
-        watch = sms_guard.monitor()
+        watch = app.extensions["phone_proof"].monitor()
         prefix = limits.prefix_key(app.extensions["pii"], phone)
         for n in range(sent):
             watch.note_sent(prefix)
@@ -284,7 +283,9 @@ def test_verified_codes_are_counted(app, path, sms):
     submit(client, path, phone=spread_phone(2))
     send_code(client, code_from(sms))
     with app.app_context():
-        figures = sms_guard.monitor().figures(limits.prefix_key(app.extensions["pii"], spread_phone(2)))
+        figures = (
+            app.extensions["phone_proof"].monitor().figures(limits.prefix_key(app.extensions["pii"], spread_phone(2)))
+        )
     assert [(f.scope, f.sent, f.verified) for f in figures] == [("all", 1, 1), ("prefix", 1, 1)]
 
 
@@ -333,7 +334,9 @@ def test_status_page_codes_count_too(app, sms):
     page = client.get("/status/code")
     client.post("/status/code", data={**hidden_fields(page.text), "code": code_from(sms)})
     with app.app_context():
-        figures = sms_guard.monitor().figures(limits.prefix_key(app.extensions["pii"], spread_phone(3)))
+        figures = (
+            app.extensions["phone_proof"].monitor().figures(limits.prefix_key(app.extensions["pii"], spread_phone(3)))
+        )
     assert [(f.sent, f.verified) for f in figures] == [(1, 1), (1, 1)]
 
 

@@ -5,7 +5,7 @@ Both providers send only approved templates: a message is a kind and its paramet
 text. `code` and `status_code` use the code template (its one variable is the code), `notice`
 the notice template. Each provider's refusals become the provider-neutral SmsError kinds of
 app.services.sms; a call is retried only where the message provably did not leave (the
-connection failed before any byte was sent: SECURITY.md H2), never after a timeout, and runs
+connection failed before any byte was sent: docs/security.md H2), never after a timeout, and runs
 behind a circuit breaker like Twilio's (H3).
 """
 

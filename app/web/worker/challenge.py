@@ -1,6 +1,6 @@
 """The human check between the join form and the SMS (docs/security.md B5): type the digits in a picture.
 
-Shown only when `sms_guard.gate` sent the worker here (conversion is low, or the client's IP or
+Shown only when the join view's gate sent the worker here (conversion is low, or the client's IP or
 the poster is near its limit). The picture is inline PNG from our own server: no script, no
 other origin. A right answer sends the code exactly as the form would have; a wrong, expired
 or replayed one gets a fresh picture.
@@ -13,15 +13,14 @@ import time
 
 from flask import Blueprint, current_app, redirect, render_template, session, url_for
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import StringField
-from wtforms.validators import DataRequired
 
-from app.models import JoinAttempt, utcnow
-from app.services import human_check, limits, verification
-from app.web import join, sms_guard
+from app.models import JoinAttempt
+from app.services import human_check, limits
 from app.web.errors import render_error
+from app.web.worker import flow, join
+from app.web.worker.forms import ChallengeForm
+from app.web.worker.messages import SMS_MESSAGES
 
 bp = Blueprint("challenge", __name__)
 TICKET = "challenge_ticket"
@@ -34,20 +33,9 @@ MESSAGES = {
 TOO_MANY = _l("Too many wrong answers from this network. Please wait a while and try again.")
 
 
-class ChallengeForm(FlaskForm):
-    answer = StringField(
-        _l("Digits in the picture"), validators=[DataRequired(message=_l("Please type the digits in the picture."))]
-    )
-
-
 def _pending(lock: bool = False) -> JoinAttempt | Response:
     """The attempt waiting for the check, or where the worker should be instead."""
-    attempt = join._current_attempt(lock=lock)
-    if attempt.verified_at is not None:
-        return redirect(url_for("join.done"), 303)
-    if session.get(sms_guard.PENDING) != attempt.id:
-        return redirect(url_for("join.code"), 303)
-    return attempt
+    return flow.waiting_for_check(join.current_attempt(lock=lock), join.PENDING, done="join.done", code="join.code")
 
 
 @bp.get("/join/check")
@@ -70,11 +58,11 @@ def render_check(
     The previous picture can no longer be answered from this session."""
     config = current_app.config
     try:
-        sms_guard.guard().draw_challenge(sms_guard.client_ip())
+        flow.proof().limits.draw_challenge(flow.client_ip())
     except limits.LimitExceeded as exc:
-        return join._with_retry_after(render_error(429, str(TOO_MANY)), exc.retry_after)
+        return render_error(429, str(TOO_MANY), retry_after=exc.retry_after)
     except limits.LimiterUnavailable:
-        return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
+        return render_error(503, str(SMS_MESSAGES["unavailable"]))
     ticket, png = human_check.issue(
         config["SECRET_KEY"],
         bound_to,
@@ -101,31 +89,32 @@ def answer():  # type: ignore[no-untyped-def]
     attempt = _pending(lock=True)
     if not isinstance(attempt, JoinAttempt):
         return attempt
-    form = ChallengeForm()
-    if not form.validate():
-        return _render(attempt, form, 422)
-    failure = _judge(attempt, form.answer.data or "")
+    failure = answered(attempt.id, **CHECK_PAGES)
     if failure is not None:
         return failure
-    session.pop(sms_guard.PENDING, None)
-    wait = verification.resend_wait(attempt, now=utcnow(), cooldown=current_app.config["RESEND_COOLDOWN_SECONDS"])
+    session.pop(join.PENDING, None)
+    wait = flow.resend_wait(attempt)
     if wait:  # the check is not a way around the resend cooldown
         return redirect(url_for("join.code"), 303)
-    return join._send_first_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc))
+    return join.send_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc), checked=True)
 
 
-def _judge(attempt: JoinAttempt, given: str):  # type: ignore[no-untyped-def]
-    return judge(attempt.id, given, **CHECK_PAGES)
+def answered(bound_to: str, *, answer: str, again: str):  # type: ignore[no-untyped-def]
+    """None when the posted answer for the send waiting on `bound_to` is right; else the page."""
+    form = ChallengeForm()
+    if not form.validate():
+        return render_check(bound_to, form, 422, answer=answer, again=again)
+    return judge(bound_to, form.answer.data or "", answer=answer, again=again)
 
 
 def judge(bound_to: str, given: str, *, answer: str, again: str):  # type: ignore[no-untyped-def]
     """None when the answer is right; else the page to show (a new picture, 429 or 503)."""
-    checks, ip = sms_guard.guard(), sms_guard.client_ip()
+    checks, ip = flow.proof().limits, flow.client_ip()
     ticket = human_check.Ticket.from_dict(session.pop(TICKET, None))
     try:
         wait = checks.challenge_blocked(ip)
         if wait:
-            return join._with_retry_after(render_error(429, str(TOO_MANY)), wait)
+            return render_error(429, str(TOO_MANY), retry_after=wait)
         human_check.verify(
             ticket,
             given,
@@ -135,12 +124,12 @@ def judge(bound_to: str, given: str, *, answer: str, again: str):  # type: ignor
             spend=checks.spend_challenge,
         )
     except limits.LimiterUnavailable:
-        return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
+        return render_error(503, str(SMS_MESSAGES["unavailable"]))
     except human_check.ChallengeError as exc:
         try:
             checks.challenge_failed(ip)
         except limits.LimiterUnavailable:
-            return render_error(503, str(join.SMS_MESSAGES["unavailable"]))
+            return render_error(503, str(SMS_MESSAGES["unavailable"]))
         return render_check(
             bound_to, ChallengeForm(formdata=None), 422, str(MESSAGES[type(exc)]), answer=answer, again=again
         )

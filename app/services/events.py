@@ -1,0 +1,153 @@
+"""Domain events: the one channel for side effects after a commit.
+
+Architecture
+------------
+A service that changes something others must hear about records an event in the same
+transaction: `events.record(session, MemberDecided(...))`. The event waits on `session.info`.
+
+* When the transaction commits, a SQLAlchemy `after_commit` listener takes the session's events
+  and hands them to the app's `Bus` (`app.extensions["events"]`), which calls every handler
+  registered for the event's type, in order, in the committing thread.
+* When the outermost transaction ends any other way (rollback, close), the events are dropped:
+  a change that never happened texts no one.
+* A handler that fails is logged (by type, never with personal data) and the others still run;
+  the commit and the response are not affected.
+* Handlers are registered by type in `create_app` (`bus.subscribe(CodeRequested, ...)`); views
+  and services never call a side effect themselves. A handler's return value is kept for the
+  committing caller (`events.outcomes(session, MemberDecided)`), e.g. the roster's count of
+  decision texts that could not be sent.
+
+Today's handlers: `CodeRequested` (app/services/phone_proof.py) sends a join code through the
+sender threads (app/services/sender.py) and a status code at once; `MemberDecided`
+(app/services/decisions.py) texts the worker the neutral decision notice. `ApplicationSubmitted`
+(recorded when a join code is proven) has no handler yet.
+
+Next steps without touching a view: a webhook is one more `bus.subscribe(MemberDecided, post)`;
+a durable queue (Huey) is a handler that enqueues the event (events are small frozen dataclasses
+of ids and strings; a queued `CodeRequested` must not store the code in clear) and a worker that
+calls the same handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, SessionTransaction
+
+log = logging.getLogger(__name__)
+
+PENDING = "domain_events"  # session.info: events of the open transaction
+DONE = "domain_event_outcomes"  # session.info: (event, outcome) of the last commit
+
+
+class Event:
+    """Base of every domain event."""
+
+
+@dataclass(frozen=True)
+class ApplicationSubmitted(Event):
+    """A proven phone's application is stored (pending) or an earlier one was found."""
+
+    member_id: int
+    district_id: int
+    outcome: str  # "created", "reapplied"; "pending" or "approved": an earlier membership
+
+
+@dataclass(frozen=True)
+class MemberDecided(Event):
+    """An official approved or rejected an application (from the roster or the API)."""
+
+    member_id: int
+    district_id: int
+    approved: bool
+
+
+@dataclass(frozen=True, repr=False)
+class CodeRequested(Event):
+    """A code must go to a phone proving itself: `flow` "join" (a JoinAttempt) or "status" (a
+    StatusCheck). `code` is None when the provider makes the code (Twilio Verify)."""
+
+    flow: str
+    owner_id: str
+    phone: str
+    code: str | None
+    locale: str
+
+    def __repr__(self) -> str:  # never the phone or the code in a log line
+        return f"CodeRequested(flow={self.flow!r}, owner_id={self.owner_id[:8]!r})"
+
+
+Handler = Callable[[Any], object]
+
+
+class Bus:
+    """Handlers by event type; `dispatch` runs them after a commit."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type[Event], list[Handler]] = defaultdict(list)
+
+    def subscribe(self, kind: type[Event], handler: Handler) -> None:
+        self._handlers[kind].append(handler)
+
+    def dispatch(self, events: list[Event]) -> list[tuple[Event, object]]:
+        done: list[tuple[Event, object]] = []
+        for item in events:
+            for handler in self._handlers.get(type(item), []):
+                try:
+                    done.append((item, handler(item)))
+                except Exception as exc:  # a side effect never undoes or breaks the committed change
+                    log.error(
+                        "handler %s for %s failed: %s",
+                        getattr(handler, "__name__", "?"),
+                        type(item).__name__,
+                        type(exc).__name__,
+                    )
+                    done.append((item, None))
+        return done
+
+
+def record(session: Session, item: Event) -> None:
+    """Keep `item` until `session`'s transaction commits (then dispatched) or ends otherwise (dropped)."""
+    if not session.in_transaction():
+        session.begin()  # the event belongs to a transaction (no connection is taken until one is used)
+    session.info.setdefault(PENDING, []).append(item)
+
+
+def outcomes(session: Session, kind: type[Event]) -> list[object]:
+    """What the handlers returned for the events of `kind` at the session's last commit."""
+    return [outcome for item, outcome in session.info.get(DONE, []) if isinstance(item, kind)]
+
+
+def _bus() -> Bus | None:
+    from flask import current_app, has_app_context
+
+    return current_app.extensions.get("events") if has_app_context() else None
+
+
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(PENDING, [])
+    session.info[DONE] = []
+    if not pending:
+        return
+    bus = _bus()
+    if bus is None:
+        log.warning("%d events committed outside an app: not dispatched", len(pending))
+        return
+    session.info[DONE] = bus.dispatch(pending)
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction: what it did not commit is gone
+        session.info.pop(PENDING, None)
+
+
+def install() -> None:
+    """Listen on every ORM session (once per process)."""
+    if not sa_event.contains(Session, "after_commit", _after_commit):
+        sa_event.listen(Session, "after_commit", _after_commit)
+        sa_event.listen(Session, "after_transaction_end", _after_transaction_end)

@@ -1,0 +1,55 @@
+"""The worker pages' forms."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, SelectField, StringField
+from wtforms.fields import TelField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length
+
+from app.web.worker.messages import PLATFORM_LABELS
+
+
+class JoinForm(FlaskForm):
+    form_key = HiddenField()
+    name = StringField(
+        _l("Your name"),
+        validators=[
+            DataRequired(message=_l("Please enter your name.")),
+            Length(max=50, message=_l("Please use at most 50 characters.")),
+        ],
+    )
+    phone = TelField(_l("Mobile phone"))
+    platform = SelectField(
+        _l("Platform you work for"), choices=[SelectChoice(p.value, label) for p, label in PLATFORM_LABELS.items()]
+    )
+    workplace = SelectField(_l("Your station"), choices=[], validate_choice=True)
+    consent = BooleanField(
+        validators=[
+            DataRequired(message=_l("Please read the notice and tick the box to continue.")),
+        ]
+    )
+
+
+class CodeForm(FlaskForm):
+    code = StringField(_l("6-digit code"), validators=[DataRequired(message=_l("Please enter the code from the SMS."))])
+
+
+class EmptyForm(FlaskForm):
+    """A CSRF token and nothing else (the resend button)."""
+
+
+class PhoneForm(FlaskForm):
+    phone = TelField(_l("Mobile phone"))
+
+
+class WithdrawForm(FlaskForm):
+    confirm = BooleanField(validators=[DataRequired(message=_l("Tick the box to confirm."))])
+
+
+class ChallengeForm(FlaskForm):
+    answer = StringField(
+        _l("Digits in the picture"), validators=[DataRequired(message=_l("Please type the digits in the picture."))]
+    )

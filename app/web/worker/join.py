@@ -1,0 +1,161 @@
+"""The worker's path: scan → form → SMS code → pending application. Works without JavaScript.
+
+Each view parses, calls a service (membership, app/services/phone_proof.py), commits, and
+redirects; the code goes out after the commit (app/services/events.py). See __init__.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Blueprint, abort, current_app, redirect, render_template, session, url_for
+from flask_babel import gettext as _
+
+from app.db import get_session
+from app.models import District, JoinAttempt, Member, Platform, utcnow
+from app.services import events, limits, membership, phone_proof, places
+from app.web.errors import render_error
+from app.web.worker import flow, poster
+from app.web.worker.flow import Verdict
+from app.web.worker.forms import CodeForm, EmptyForm, JoinForm
+from app.web.worker.messages import LIMIT_MESSAGES
+
+log = logging.getLogger(__name__)
+bp = Blueprint("join", __name__)
+PENDING = "challenge_for"  # session: the attempt whose next send waits for the human check
+CODE_PAGE = "join/code.html"
+
+
+@bp.get("/<qrtoken:token>")
+def scan(token: str):  # type: ignore[no-untyped-def]
+    return poster.scan_page(token)
+
+
+@bp.post("/<qrtoken:token>")
+def submit(token: str):  # type: ignore[no-untyped-def]
+    place = poster.resolve(token)
+    form = JoinForm()
+    poster.prepare(form, place)
+    valid = form.validate()
+    phone = flow.validated_phone(form.phone)
+    if not valid or phone is None or not form.form_key.data:
+        return poster.render_form(form, place, token, 422)
+    applicant = membership.Applicant(
+        name=form.name.data.strip(),
+        phone=phone,
+        platform=Platform(form.platform.data),
+        workplace_id=None if form.workplace.data == poster.NO_WORKPLACE else int(form.workplace.data),
+        locale=flow.short_locale(),
+    )
+    return _start(place, applicant, form, token)
+
+
+def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: JoinForm, token: str):  # type: ignore[no-untyped-def]
+    db, now = get_session(), utcnow()
+    try:
+        attempt, created = membership.start_attempt(
+            db, place, applicant, form_key=form.form_key.data, pii=current_app.extensions["pii"], now=now
+        )
+    except membership.AttemptMismatch:
+        # The same idempotency key with another payload (docs/security.md G4: 422).
+        form.form_key.data = secrets.token_urlsafe(16)
+        form.form_key.errors = [_("This form was already sent with another number. Please send it again.")]
+        return poster.render_form(form, place, token, 422)
+    if not created:  # a double tap or a retry: the first draft, no second SMS
+        session["attempt"] = attempt.id
+        return redirect(url_for("join.code"), 303)
+    try:
+        flow.proof().limits.reserve_join_start(limits.poster_key(token))
+    except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
+        db.rollback()
+        refused = phone_proof.refusal(exc)
+        message = LIMIT_MESSAGES["poster"] if refused.status == 429 else None
+        return render_error(refused.status, message, retry_after=refused.retry_after)
+    poster.count_place(place, "forms")
+    return send_code(attempt, applicant.phone, poster=limits.poster_key(token))
+
+
+def send_code(attempt: JoinAttempt, phone: str, *, poster: str | None = None, checked: bool = False):  # type: ignore[no-untyped-def]
+    """The human check first if needed (B5), else a code, sent after the commit; a refused send
+    keeps the draft and shows the code page. `checked`: the human check was just passed."""
+    db = get_session()
+    session["attempt"] = attempt.id
+    try:
+        if checked:
+            flow.proof().reserve(db, phone, ip=flow.client_ip(), owner=attempt)
+            flow.proof().issue(db, attempt, phone, flow="join")
+        else:
+            flow.proof().send(db, attempt, phone, flow="join", ip=flow.client_ip(), poster=poster)
+    except phone_proof.NeedsHumanCheck:
+        db.commit()  # the draft, and any alert just raised
+        session[PENDING] = attempt.id
+        return redirect(url_for("challenge.show"), 303)
+    except phone_proof.Refused as refused:
+        db.commit()
+        return _code_page(
+            attempt, CodeForm(), Verdict(flow.refusal_message(refused), refused.status, refused.retry_after)
+        )
+    db.commit()  # the code goes out after the commit (app/services/events.py)
+    return redirect(url_for("join.code"), 303)
+
+
+def current_attempt(lock: bool = False) -> JoinAttempt:
+    return flow.owner_from_session(JoinAttempt, "attempt", lock)
+
+
+def _code_page(attempt: JoinAttempt, form: CodeForm, verdict: Verdict | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    return flow.render_code(CODE_PAGE, attempt, form, verdict, status=status, send_error=attempt.send_error)
+
+
+PAGES = flow.CodePages(current_attempt, PENDING, "join.done", "challenge.show", _code_page)
+
+
+@bp.get("/join/code")
+def code():  # type: ignore[no-untyped-def]
+    return flow.show_code(PAGES)
+
+
+@bp.post("/join/code")
+def check_code():  # type: ignore[no-untyped-def]
+    attempt, form, verdict, answer = flow.take_code(PAGES)
+    if answer is not None:
+        return answer
+    db, pii = get_session(), current_app.extensions["pii"]
+    if verdict is None:
+        enrollment = membership.enroll(db, attempt, pii=pii, now=utcnow())
+        member = enrollment.member
+        events.record(db, events.ApplicationSubmitted(member.id or 0, member.district_id, enrollment.outcome))
+        poster.count_attempt(attempt, "verified")
+        if enrollment.outcome in ("created", "reapplied"):
+            poster.count_attempt(attempt, "joins")
+    db.add(attempt)
+    db.commit()  # a wrong try counted on the attempt stays counted
+    if verdict is not None:
+        return _code_page(attempt, form, verdict)
+    flow.proof().note_verified(attempt)
+    return redirect(url_for("join.done"), 303)
+
+
+@bp.post("/join/resend")
+def resend():  # type: ignore[no-untyped-def]
+    attempt = current_attempt(lock=True)
+    if attempt.verified_at is not None:
+        return redirect(url_for("join.done"), 303)
+    if not EmptyForm().validate():
+        abort(400)
+    wait = flow.resend_wait(attempt)
+    if wait:
+        return _code_page(attempt, CodeForm(), flow.too_soon(wait))
+    return send_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc))
+
+
+@bp.get("/join/done")
+def done() -> str:
+    attempt = current_attempt()
+    if attempt.verified_at is None:
+        abort(404)
+    db = get_session()
+    member = db.get(Member, attempt.member_id) if attempt.member_id else None
+    district = db.get(District, member.district_id if member else attempt.district_id)
+    return render_template("join/done.html", outcome=attempt.outcome, member=member, district=district)
