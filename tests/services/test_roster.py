@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, select
@@ -126,6 +126,22 @@ def test_age_overdue_and_recent(db, pii, places):
     assert [v.id for v in recent.items] == [new.id]
     lenient = roster.RosterFilter(overdue_days=60)  # working days
     assert not any(v.overdue for v in roster.list_members(db, pii, None, lenient, cursor=None, limit=50).items)
+
+
+def test_the_overdue_flag_filter_and_count_agree_across_national_day(db, pii, places):
+    """21 calendar days over the 2026 National Day holiday are fewer than 15 working days."""
+    pd, _, _ = places
+    now = datetime(2026, 10, 20, 4, tzinfo=UTC)
+    holiday = make_member(db, pii, pd, 1)
+    holiday.created_at = datetime(2026, 9, 29, 2, tzinfo=UTC)  # 21 calendar days before
+    late = make_member(db, pii, pd, 2)
+    late.created_at = datetime(2026, 9, 14, 2, tzinfo=UTC)
+    db.flush()
+    views = roster.list_members(db, pii, None, roster.RosterFilter(), cursor=None, limit=50, now=now).items
+    flagged = {v.id for v in views if v.overdue}
+    filtered = roster.list_members(db, pii, None, roster.RosterFilter(overdue=True), cursor=None, limit=50, now=now)
+    assert flagged == {v.id for v in filtered.items} == {late.id}
+    assert roster.overdue_count(db, None, now=now, overdue_days=15) == 1
 
 
 @pytest.mark.parametrize("sort", ["applied", "decided"])

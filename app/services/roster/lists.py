@@ -130,7 +130,7 @@ def sql_filters(
         clauses.append(Member.created_at >= now - timedelta(days=flt.recent_days))
     if flt.overdue:
         clauses.append(Member.status == MemberStatus.pending)
-        clauses.append(Member.created_at <= now - timedelta(days=flt.overdue_days))
+        clauses.append(Member.created_at < deadlines.overdue_cutoff(now, flt.overdue_days))  # working days
     clauses.extend(_query_clause(flt.q, pii))
     return clauses
 
@@ -356,7 +356,7 @@ def overdue_count(session: Session, scope: list[int] | None, *, now: datetime, o
         .where(
             *scope_clause(scope),
             Member.status == MemberStatus.pending,
-            Member.created_at <= now - timedelta(days=overdue_days),
+            Member.created_at < deadlines.overdue_cutoff(now, overdue_days),  # working days, as the flag
         )
     )
     return int(session.execute(stmt).scalar_one())
