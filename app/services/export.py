@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import String, func, type_coerce
 from sqlmodel import Session
 
@@ -250,6 +251,9 @@ def _text_cell(sheet: Any) -> Safe:
     def cell(value: str | None) -> object:
         if not value:
             return ""
+        # A control character stored before input was cleaned at the boundary: XLSX cannot hold it
+        # (openpyxl refuses the row), so it shows as U+FFFD instead of failing the whole export.
+        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
         if not value.startswith(DANGEROUS_START) and not value.isdigit():
             return value
         marked = WriteOnlyCell(sheet, value=value)

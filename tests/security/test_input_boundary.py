@@ -79,14 +79,7 @@ def _staff(app, db, email: str, role: Role, districts: list[str]):  # type: igno
     return client
 
 
-XLSX_OWNED_ELSEWHERE = pytest.mark.xfail(
-    reason="app/services/export.py writes cells with openpyxl, which refuses C0 controls; its owner is "
-    "switching the XLSX writing (issue 12 item 2): drop this mark once that lands",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize("fmt", ["csv", pytest.param("xlsx", marks=XLSX_OWNED_ELSEWHERE)])
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 def test_both_exports_survive_a_control_character_stored_before_the_fix(app, db, world: World, fmt):  # noqa: F811
     make_member(db, app.extensions["pii"], world.pd, 9, name="x\x01y")
     db.commit()
