@@ -15,7 +15,7 @@ group = AppGroup("retention", help="Delete drafts and rejected applications past
 
 @group.command("run")
 def run_command() -> None:
-    """Delete old drafts and old rejected applications; print the counts."""
+    """Delete old drafts, status checks and old rejected applications; print the counts."""
     config, db = current_app.config, get_session()
     report = retention.purge(
         db, now=utcnow(), draft_hours=config["RETENTION_DRAFT_HOURS"], rejected_days=config["RETENTION_REJECTED_DAYS"]
@@ -23,7 +23,7 @@ def run_command() -> None:
     db.commit()
     click.echo(
         f"deleted drafts: {report.drafts}, finished attempts: {report.finished}, "
-        f"rejected applications: {report.rejected}"
+        f"rejected applications: {report.rejected}, status checks: {report.status_checks}"
     )
 
 

@@ -115,6 +115,7 @@ def test_command_prints_the_counts(app, db):
     result = app.test_cli_runner().invoke(args=["retention", "run"])
     assert result.exit_code == 0, result.output
     assert "deleted drafts: 1" in result.output and "rejected applications: 0" in result.output
+    assert "status checks: " in result.output
     assert len(ids(db, JoinAttempt)) == 1
 
 
