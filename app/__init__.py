@@ -100,6 +100,7 @@ def register_events(app: Flask) -> None:
     bus = events.Bus()
     app.extensions["events"] = bus
     engine, config, pii = app.extensions["db_engine"], app.config, app.extensions["pii"]
+    events.attach(engine, bus)
 
     def new_session() -> Session:  # handlers write in sessions of their own
         return Session(writing(engine), expire_on_commit=False)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 from flask import Flask, Response, abort, current_app, request
@@ -127,6 +128,40 @@ def clean_json(value: Any, key: str = "") -> Any:
     if type(value) is list:
         return [clean_json(v, key) for v in value]
     return value
+
+
+def unclean_fields(query_string: bytes, json_text: bytes = b"") -> list[str]:
+    """The query parameters and JSON fields whose raw text `clean_text` would change.
+
+    The API refuses such input instead of cleaning it: a program is told exactly what it sent
+    wrong, and a length or pattern its schema promises holds for the text as sent.
+    """
+    pairs = parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True)
+    names = ["a parameter name" if _unclean(k) else k for k, v in pairs if _unclean(k) or _unclean(v)]
+    if json_text:
+        try:
+            body = json.loads(json_text)
+        except ValueError:
+            return names  # not JSON: the view answers that
+        names += list(_unclean_json(body, "body"))
+    return names
+
+
+def _unclean(value: str) -> bool:
+    return clean_text(value) != value
+
+
+def _unclean_json(value: Any, where: str) -> Iterator[str]:
+    if type(value) is str:
+        if _unclean(value):
+            yield where
+    elif type(value) is dict:
+        for key, item in value.items():
+            yield from ([f"{where}: a key"] if _unclean(key) else [])
+            yield from _unclean_json(item, f"{where}.{key}" if not _unclean(key) else where)
+    elif type(value) is list:
+        for index, item in enumerate(value):
+            yield from _unclean_json(item, f"{where}[{index}]")
 
 
 class CleanString(UnicodeConverter):

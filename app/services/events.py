@@ -31,12 +31,14 @@ calls the same handlers.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, SessionTransaction
 
 log = logging.getLogger(__name__)
@@ -123,10 +125,20 @@ def outcomes(session: Session, kind: type[Event]) -> list[object]:
     return [outcome for item, outcome in session.info.get(DONE, []) if isinstance(item, kind)]
 
 
-def _bus() -> Bus | None:
-    from flask import current_app, has_app_context
+# Each app's bus, found from the connection pool a session works on (an engine's execution-options
+# copies share its pool), so this module never asks Flask which app is running.
+_BUSES: weakref.WeakKeyDictionary[Any, Bus] = weakref.WeakKeyDictionary()
 
-    return current_app.extensions.get("events") if has_app_context() else None
+
+def attach(engine: Engine, bus: Bus) -> None:
+    """Dispatch the events committed on `engine` (and its option copies) to `bus`."""
+    _BUSES[engine.pool] = bus
+
+
+def _bus(session: Session) -> Bus | None:
+    bind = session.get_bind()
+    pool = getattr(bind, "pool", None)
+    return _BUSES.get(pool) if pool is not None else None
 
 
 def _after_commit(session: Session) -> None:
@@ -134,9 +146,9 @@ def _after_commit(session: Session) -> None:
     session.info[DONE] = []
     if not pending:
         return
-    bus = _bus()
+    bus = _bus(session)
     if bus is None:
-        log.warning("%d events committed outside an app: not dispatched", len(pending))
+        log.warning("%d events committed on an engine with no bus attached: not dispatched", len(pending))
         return
     session.info[DONE] = bus.dispatch(pending)
 

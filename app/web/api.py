@@ -24,6 +24,7 @@ from limits.errors import StorageError
 from sqlmodel import select
 from werkzeug.exceptions import HTTPException
 
+from app import security
 from app.db import close_session, get_session, session_scope
 from app.extensions import client_address_key, csrf, limiter
 from app.models import District, Member, Role, User, Workplace, WorkplaceKind, utcnow
@@ -166,6 +167,14 @@ def authenticate() -> None:
             raise ApiError(403, "cross_site", "cross-site requests are refused")
         csrf.protect()
     g.api_user = current_user.user
+
+
+@bp.before_request
+def refuse_unclean_text() -> None:
+    """After authentication, text the boundary would change is refused, not cleaned: the caller is told."""
+    fields = security.unclean_fields(request.query_string, request.get_data(cache=True) if request.is_json else b"")
+    if fields:
+        raise ApiError(400, "invalid_text", "control, format or unassigned characters in: " + ", ".join(fields))
 
 
 def caller() -> User:

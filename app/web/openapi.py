@@ -29,7 +29,10 @@ def _json(schema: Schema, description: str) -> Schema:
 
 
 ERRORS: dict[str, Schema] = {
-    "400": _json(_ref("Error"), "Malformed request (bad query value, cursor or JSON)"),
+    "400": _json(
+        _ref("Error"),
+        "Malformed request (bad query value, cursor or JSON; text with control, format or unassigned characters)",
+    ),
     "401": {
         **_json(_ref("Error"), "No token, or a bad, revoked or inactive one"),
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},

@@ -7,6 +7,7 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 import schemathesis
@@ -290,9 +291,15 @@ def test_admin_creates_a_district_and_bad_places_are_422(client, world):
         {"district_code": 5},
         {"district_code": "PD", "workplace_code": "XH", "workplace_name": "clash"},
         {"district_code": "PD", "workplace_code": "PD-E1", "workplace_name": "张江😀"},
-        {"district_code": "PD", "workplace_code": "PD-E2", "workplace_name": "张江\u0007站"},
     ]:
         assert call(client, "POST", "/places", token, json=body).status_code == 422, body
+    # A control character is refused at the API's door, naming the field (never silently removed).
+    body = {"district_code": "PD", "workplace_code": "PD-E2", "workplace_name": "张江\u0007站"}
+    refused = call(client, "POST", "/places", token, json=body)
+    assert refused.status_code == 400 and refused.json["error"] == "invalid_text", refused.json
+    assert "body.workplace_name" in refused.json["message"]
+    listed = call(client, "GET", "/members?q=" + quote("王\u202e小明"), token)
+    assert listed.status_code == 400 and "q" in listed.json["message"]
 
 
 def test_unknown_paths_and_methods_answer_json(client, world):
