@@ -1,0 +1,541 @@
+"""Import an existing register of members (signed up on paper) from a CSV file.
+
+Two phases. `plan` reads the file and the database and decides every row's outcome without
+writing: the phone normalised as the join form does, duplicates of existing members (same blind
+index) and inside the file, places resolved, and which of the file's member numbers can be kept.
+`write_batch` then inserts the importable rows of one batch with one executemany (Core), under
+the district rows' lock that approval takes for numbering; the caller commits once per batch.
+
+Member numbers stay gapless (as approval's, app/services/roster/decisions.py): a file's number
+`<DISTRICT>-NNNNNN` is kept when it is well-formed, names the row's district, lies above the
+district's counter when the import was planned and appears once in the file; every other row
+gets the next free number, skipping the kept ones still to come. The counter is raised past each
+batch's highest number in the batch's transaction, so approvals meanwhile never take a number
+the batch used. A kept number that an approval took between batches is re-assigned.
+
+Nothing here logs or reports a name or a phone in clear: reports carry row numbers, outcomes,
+reason codes and at most a masked phone (`138****0000`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app.models import District, Member, MemberSource, MemberStatus, PlaceKind, Platform, Workplace
+from app.services import audit
+from app.services.crypto import PiiCipher
+from app.services.phones import PhoneInvalid, last4, normalize
+
+BATCH_SIZE = 1000
+MEMBER = Member.__table__  # type: ignore[attr-defined]  # Core inserts: one executemany a batch
+MAX_NAME = 50
+CONSENT_VERSION = "import"  # consent given on paper, before this service
+LOOKUP_CHUNK = 500
+NUMBER_RE = re.compile(r"^(?P<code>[A-Za-z0-9_-]{1,32})-(?P<seq>\d{6})$")
+DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
+
+# Header names accepted for each column (English as documented, and what a Chinese sheet says).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "name": ("name", "姓名"),
+    "phone": ("phone", "mobile", "手机", "手机号", "手机号码", "电话"),
+    "district": ("district", "区", "地区", "工会"),
+    "workplace": ("workplace", "station", "站点", "工作站点"),
+    "platform": ("platform", "平台"),
+    "join_date": ("join_date", "joined", "入会日期", "入会时间"),
+    "member_number": ("member_number", "number", "会员编号", "会员号"),
+}
+REQUIRED = ("name", "phone", "district")
+PLATFORM_ALIASES: dict[str, Platform] = {p.value: p for p in Platform} | {
+    "美团": Platform.meituan,
+    "饿了么": Platform.eleme,
+    "ele.me": Platform.eleme,
+    "滴滴": Platform.didi,
+    "货拉拉": Platform.huolala,
+    "闪送": Platform.shansong,
+    "顺丰同城": Platform.sf_intra_city,
+    "其他": Platform.other,
+    "": Platform.other,
+}
+
+# Outcomes of a row.
+IMPORTED, WOULD_IMPORT = "imported", "would_import"
+DUPLICATE_EXISTING, DUPLICATE_IN_FILE, REJECTED = "duplicate_existing", "duplicate_in_file", "rejected"
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (encoding, header); `reason` is a code, `detail` safe to show."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass
+class Row:
+    """One data row of the file and what the import does with it."""
+
+    number: int  # the spreadsheet row (the header is row 1)
+    outcome: str = REJECTED
+    reason: str = ""
+    masked_phone: str = ""
+    member_number: str = ""
+    # Only for rows that will be written (never reported):
+    name: str = ""
+    phone: str = ""
+    phone_index: str = ""
+    district_id: int = 0
+    workplace_id: int | None = None
+    platform: Platform = Platform.other
+    joined: date | None = None
+    wanted_number: int | None = None  # the file's number, kept when the plan allows
+
+
+@dataclass
+class Plan:
+    rows: list[Row]
+    districts: dict[int, str]  # id -> code of the districts with rows to write
+    counters: dict[int, int] = field(default_factory=dict)  # district id -> member_seq when planned
+    kept: dict[int, set[int]] = field(default_factory=dict)  # district id -> file numbers to keep
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys((IMPORTED, WOULD_IMPORT, DUPLICATE_EXISTING, DUPLICATE_IN_FILE, REJECTED), 0)
+        for row in self.rows:
+            counts[row.outcome] += 1
+        return counts
+
+    def pending(self) -> list[Row]:
+        return [row for row in self.rows if row.outcome == WOULD_IMPORT]
+
+
+def decode(data: bytes, encoding: str = "auto") -> str:
+    """The file's text: UTF-8 (with or without Excel's BOM), else GBK (Chinese Excel's "CSV")."""
+    if encoding != "auto":
+        try:
+            return data.decode("utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise ImportFileError("encoding", encoding) from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        # GB18030 is GBK's superset: what "CSV" from a Chinese Excel or WPS is written in.
+        return data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise ImportFileError("encoding", "neither UTF-8 nor GBK") from exc
+
+
+def masked(e164: str) -> str:
+    """`138****0000`: the national number's first three and last four digits."""
+    national = e164[3:] if e164.startswith("+86") else e164.lstrip("+")
+    return f"{national[:3]}****{national[-4:]}"
+
+
+def plan(
+    session: Session,
+    text: str,
+    *,
+    pii: PiiCipher,
+    allowed_regions: list[str],
+    today: date,
+) -> Plan:
+    """Decide every row's outcome (nothing is written)."""
+    records = csv.reader(io.StringIO(text))
+    header = next(records, None)
+    columns = _columns(header or [])
+    places = _Places(session)
+    rows = [_parse(number, record, columns, places, pii, allowed_regions, today) for number, record in _data(records)]
+    _mark_duplicates(session, rows)
+    result = Plan(rows, {d_id: places.district_codes[d_id] for d_id in {r.district_id for r in result_rows(rows)}})
+    _plan_numbers(session, result)
+    return result
+
+
+def result_rows(rows: list[Row]) -> list[Row]:
+    return [row for row in rows if row.outcome == WOULD_IMPORT]
+
+
+def _data(records: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    for number, record in enumerate(records, start=2):
+        if record and any(cell.strip() for cell in record):
+            yield number, record
+
+
+def _columns(header: list[str]) -> dict[str, int]:
+    names = [cell.strip().lower() for cell in header]
+    found: dict[str, int] = {}
+    for column, aliases in COLUMNS.items():
+        for alias in aliases:
+            if alias in names:
+                found[column] = names.index(alias)
+                break
+    missing = [c for c in REQUIRED if c not in found]
+    if missing:
+        raise ImportFileError("header", ", ".join(missing))
+    return found
+
+
+class _Places:
+    """Districts by code or name, workplaces by code or name within their district (read once)."""
+
+    def __init__(self, session: Session) -> None:
+        districts = session.execute(select(District.id, District.code, District.name)).all()
+        self.district_codes = {d_id: code for d_id, code, _ in districts}
+        self.districts = {code.lower(): d_id for d_id, code, _ in districts} | {
+            name: d_id for d_id, _, name in districts
+        }
+        workplaces = session.execute(select(Workplace.id, Workplace.code, Workplace.name, Workplace.district_id)).all()
+        self.workplaces = {code.lower(): (w_id, d_id) for w_id, code, _, d_id in workplaces}
+        self.workplace_names = {(d_id, name): w_id for w_id, _, name, d_id in workplaces}
+
+    def district(self, text: str) -> int | None:
+        return self.districts.get(text.lower()) or self.districts.get(text)
+
+    def workplace(self, text: str, district_id: int) -> int | None:
+        """The workplace's id; raise ValueError when it is unknown or in another district."""
+        by_code = self.workplaces.get(text.lower())
+        if by_code is not None:
+            if by_code[1] != district_id:
+                raise ValueError("workplace_other_district")
+            return by_code[0]
+        by_name = self.workplace_names.get((district_id, text))
+        if by_name is None:
+            raise ValueError("unknown_workplace")
+        return by_name
+
+
+def _cell(record: list[str], columns: dict[str, int], name: str) -> str:
+    index = columns.get(name)
+    return record[index].strip() if index is not None and index < len(record) else ""
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
+
+
+def _parse(
+    number: int,
+    record: list[str],
+    columns: dict[str, int],
+    places: _Places,
+    pii: PiiCipher,
+    allowed_regions: list[str],
+    today: date,
+) -> Row:
+    row = Row(number)
+    try:
+        _fill(row, record, columns, places, allowed_regions, today)
+    except ValueError as exc:
+        row.outcome, row.reason = REJECTED, str(exc)
+        row.name = row.phone = ""  # nothing of a rejected row is kept
+        return row
+    row.phone_index = pii.index(row.phone)
+    row.outcome = WOULD_IMPORT
+    return row
+
+
+def _fill(
+    row: Row, record: list[str], columns: dict[str, int], places: _Places, regions: list[str], today: date
+) -> None:
+    cells = {name: _cell(record, columns, name) for name in COLUMNS}
+    if any(_has_control(value) for value in cells.values()):
+        raise ValueError("control_characters")
+    row.name = unicodedata.normalize("NFC", cells["name"])
+    if not row.name:
+        raise ValueError("missing_name")
+    if len(row.name) > MAX_NAME:
+        raise ValueError("name_too_long")
+    try:
+        row.phone = normalize(cells["phone"], regions)
+    except PhoneInvalid as exc:
+        raise ValueError(f"phone_{exc.reason}") from exc
+    row.masked_phone = masked(row.phone)
+    _fill_place(row, cells, places)
+    platform = PLATFORM_ALIASES.get(cells["platform"].lower())
+    if platform is None:
+        raise ValueError("unknown_platform")
+    row.platform = platform
+    row.joined = _join_date(cells["join_date"], today)
+    row.wanted_number = _wanted_number(cells["member_number"], places.district_codes[row.district_id])
+
+
+def _fill_place(row: Row, cells: dict[str, str], places: _Places) -> None:
+    district_id = places.district(cells["district"]) if cells["district"] else None
+    if district_id is None:
+        raise ValueError("missing_district" if not cells["district"] else "unknown_district")
+    row.district_id = district_id
+    if cells["workplace"]:
+        row.workplace_id = places.workplace(cells["workplace"], district_id)
+
+
+def _join_date(text: str, today: date) -> date:
+    if not text:
+        return today
+    for fmt in DATE_FORMATS:
+        try:
+            joined = datetime.strptime(text.split(" ")[0], fmt).date()  # noqa: DTZ007 - a calendar day
+        except ValueError:
+            continue
+        if date(1900, 1, 1) <= joined <= today:
+            return joined
+        break
+    raise ValueError("bad_date")
+
+
+def _wanted_number(text: str, district_code: str) -> int | None:
+    match = NUMBER_RE.match(text)
+    if not match or match["code"] != district_code or int(match["seq"]) == 0:
+        return None
+    return int(match["seq"])
+
+
+def _mark_duplicates(session: Session, rows: list[Row]) -> None:
+    """Same phone as an existing member, or as an earlier row of the file: reported, not written."""
+    seen: dict[str, int] = {}
+    candidates = [row for row in rows if row.outcome == WOULD_IMPORT]
+    for row in candidates:
+        first = seen.setdefault(row.phone_index, row.number)
+        if first != row.number:
+            row.outcome, row.reason = DUPLICATE_IN_FILE, f"same_phone_as_row_{first}"
+    indexes = list(seen)
+    existing: set[str] = set()
+    for start in range(0, len(indexes), LOOKUP_CHUNK):
+        chunk = indexes[start : start + LOOKUP_CHUNK]
+        existing.update(session.execute(select(Member.phone_index).where(Member.phone_index.in_(chunk))).scalars())
+    for row in candidates:
+        if row.outcome == WOULD_IMPORT and row.phone_index in existing:
+            row.outcome, row.reason = DUPLICATE_EXISTING, "phone_already_member"
+
+
+def _plan_numbers(session: Session, result: Plan) -> None:
+    """Which file numbers to keep: above the district's counter now, and once in the file."""
+    if not result.districts:
+        return
+    counters = session.execute(select(District.id, District.member_seq).where(District.id.in_(result.districts)))
+    result.counters = dict(counters.all())
+    seen: set[tuple[int, int]] = set()
+    for row in result.pending():
+        wanted = row.wanted_number
+        if wanted is None or wanted <= result.counters[row.district_id] or (row.district_id, wanted) in seen:
+            row.wanted_number = None
+            continue
+        seen.add((row.district_id, wanted))
+        result.kept.setdefault(row.district_id, set()).add(wanted)
+
+
+def member_number(district_code: str, seq: int) -> str:
+    return f"{district_code}-{seq:06d}"
+
+
+@dataclass
+class _Counter:
+    """One district's numbering during an import."""
+
+    next: int  # the lowest number that may be free
+    high: int  # the highest number used (the district's counter after the batch)
+    written: int  # the counter as this import last wrote it
+    skip: set[int]  # the file's kept numbers and those others took meanwhile: never handed out
+
+
+class Numbers:
+    """The next free numbers of each district, skipping the file's kept numbers.
+
+    A kept number far above the counter does not move the next free number, so rows without a
+    number fill the numbers below it: the only gap left is the one the file itself has.
+    """
+
+    def __init__(self, counters: dict[int, int], kept: dict[int, set[int]]) -> None:
+        self.districts = {d: _Counter(seq + 1, seq, seq, set(kept.get(d, ()))) for d, seq in counters.items()}
+
+    def locked(self, district_id: int, seq: int) -> None:
+        """The counter read under the district's lock: numbers above our last write were taken by approvals."""
+        counter = self.districts[district_id]
+        counter.skip.update(range(counter.written + 1, seq + 1))
+        counter.high = max(counter.high, seq)
+
+    def keep(self, district_id: int, seq: int) -> None:
+        counter = self.districts[district_id]
+        counter.skip.add(seq)
+        counter.high = max(counter.high, seq)
+
+    def take(self, district_id: int) -> int:
+        counter = self.districts[district_id]
+        seq = counter.next
+        while seq in counter.skip:
+            seq += 1
+        counter.next = seq + 1
+        counter.high = max(counter.high, seq)
+        return seq
+
+    def state(self, district_id: int) -> tuple[int, int, set[int]]:
+        counter = self.districts[district_id]
+        return counter.next, counter.high, set(counter.skip)
+
+    def restore(self, district_id: int, state: tuple[int, int, set[int]]) -> None:
+        counter = self.districts[district_id]
+        counter.next, counter.high, counter.skip = state[0], state[1], set(state[2])
+
+
+def preview_numbers(result: Plan) -> None:
+    """Fill in the numbers a dry run would give (the counters as they were when planned)."""
+    numbers = Numbers(result.counters, result.kept)
+    for row in result.pending():
+        _number_row(row, numbers, result.districts)
+
+
+def _number_row(row: Row, numbers: Numbers, codes: dict[int, str]) -> None:
+    if row.wanted_number is not None:
+        numbers.keep(row.district_id, row.wanted_number)
+        row.member_number = member_number(codes[row.district_id], row.wanted_number)
+    else:
+        row.member_number = member_number(codes[row.district_id], numbers.take(row.district_id))
+
+
+def batches(result: Plan, size: int = BATCH_SIZE) -> Iterator[list[Row]]:
+    pending = result.pending()
+    for start in range(0, len(pending), size):
+        yield pending[start : start + size]
+
+
+@dataclass
+class Writer:
+    """Writes a plan's rows batch by batch; the caller commits after each `write`."""
+
+    result: Plan
+    pii: PiiCipher
+    zone: ZoneInfo
+    actor_id: int | None = None
+
+    def __post_init__(self) -> None:
+        self.numbers = Numbers(self.result.counters, self.result.kept)
+
+    def write(self, session: Session, batch: list[Row]) -> None:
+        """Insert one batch in one executemany; when a row loses a race, the batch goes row by row."""
+        districts = sorted({row.district_id for row in batch})
+        self._lock_counters(session, districts)
+        self._drop_taken_numbers(session, batch)
+        before = {d: self.numbers.state(d) for d in districts}
+        for row in batch:
+            _number_row(row, self.numbers, self.result.districts)
+        try:
+            with session.begin_nested():
+                session.execute(insert(MEMBER), [self._values(row) for row in batch])
+        except IntegrityError:
+            for district_id, state in before.items():
+                self.numbers.restore(district_id, state)
+            self._write_one_by_one(session, batch)
+        else:
+            for row in batch:
+                row.outcome = IMPORTED
+        self._raise_counters(session, districts)
+
+    def _lock_counters(self, session: Session, districts: list[int]) -> None:
+        # The same row lock approval takes to number a member (in id order: no deadlock).
+        for district_id in districts:
+            seq = session.execute(
+                update(District)
+                .where(District.id == district_id)
+                .values(member_seq=District.member_seq)
+                .returning(District.member_seq)
+            ).scalar_one()
+            self.numbers.locked(district_id, seq)
+
+    def _drop_taken_numbers(self, session: Session, batch: list[Row]) -> None:
+        """A kept number that an approval took since the plan is re-assigned."""
+        codes = self.result.districts
+        wanted = {member_number(codes[r.district_id], r.wanted_number): r for r in batch if r.wanted_number}
+        if not wanted:
+            return
+        taken = session.execute(select(Member.member_number).where(Member.member_number.in_(wanted))).scalars()
+        for number in taken:
+            row = wanted[number or ""]
+            self.numbers.keep(row.district_id, row.wanted_number or 0)
+            row.wanted_number, row.reason = None, "number_taken"
+
+    def _raise_counters(self, session: Session, districts: list[int]) -> None:
+        for district_id in districts:
+            counter = self.numbers.districts[district_id]
+            session.execute(update(District).where(District.id == district_id).values(member_seq=counter.high))
+            counter.written = counter.high
+
+    def _write_one_by_one(self, session: Session, batch: list[Row]) -> None:
+        for row in batch:
+            state = self.numbers.state(row.district_id)
+            _number_row(row, self.numbers, self.result.districts)
+            try:
+                with session.begin_nested():
+                    session.execute(insert(MEMBER), [self._values(row)])
+                row.outcome = IMPORTED
+            except IntegrityError:
+                # The phone is the only unique value left to clash: the numbers are taken under
+                # the district's lock, and kept ones checked. A join or another import wrote it.
+                self.numbers.restore(row.district_id, state)
+                row.outcome, row.reason, row.member_number = DUPLICATE_EXISTING, "phone_already_member", ""
+
+    def _values(self, row: Row) -> dict[str, object]:
+        assert row.joined is not None
+        joined = datetime.combine(row.joined, time(9), tzinfo=self.zone)
+        return {
+            "district_id": row.district_id,
+            "workplace_id": row.workplace_id,
+            "name_enc": self.pii.encrypt(row.name),
+            "phone_enc": self.pii.encrypt(row.phone),
+            "phone_index": row.phone_index,
+            "phone_last4_index": self.pii.index(last4(row.phone), purpose="last4"),
+            "platform": row.platform,
+            "status": MemberStatus.approved,
+            "consent_version": CONSENT_VERSION,
+            "consent_at": joined,
+            "source_kind": PlaceKind.workplace if row.workplace_id else PlaceKind.district,
+            "source_qr_version": 0,
+            "created_at": joined,
+            "verified_at": joined,
+            "decided_at": joined,
+            "decided_by_id": self.actor_id,
+            "member_number": row.member_number,
+            "source": MemberSource.import_,
+        }
+
+
+def forget_personal_data(result: Plan) -> None:
+    """Drop names and phones from the plan once written: only the report stays in memory."""
+    for row in result.rows:
+        row.name = row.phone = ""
+
+
+def record(session: Session, result: Plan, *, actor_id: int | None, dry_run: bool, via: str) -> None:
+    """The audit event of an import: counts and districts, no personal data."""
+    audit.record(
+        session,
+        "member.import_dry_run" if dry_run else "member.import",
+        target_type="member",
+        actor_id=actor_id,
+        via=via,
+        rows=len(result.rows),
+        districts=sorted(result.districts.values()),
+        **result.counts(),
+    )
+
+
+REPORT_FIELDS = ("row", "outcome", "reason", "phone", "member_number")
+
+
+def report_csv(result: Plan) -> str:
+    """The per-row report: row number, outcome, reason, masked phone and member number."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(REPORT_FIELDS)
+    for row in result.rows:
+        writer.writerow([row.number, row.outcome, row.reason, row.masked_phone, row.member_number])
+    return out.getvalue()
