@@ -37,7 +37,7 @@ from app.services import audit
 from app.services.crypto import PiiCipher
 from app.services.phones import PhoneInvalid, last4, normalize
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 2000  # a commit costs ~25 ms on SQLite: 50 of them for 100,000 rows
 MEMBER = Member.__table__  # type: ignore[attr-defined]  # Core inserts: one executemany a batch
 MAX_NAME = 50
 CONSENT_VERSION = "import"  # consent given on paper, before this service
@@ -221,7 +221,9 @@ def _cell(record: list[str], columns: dict[str, int], name: str) -> str:
 
 
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
+    """Control and format characters (Cc, Cf, line breaks, bidi overrides); the wide and no-break
+    spaces a spreadsheet may hold are fine. `isprintable` is one C loop (100,000 rows × 7 cells)."""
+    return not text.replace("\u3000", " ").replace("\xa0", " ").isprintable()
 
 
 def _parse(
