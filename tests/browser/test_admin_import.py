@@ -50,7 +50,8 @@ def test_an_admin_imports_a_gbk_file_without_javascript(live_app, chromium, tmp_
     assert page.locator("h1").inner_text() == "导入会员"
     register = tmp_path / "会员.csv"
     rows = f"张三,{phone(1)[3:]},浦东新区总工会,张江美团骑手站,美团,2023-05-01,PD-000012\n李四,1234,PD,,,,\n"
-    register.write_bytes(("姓名,手机号,区,站点,平台,入会日期,会员编号\n" + rows + f"王五,{phone(1)},PD,,,,\n").encode("gbk"))
+    header = "姓名,手机号,区,站点,平台,入会日期,会员编号\n"
+    register.write_bytes((header + rows + f"王五,{phone(1)},PD,,,,\n").encode("gbk"))
     page.set_input_files("input[name=file]", str(register))
     page.uncheck("input[name=dry_run]")
     page.click("form button[type=submit]")
