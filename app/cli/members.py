@@ -96,6 +96,7 @@ def import_command(file: Path, dry_run: bool, encoding: str, report: Path | None
 _FILE_ERRORS = {
     "encoding": "The file could not be read as {} text: save it as CSV UTF-8, or give --encoding.",
     "header": "The first row must name the columns; missing: {}.",
+    "format": "The file is not a CSV table (line {} could not be read).",
 }
 
 

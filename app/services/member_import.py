@@ -152,10 +152,12 @@ def plan(
 ) -> Plan:
     """Decide every row's outcome (nothing is written)."""
     records = csv.reader(io.StringIO(text))
-    header = next(records, None)
-    columns = _columns(header or [])
-    places = _Places(session)
-    rows = [_parse(number, record, columns, places, pii, allowed_regions, today) for number, record in _data(records)]
+    try:
+        columns = _columns(next(records, None) or [])
+        places = _Places(session)
+        rows = [_parse(n, record, columns, places, pii, allowed_regions, today) for n, record in _data(records)]
+    except csv.Error as exc:  # a cell over csv's 128 KiB limit: not a register
+        raise ImportFileError("format", str(records.line_num)) from exc
     _mark_duplicates(session, rows)
     result = Plan(rows, {d_id: places.district_codes[d_id] for d_id in {r.district_id for r in result_rows(rows)}})
     _plan_numbers(session, result)

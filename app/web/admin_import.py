@@ -36,6 +36,7 @@ ENCODINGS = [
 FILE_ERRORS = {
     "encoding": _l("The file could not be read. Save it as “CSV UTF-8”, or choose its encoding."),
     "header": _l("The first row must name the columns. Missing: %(columns)s."),
+    "format": _l("The file is not a CSV table (line %(columns)s could not be read)."),
 }
 REASONS = {
     "missing_name": _l("no name"),
