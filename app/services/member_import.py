@@ -475,17 +475,30 @@ class Writer:
 
     def _write_one_by_one(self, session: Session, batch: list[Row]) -> None:
         for row in batch:
-            state = self.numbers.state(row.district_id)
-            _number_row(row, self.numbers, self.result.districts)
-            try:
-                with session.begin_nested():
-                    session.execute(insert(MEMBER), [self._values(row)])
-                row.outcome = IMPORTED
-            except IntegrityError:
-                # The phone is the only unique value left to clash: the numbers are taken under
-                # the district's lock, and kept ones checked. A join or another import wrote it.
-                self.numbers.restore(row.district_id, state)
+            if self._insert_alone(session, row):
+                continue
+            if session.execute(select(Member.id).where(Member.phone_index == row.phone_index)).first():
+                # A join or another import wrote this phone since the plan.
                 row.outcome, row.reason, row.member_number = DUPLICATE_EXISTING, "phone_already_member", ""
+                continue
+            # Else the number (a defence: numbers are checked and taken under the district's lock).
+            self.numbers.keep(row.district_id, int(row.member_number.rsplit("-", 1)[1]))
+            row.wanted_number, row.reason = None, "number_taken"
+            if not self._insert_alone(session, row):
+                row.outcome, row.reason, row.member_number = REJECTED, "conflict", ""
+
+    def _insert_alone(self, session: Session, row: Row) -> bool:
+        """Number and insert one row in its own savepoint; on a clash the number goes back."""
+        state = self.numbers.state(row.district_id)
+        _number_row(row, self.numbers, self.result.districts)
+        try:
+            with session.begin_nested():
+                session.execute(insert(MEMBER), [self._values(row)])
+        except IntegrityError:
+            self.numbers.restore(row.district_id, state)  # row.member_number still names the clash
+            return False
+        row.outcome = IMPORTED
+        return True
 
     def _values(self, row: Row) -> dict[str, object]:
         assert row.joined is not None

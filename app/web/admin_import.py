@@ -54,6 +54,7 @@ REASONS = {
     "bad_date": _l("join date not a past date (YYYY-MM-DD)"),
     "phone_already_member": _l("already a member (same phone)"),
     "number_taken": _l("member number already used: a new one was given"),
+    "conflict": _l("written by someone else at the same time: try this row again"),
 }
 OUTCOMES = {
     member_import.IMPORTED: _l("imported"),

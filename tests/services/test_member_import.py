@@ -266,3 +266,19 @@ def test_utf8_with_bom_and_gbk_are_both_read(app, db, places):
     with pytest.raises(member_import.ImportFileError):
         member_import.decode(text.encode("gbk"), "utf-8")
     assert outcomes(run(app, db, member_import.decode(text.encode("gbk")))) == [(2, "imported", "")]
+
+
+def test_a_number_clash_at_insert_gets_the_next_free_number(app, db, places, monkeypatch):
+    """The defence behind the check under the lock: a clash on the number re-numbers that row."""
+    result = plan(app, db, HEADER + f"a,{national(1)},PD,,,,PD-000002\nb,{national(2)},PD,,,,\n")
+    db.rollback()
+    run(app, db, HEADER + f"x,{national(9)},HP,,,,\n")
+    db.execute(update(Member).values(member_number="PD-000002"))  # as if another writer took it
+    db.commit()
+    monkeypatch.setattr(member_import.Writer, "_drop_taken_numbers", lambda self, session, batch: None)
+    writer = member_import.Writer(result, app.extensions["pii"], ZONE)
+    for rows in member_import.batches(result):
+        writer.write(db, rows)
+        db.commit()
+    assert outcomes(result) == [(2, "imported", "number_taken"), (3, "imported", "")]
+    assert sorted(r.member_number for r in result.rows) == ["PD-000001", "PD-000003"]
