@@ -77,9 +77,15 @@ def import_command(file: Path, dry_run: bool, encoding: str, report: Path | None
     zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
     try:
         text = member_import.decode(file.read_bytes(), encoding)
-        plan = member_import.plan(
-            db, text, pii=pii, allowed_regions=current_app.config["ALLOWED_REGIONS"], today=datetime.now(zone).date()
-        )
+        with click.progressbar(length=text.count("\n"), label="Checking ", file=sys.stderr) as bar:
+            plan = member_import.plan(
+                db,
+                text,
+                pii=pii,
+                allowed_regions=current_app.config["ALLOWED_REGIONS"],
+                today=datetime.now(zone).date(),
+                progress=bar.update,
+            )
     except member_import.ImportFileError as exc:
         raise click.ClickException(_FILE_ERRORS[exc.reason].format(exc.detail)) from exc
     db.rollback()  # end the planning read: the batches take the write lock one at a time

@@ -23,7 +23,7 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
@@ -42,6 +42,7 @@ MEMBER = Member.__table__  # type: ignore[attr-defined]  # Core inserts: one exe
 MAX_NAME = 50
 CONSENT_VERSION = "import"  # consent given on paper, before this service
 LOOKUP_CHUNK = 500
+PROGRESS_EVERY = 1000
 NUMBER_RE = re.compile(r"^(?P<code>[A-Za-z0-9_-]{1,32})-(?P<seq>\d{6})$")
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
 
@@ -149,13 +150,18 @@ def plan(
     pii: PiiCipher,
     allowed_regions: list[str],
     today: date,
+    progress: Callable[[int], None] = lambda _rows: None,
 ) -> Plan:
-    """Decide every row's outcome (nothing is written)."""
+    """Decide every row's outcome (nothing is written); `progress(n)` after each n rows read."""
     records = csv.reader(io.StringIO(text))
     try:
         columns = _columns(next(records, None) or [])
         places = _Places(session)
-        rows = [_parse(n, record, columns, places, pii, allowed_regions, today) for n, record in _data(records)]
+        rows = []
+        for n, record in _data(records):
+            rows.append(_parse(n, record, columns, places, pii, allowed_regions, today))
+            if len(rows) % PROGRESS_EVERY == 0:
+                progress(PROGRESS_EVERY)
     except csv.Error as exc:  # a cell over csv's 128 KiB limit: not a register
         raise ImportFileError("format", str(records.line_num)) from exc
     _mark_duplicates(session, rows)
