@@ -122,8 +122,11 @@ class Plan:
 def decode(data: bytes, encoding: str = "auto") -> str:
     """The file's text: UTF-8 (with or without Excel's BOM), else GBK (Chinese Excel's "CSV")."""
     if encoding != "auto":
+        # GB18030 reads every GBK file, and the rarer characters of names GBK lacks.
+        name = encoding.lower().replace("_", "-")
+        codec = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig", "gbk": "gb18030"}.get(name, encoding)
         try:
-            return data.decode("utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding)
+            return data.decode(codec)
         except (UnicodeDecodeError, LookupError) as exc:
             raise ImportFileError("encoding", encoding) from exc
     try:

@@ -282,3 +282,11 @@ def test_a_number_clash_at_insert_gets_the_next_free_number(app, db, places, mon
         db.commit()
     assert outcomes(result) == [(2, "imported", "number_taken"), (3, "imported", "")]
     assert sorted(r.member_number for r in result.rows) == ["PD-000001", "PD-000003"]
+
+
+def test_an_explicit_encoding_strips_a_bom_and_gbk_reads_gb18030_names(app, db, places):
+    assert member_import.decode(("\ufeff" + HEADER).encode("utf-8"), "UTF_8") == HEADER
+    rare = "张㛃"  # in GB18030, not in GBK
+    assert member_import.decode(rare.encode("gb18030"), "gbk") == rare
+    with pytest.raises(member_import.ImportFileError):
+        member_import.decode(b"x", "rot13")
