@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from sqlmodel import select
 
 from app.models import AuditEvent, Member
@@ -77,3 +78,30 @@ def test_a_wrong_encoding_or_header_is_a_clear_error(app, db, tmp_path):
     result = app.test_cli_runner().invoke(args=["members", "import", str(bad)])
     assert result.exit_code != 0 and "missing: name, phone, district" in result.output
     assert count(db) == 0
+
+
+def test_checking_the_rows_holds_no_write_lock(app, db, tmp_path, monkeypatch):
+    """While rows are parsed (seconds for a big file), a join must still be able to write (SQLite's one writer)."""
+    import sqlite3
+
+    from app.services import member_import
+
+    url = app.config["DATABASE_URL"]
+    if not url.startswith("sqlite:///"):
+        pytest.skip("SQLite's single write lock; PostgreSQL locks rows")
+    setup_places(db)
+    db.close()
+    real_parse, writes = member_import._parse, []
+
+    def parse_then_write(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not writes:
+            other = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0.2, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" if the import held the lock
+            other.execute("ROLLBACK")
+            other.close()
+            writes.append(True)
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(member_import, "_parse", parse_then_write)
+    path = register(tmp_path, HEADER + f"张三,{phone(1)},PD,,,,\n")
+    assert run(app, str(path)).exit_code == 0 and writes == [True]

@@ -13,7 +13,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlmodel import Session, select
 
-from app.db import get_session
+from app.db import engine, get_session
 from app.models import District, Member, MemberStatus, Workplace
 from app.services import member_import
 from app.services.crypto import PiiCipher
@@ -77,9 +77,14 @@ def import_command(file: Path, dry_run: bool, encoding: str, report: Path | None
     zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
     try:
         text = member_import.decode(file.read_bytes(), encoding)
-        with click.progressbar(length=text.count("\n"), label="Checking ", file=sys.stderr) as bar:
+        # Checked in a read transaction of its own: on SQLite the writing session's would hold
+        # the write lock (joins wait for it) while every row is parsed.
+        with (
+            click.progressbar(length=text.count("\n"), label="Checking ", file=sys.stderr) as bar,
+            Session(engine()) as reader,
+        ):
             plan = member_import.plan(
-                db,
+                reader,
                 text,
                 pii=pii,
                 allowed_regions=current_app.config["ALLOWED_REGIONS"],
@@ -88,7 +93,6 @@ def import_command(file: Path, dry_run: bool, encoding: str, report: Path | None
             )
     except member_import.ImportFileError as exc:
         raise click.ClickException(_FILE_ERRORS[exc.reason].format(exc.detail)) from exc
-    db.rollback()  # end the planning read: the batches take the write lock one at a time
     if dry_run:
         member_import.preview_numbers(plan)
     else:

@@ -436,14 +436,18 @@ class Writer:
     def write(self, session: Session, batch: list[Row]) -> None:
         """Insert one batch in one executemany; when a row loses a race, the batch goes row by row."""
         districts = sorted({row.district_id for row in batch})
+        # Encrypt before the first statement: on SQLite that statement takes the write lock, which
+        # joins wait for, so the lock is held for the database work only.
+        values = [self._values(row) for row in batch]
         self._lock_counters(session, districts)
         self._drop_taken_numbers(session, batch)
         before = {d: self.numbers.state(d) for d in districts}
-        for row in batch:
+        for row, value in zip(batch, values, strict=True):
             _number_row(row, self.numbers, self.result.districts)
+            value["member_number"] = row.member_number
         try:
             with session.begin_nested():
-                session.execute(insert(MEMBER), [self._values(row) for row in batch])
+                session.execute(insert(MEMBER), values)
         except IntegrityError:
             for district_id, state in before.items():
                 self.numbers.restore(district_id, state)

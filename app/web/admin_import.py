@@ -15,11 +15,12 @@ from flask import Blueprint, current_app, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
+from sqlmodel import Session
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, SelectField
 from wtforms.fields.choices import SelectChoice
 
-from app.db import get_session
+from app.db import engine, get_session
 from app.extensions import csrf
 from app.services import member_import
 from app.web.access import role_required, staff
@@ -112,10 +113,14 @@ def _run(data: bytes, encoding: str, *, dry_run: bool) -> member_import.Plan:
     db, pii = get_session(), current_app.extensions["pii"]
     zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
     text = member_import.decode(data, encoding)
-    result = member_import.plan(
-        db, text, pii=pii, allowed_regions=current_app.config["ALLOWED_REGIONS"], today=datetime.now(zone).date()
-    )
-    db.rollback()
+    with Session(engine()) as reader:  # a read transaction: on SQLite the writer's would hold the write lock
+        result = member_import.plan(
+            reader,
+            text,
+            pii=pii,
+            allowed_regions=current_app.config["ALLOWED_REGIONS"],
+            today=datetime.now(zone).date(),
+        )
     if dry_run:
         member_import.preview_numbers(result)
     else:
