@@ -84,7 +84,7 @@ def test_checking_the_rows_holds_no_write_lock(app, db, tmp_path, monkeypatch):
     """While rows are parsed (seconds for a big file), a join must still be able to write (SQLite's one writer)."""
     import sqlite3
 
-    from app.services import member_import
+    from app.services.member_import import rows as member_import
 
     url = app.config["DATABASE_URL"]
     if not url.startswith("sqlite:///"):
