@@ -36,6 +36,13 @@ class MemberStatus(enum.StrEnum):
     rejected = "rejected"
 
 
+class MemberSource(enum.StrEnum):
+    """How a member reached the roster: the QR join flow, or an import of an existing register."""
+
+    join = "join"
+    import_ = "import"
+
+
 class Role(enum.StrEnum):
     admin = "admin"
     official = "official"
@@ -131,6 +138,21 @@ class Member(SQLModel, table=True):
     decided_by_id: int | None = Field(default=None, foreign_key="user.id")
     reject_reason: str | None = Field(default=None, max_length=500)
     member_number: str | None = Field(default=None, max_length=40, unique=True)
+    source: MemberSource = Field(
+        default=MemberSource.join,
+        sa_column=Column(
+            Enum(
+                MemberSource,
+                name="member_source",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+                values_callable=lambda source: [m.value for m in source],  # "import" is a keyword
+            ),
+            nullable=False,
+            server_default=MemberSource.join.value,
+        ),
+    )
 
 
 class JoinAttempt(CodeState, table=True):
