@@ -170,7 +170,11 @@ class Config:
         # A poster's rendered page is reused this long per process (0: render every time); a
         # change made on another server shows here within this many seconds.
         self.SCAN_PAGE_CACHE_SECONDS = float(env.get("SCAN_PAGE_CACHE_SECONDS", "10"))
+        # redis://, rediss://, redis+sentinel://[:password@]host:port[,host:port]/service_name or
+        # redis+cluster://host:port[,host:port] (the `limits` library's schemes).
         self.REDIS_URL = env.get("REDIS_URL", "")
+        # /metrics answers only with this bearer token (404 without one: use METRICS_BIND).
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN", "")
         self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", self.REDIS_URL or "swept-memory://")
         self.RATELIMIT_STRATEGY = "moving-window"
         self.RATELIMIT_HEADERS_ENABLED = True
