@@ -59,3 +59,44 @@ def _redacted_logger():  # type: ignore[no-untyped-def]
 
 
 logger_class = _redacted_logger()
+
+# Metrics (app/services/metrics.py): each worker writes its counters to files in this folder and
+# /metrics sums them. It must be set before a worker imports prometheus_client, and emptied at
+# every start (old files would add a previous run's counts).
+_metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(worker_tmp_dir or "/tmp", f"scanjoin-metrics-{os.getpid()}"),  # noqa: S108
+)
+# METRICS_BIND (e.g. 127.0.0.1:9100): the master also serves the metrics on this address, for a
+# Prometheus on a private network, without METRICS_TOKEN; keep it off the public interface.
+_metrics_bind = os.environ.get("METRICS_BIND", "")
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    import shutil
+
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, mode=0o700, exist_ok=True)
+
+
+def when_ready(server):  # type: ignore[no-untyped-def]
+    if not _metrics_bind:
+        return
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=_metrics_dir)
+    host, _, port = _metrics_bind.rpartition(":")
+    start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    import shutil
+
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
