@@ -161,6 +161,8 @@ class Config:
         self.CARD_VALID_DAYS = int(env.get("CARD_VALID_DAYS", "365"))
         self.MAX_CONTENT_LENGTH = int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+        # json: one JSON object a line (for a log collector); text: for a person at a terminal.
+        self.LOG_FORMAT = "text" if env.get("LOG_FORMAT", "json").lower() == "text" else "json"
         # Funnel counts (scans, forms, codes, joins) are written in batches this often; 0 writes
         # at the end of each request. A killed process loses at most this many seconds of counts.
         self.FUNNEL_FLUSH_SECONDS = float(env.get("FUNNEL_FLUSH_SECONDS", "5"))

@@ -43,17 +43,19 @@ access_log_format = '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 
 
 def _redacted_logger():  # type: ignore[no-untyped-def]
-    """gunicorn's logger with app/logs.py's filters on its error and access logs, set again on
-    every (re)configuration: a traceback from a streamed response never holds a name or phone."""
+    """gunicorn's logger with app/logs.py's filters and format on its error and access logs, set
+    again on every (re)configuration: a traceback from a streamed response never holds a name or phone."""
     from gunicorn.glogging import Logger
 
-    from app.logs import protect
+    from app.logs import formatter, protect
 
     class RedactedLogger(Logger):
         def setup(self, cfg):  # type: ignore[no-untyped-def]
             super().setup(cfg)
-            protect(self.error_log, urls=True)
-            protect(self.access_log, urls=True)
+            for log in (self.error_log, self.access_log):
+                protect(log, urls=True)
+                for handler in log.handlers:  # JSON lines as the app writes them (LOG_FORMAT)
+                    handler.setFormatter(formatter(os.environ.get("LOG_FORMAT", "json").lower()))
 
     return RedactedLogger
 
@@ -61,11 +63,11 @@ def _redacted_logger():  # type: ignore[no-untyped-def]
 logger_class = _redacted_logger()
 
 # Metrics (app/services/metrics.py): each worker writes its counters to files in this folder and
-# /metrics sums them. It must be set before a worker imports prometheus_client, and emptied at
-# every start (old files would add a previous run's counts).
-_metrics_dir = os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR",
-    os.path.join(worker_tmp_dir or "/tmp", f"scanjoin-metrics-{os.getpid()}"),  # noqa: S108
+# /metrics sums them. It is set when the master starts, before any worker imports
+# prometheus_client, and emptied then (old files would add a previous run's counts).
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+    worker_tmp_dir or "/tmp",  # noqa: S108 - a private folder (0700) of this master's own
+    f"scanjoin-metrics-{os.getpid()}",
 )
 # METRICS_BIND (e.g. 127.0.0.1:9100): the master also serves the metrics on this address, for a
 # Prometheus on a private network, without METRICS_TOKEN; keep it off the public interface.
@@ -77,6 +79,7 @@ def on_starting(server):  # type: ignore[no-untyped-def]
 
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir, mode=0o700, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir  # the workers inherit it
 
 
 def when_ready(server):  # type: ignore[no-untyped-def]

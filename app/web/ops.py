@@ -5,26 +5,24 @@ and join pages work without Redis, so a Redis outage is reported in the body and
 never takes every server out of a load balancer's rotation at once. Sending codes still fails
 closed without Redis (app/services/limits/). /metrics answers only with METRICS_TOKEN as a
 bearer token (404 when no token is set: Prometheus then reads gunicorn's METRICS_BIND).
+Every request gets an id (X-Request-ID when it is a plain id, else a new one), echoed in the
+response and named by every log line written while it is answered (app/logs.py).
 """
 
 from __future__ import annotations
 
 import hmac
-import re
-import secrets
 import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from limits.storage import Storage, storage_from_string
 from sqlalchemy import text
 
-from app import db
+from app import db, logs
 from app.services import metrics
 
 bp = Blueprint("ops", __name__)
 
-# An incoming X-Request-ID is kept when it is a plain id (it must not smuggle text into logs).
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 REDIS_TIMEOUT = 1  # seconds: a load balancer's probe must get its answer before its own timeout
 
 
@@ -54,8 +52,15 @@ def metrics_page():  # type: ignore[no-untyped-def]
 @bp.before_app_request
 def start_request() -> None:
     g.started = time.perf_counter()
-    given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if REQUEST_ID.match(given) else secrets.token_hex(16)
+    g.request_id = logs.new_request_id(request.headers.get("X-Request-ID"))
+    g.request_id_token = logs.REQUEST_ID.set(g.request_id)  # every log line of this request names it
+
+
+@bp.teardown_app_request
+def end_request(_exc: BaseException | None) -> None:
+    token = g.pop("request_id_token", None)
+    if token is not None:
+        logs.REQUEST_ID.reset(token)
 
 
 @bp.after_app_request
