@@ -161,6 +161,8 @@ class Config:
         self.CARD_VALID_DAYS = int(env.get("CARD_VALID_DAYS", "365"))
         self.MAX_CONTENT_LENGTH = int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+        # json: one JSON object a line (for a log collector); text: for a person at a terminal.
+        self.LOG_FORMAT = "text" if env.get("LOG_FORMAT", "json").lower() == "text" else "json"
         # Funnel counts (scans, forms, codes, joins) are written in batches this often; 0 writes
         # at the end of each request. A killed process loses at most this many seconds of counts.
         self.FUNNEL_FLUSH_SECONDS = float(env.get("FUNNEL_FLUSH_SECONDS", "5"))
@@ -170,7 +172,11 @@ class Config:
         # A poster's rendered page is reused this long per process (0: render every time); a
         # change made on another server shows here within this many seconds.
         self.SCAN_PAGE_CACHE_SECONDS = float(env.get("SCAN_PAGE_CACHE_SECONDS", "10"))
+        # redis://, rediss://, redis+sentinel://[:password@]host:port[,host:port]/service_name or
+        # redis+cluster://host:port[,host:port] (the `limits` library's schemes).
         self.REDIS_URL = env.get("REDIS_URL", "")
+        # /metrics answers only with this bearer token (404 without one: use METRICS_BIND).
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN", "")
         self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI", self.REDIS_URL or "swept-memory://")
         self.RATELIMIT_STRATEGY = "moving-window"
         self.RATELIMIT_HEADERS_ENABLED = True

@@ -39,7 +39,7 @@ def create_app(config: Any | None = None, env: Mapping[str, str] | None = None) 
 def configure_logging(app: Flask) -> None:
     from app.logs import install_redaction
 
-    install_redaction(app.config["LOG_LEVEL"])
+    install_redaction(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
 
 def register_extensions(app: Flask) -> None:

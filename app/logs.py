@@ -6,20 +6,38 @@ but not the exceptions' messages (they can quote input: openpyxl's quotes the ce
 error its parameters). Access logs drop query strings (search boxes take names and phones).
 Every logger of the process goes through this, gunicorn's included (gunicorn.conf.py). It is a
 last line of defence: the code never logs personal data on purpose.
+
+Lines are JSON (LOG_FORMAT=json, the default; `text` for a person at a terminal), one per
+record, written as they happen, each with the request id of the request that logged it
+(app/web/ops.py sets it from X-Request-ID or makes one). In JSON every string field of the
+record is masked, not only the message: an `extra=` value passes the same filter.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
+import sys
 import traceback
+from contextvars import ContextVar
 from types import TracebackType
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 DIGIT_RUN = re.compile(r"\+?\d[\d\s-]{4,}\d")
 # "GET /api/v1/members?q=... HTTP/1.1": everything from "?" to the next space or quote.
 QUERY_STRING = re.compile(r"(/[^\s?\"]*)\?[^\s\"]*")
 # Loggers whose lines name request URLs (gunicorn.error: "Error handling request /path?...").
 URL_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
+# The request being answered in this thread (or task), "-" outside one.
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+# Fields a JSON line carries; the time and the request id are never masked (neither can hold
+# a digit run of 6: see new_request_id), everything else is.
+JSON_FIELDS = ("asctime", "levelname", "name", "message", "request_id")
+UNMASKED = frozenset({"time", "request_id"})
 
 
 class RedactDigits(logging.Filter):
@@ -49,6 +67,62 @@ class DropQueryStrings(logging.Filter):
         return True
 
 
+class RequestContext(logging.Filter):
+    """Give every record the id of the request it was logged in."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get()
+        return True
+
+
+class JsonLines(JsonFormatter):
+    """One JSON object a line: time, level, logger, message, request id, extras, all masked."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            " ".join(f"%({name})s" for name in JSON_FIELDS),
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            datefmt="%Y-%m-%dT%H:%M:%S%z",
+            json_ensure_ascii=False,
+        )
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        # python-json-logger formats exc_info itself (not exc_text): without the messages here too.
+        return DIGIT_RUN.sub(_mask, traceback_without_messages(ei[1])) if ei and ei[1] else ""
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {key: _masked(value) if key not in UNMASKED else value for key, value in log_data.items()}
+
+
+def new_request_id(given: str | None = None) -> str:
+    """`given` when it is a plain id without a digit run (a client could send a phone number as
+    its request id), else a fresh random one."""
+    if given and REQUEST_ID_SHAPE.match(given) and not DIGIT_RUN.search(given):
+        return given
+    while True:
+        made = secrets.token_hex(16)
+        if not DIGIT_RUN.search(made):
+            return made
+
+
+REQUEST_ID_SHAPE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return DIGIT_RUN.sub(_mask, value)
+    if isinstance(value, dict):
+        return {key: _masked(one) for key, one in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(one) for one in value]
+    return value
+
+
+def formatter(kind: str) -> logging.Formatter:
+    """The formatter for LOG_FORMAT `kind`: json (the default) or text."""
+    return logging.Formatter(TEXT_FORMAT) if kind == "text" else JsonLines()
+
+
 def traceback_without_messages(exc: BaseException) -> str:
     """The traceback as Python prints it, each exception reduced to its type."""
     chain: list[BaseException] = []
@@ -71,6 +145,7 @@ def protect(logger: logging.Logger, *, urls: bool = False) -> None:
     """Put the filters on `logger` and on each of its handlers (records passed up from a
     child logger meet only the handlers' filters); `urls`: its lines name request URLs."""
     wanted: list[type[logging.Filter]] = [DropQueryStrings, RedactDigits] if urls else [RedactDigits]
+    wanted.append(RequestContext)
     for filterer in (logger, *logger.handlers):
         for kind in wanted:
             if not any(isinstance(f, kind) for f in filterer.filters):
@@ -82,12 +157,13 @@ def _mask(match: re.Match[str]) -> str:
     return match.group() if digits < 6 else "[redacted]"
 
 
-def install_redaction(level: str) -> None:
-    """Put the filter on every root handler (and add one if there is none)."""
+def install_redaction(level: str, kind: str = "json") -> None:
+    """Put the filter on every root handler (and add one, in LOG_FORMAT `kind`, if there is none)."""
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        # stderr is unbuffered: each line is out as it is logged, not when a buffer fills.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter(kind))
         root.addHandler(handler)
     protect(root)
     root.setLevel(level)

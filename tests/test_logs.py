@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import sys
 
-from app.logs import RedactDigits
+from app.logs import JsonLines, RedactDigits
 
 
 def test_phone_numbers_and_codes_are_masked():
@@ -15,3 +18,49 @@ def test_phone_numbers_and_codes_are_masked():
     message = record.getMessage()
     assert "0001" not in message and "123456" not in message
     assert "12:00" in message, "short numbers stay readable"
+
+
+def _json_line(record: logging.LogRecord) -> dict:  # type: ignore[type-arg]
+    from app.logs import JsonLines, RequestContext
+
+    RedactDigits().filter(record)
+    RequestContext().filter(record)
+    return json.loads(JsonLines().format(record))
+
+
+def test_json_lines_mask_the_message_extras_and_tracebacks():
+    try:
+        raise ValueError("bad number +8613800138000")
+    except ValueError:
+        record = logging.LogRecord("app.x", logging.ERROR, __file__, 1, "to %s", ("13800138000",), sys.exc_info())
+    record.phone = "138 0013 8000"  # an `extra=` value
+    line = _json_line(record)
+    assert line["level"] == "ERROR" and line["logger"] == "app.x" and line["request_id"] == "-"
+    assert line["message"] == "to [redacted]" and line["phone"] == "[redacted]"
+    assert "ValueError" in line["exc_info"] and "13800138000" not in json.dumps(line)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", line["time"])
+
+
+def test_a_request_names_its_id_in_the_log_and_the_response(app, caplog):  # type: ignore[no-untyped-def]
+    from app.logs import RequestContext
+
+    @app.get("/_log_something")
+    def log_something():  # type: ignore[no-untyped-def]
+        logging.getLogger("app.test").warning("something happened")
+        return "ok"
+
+    handler = caplog.handler
+    handler.addFilter(RequestContext())
+    response = app.test_client().get("/_log_something", headers={"X-Request-ID": "req-abc-def-ghi"})
+    assert response.headers["X-Request-ID"] == "req-abc-def-ghi"
+    [record] = [r for r in caplog.records if r.name == "app.test"]
+    assert record.request_id == "req-abc-def-ghi"
+    made = app.test_client().get("/_log_something", headers={"X-Request-ID": "13800138000"})
+    assert made.headers["X-Request-ID"] != "13800138000", "a phone number is no request id"
+
+
+def test_log_format_text_for_a_person():
+    from app.logs import formatter
+
+    assert not isinstance(formatter("text"), JsonLines)
+    assert isinstance(formatter("json"), JsonLines)

@@ -71,6 +71,19 @@ class PiiCipher:
         except (KeyError, InvalidTag, binascii.Error, ValueError) as exc:
             raise ValueError("ciphertext does not decrypt with any configured key") from exc
 
+    def is_current(self, token: str) -> bool:
+        """True when `token` is sealed by the first (current) key in the current format."""
+        if not token.startswith(PREFIX):
+            return False
+        try:
+            return binascii.a2b_base64(token[len(PREFIX) :], strict_mode=True)[:KEY_ID_BYTES] == self._key_id
+        except (binascii.Error, ValueError):
+            return False
+
+    def reencrypt(self, token: str) -> str:
+        """`token` sealed again by the current key (unchanged when it already is)."""
+        return token if self.is_current(token) else self.encrypt(self.decrypt(token))
+
     def _decrypt_fernet(self, token: str) -> str:
         try:
             return self._legacy.decrypt(token.encode()).decode()

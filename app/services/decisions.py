@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from app.models import Member, User, utcnow
-from app.services import events, notify, roster
+from app.services import events, metrics, notify, roster
 from app.services.crypto import PiiCipher
 from app.services.sms import SmsGateway
 
@@ -58,6 +58,7 @@ def decide_one(
 
 def _decided(session: Session, member: Member, approved: bool) -> None:
     events.record(session, events.MemberDecided(member.id or 0, member.district_id, approved))
+    metrics.decided(approved)
 
 
 def notify_handler(

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from app.models import PlaceKind, PlaceStat
+from app.services import metrics
 
 log = logging.getLogger(__name__)
 STEPS = ("scans", "forms", "verified", "joins")
@@ -75,6 +76,7 @@ class FunnelBuffer:
             raise ValueError(f"unknown funnel step {step}")
         with self.lock:
             self.pending[(kind, place_id, qr_version, step, day)] += 1
+        metrics.funnel_step(step)
         if self.interval > 0 and self.flusher_pid != os.getpid():
             self._start_flusher()
 

@@ -13,8 +13,9 @@ import secrets
 from datetime import datetime, timedelta
 
 from app.models import CodeState
+from app.services import metrics
 from app.services.limits import FAILURES, Limits, PhoneLocked
-from app.services.sms import JOIN_CODE, Message, SmsGateway, render
+from app.services.sms import JOIN_CODE, Message, SmsError, SmsGateway, render
 
 CODE_DIGITS = 6
 # B3: a first code and one resend per join attempt (China's carriers hold a third text).
@@ -92,11 +93,17 @@ def resend_wait(attempt: CodeState, *, now: datetime, cooldown: int) -> int:
 
 def deliver(gateway: SmsGateway, *, to: str, code: str | None, locale: str, kind: str = JOIN_CODE) -> None:
     """Send the code (after the commit) as a message of `kind` (a join or status-check code). Raises SmsError."""
-    if gateway.provides_codes:
-        gateway.start_verification(to, "en" if locale.startswith("en") else "zh")
-    else:
-        assert code is not None
-        gateway.send(to, Message(kind, {"code": code}, locale))
+    provider = type(gateway).__name__  # a class name: the metrics' provider label
+    try:
+        if gateway.provides_codes:
+            gateway.start_verification(to, "en" if locale.startswith("en") else "zh")
+        else:
+            assert code is not None
+            gateway.send(to, Message(kind, {"code": code}, locale))
+    except SmsError as exc:
+        metrics.code_failed(provider, exc.kind)
+        raise
+    metrics.code_sent(provider)
 
 
 def check(

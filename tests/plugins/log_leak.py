@@ -55,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     root.addHandler(CAPTURE)
     root.setLevel(logging.DEBUG)
     install = logs.install_redaction
-    logs.install_redaction = lambda _level: install("DEBUG")  # type: ignore[assignment]
+    logs.install_redaction = lambda _level, kind="json": install("DEBUG", kind)  # type: ignore[assignment]
     new_code = verification.new_code
 
     def remembered() -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from limits import RateLimitItemPerSecond, parse
 from limits.strategies import RateLimiter
 
+from app.services import metrics
 from app.services.crypto import PiiCipher
 from app.services.limits.store import LimiterUnavailable, Rule, WindowStore
 
@@ -218,6 +219,7 @@ class Limits:
         if refused is None:
             return
         index, wait = refused
+        metrics.limit_refused(checks[index][0].scope)
         if checks[index][0] is LOCK:
             raise PhoneLocked("phone", wait)
         raise LimitExceeded(checks[index][0].scope, wait)

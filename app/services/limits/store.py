@@ -23,11 +23,14 @@ from limits import RateLimitItem
 from limits.errors import StorageError
 from limits.storage import RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter, RateLimiter
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "scanjoin"
+# In braces: a Redis Cluster hash tag. Every window then lives in one slot, which the scripts
+# need (one reserve tests and takes the phone, address, prefix, poster and global windows
+# atomically, and a script may only touch keys of one slot); it puts them all on one node.
+NAMESPACE = "{scanjoin}"
 IN_PROCESS_SCHEMES = ("memory", "swept-memory")
 
 # The key each store's window names are hashed under, set when the app is built; a store
@@ -159,7 +162,7 @@ class WindowStore:
     def call(function, *args):  # type: ignore[no-untyped-def]
         try:
             return function(*args)
-        except (StorageError, RedisError, ConnectionError, TimeoutError) as exc:
+        except (StorageError, RedisError, RedisClusterException, ConnectionError, TimeoutError) as exc:
             log.error("rate limit store unavailable: %s", type(exc).__name__)
             raise LimiterUnavailable() from exc
 
