@@ -169,3 +169,16 @@ def test_funnel_per_poster_with_approved_members(db, pii, places):
     assert (poster.kind, poster.place_id, poster.qr_version) == (PlaceKind.workplace, zj.id, 1)
     assert shown == {"scans": 40, "forms": 20, "sent": None, "verified": 9, "approved": 6}
     assert report.by_district is None and report.decisions == {}  # no member figures for organizers
+
+
+def test_decisions_per_district_and_together(db, pii, places):
+    pd, xh, *_ = places
+    decided = {"status": MemberStatus.approved}
+    add(db, pii, pd, NOW - timedelta(days=2), decided_after=timedelta(hours=2), **decided)  # type: ignore[arg-type]
+    add(db, pii, xh, NOW - timedelta(days=2), decided_after=timedelta(hours=30), **decided)  # type: ignore[arg-type]
+    add(db, pii, xh, NOW - timedelta(days=40))  # pending and overdue
+    db.commit()
+    found = dashboard.decisions_by_district(db, [pd.id, xh.id], dashboard.window(NOW, 30), 15)
+    assert (found[pd.id].decided, found[pd.id].median_hours, found[pd.id].overdue) == (1, 2, 0)
+    assert (found[xh.id].decided, found[xh.id].median_hours, found[xh.id].overdue) == (1, 30, 1)
+    assert (found[None].decided, found[None].median_hours, found[None].p90_hours, found[None].overdue) == (2, 2, 30, 1)
