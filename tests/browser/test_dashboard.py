@@ -36,8 +36,9 @@ def seed(app) -> None:  # type: ignore[no-untyped-def]
         app.config["DASHBOARD_TEST_SECRET"] = conftest.enrol(app, db, user)
 
 
-def sign_in(live_app, chromium, width: int):  # type: ignore[no-untyped-def]
-    context = chromium.new_context(locale="zh-CN", java_script_enabled=False, viewport={"width": width, "height": 800})
+def sign_in(live_app, chromium, width: int, locale: str = "zh-CN"):  # type: ignore[no-untyped-def]
+    viewport = {"width": width, "height": 800}
+    context = chromium.new_context(locale=locale, java_script_enabled=False, viewport=viewport)
     page = context.new_page()
     page.goto(live_app.url + "/login")
     page.fill("input[name=email]", "official@example.org")
@@ -51,9 +52,10 @@ def sign_in(live_app, chromium, width: int):  # type: ignore[no-untyped-def]
     return page
 
 
-def test_dashboard_fits_a_phone_without_javascript(live_app, chromium):
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+def test_dashboard_fits_a_phone_without_javascript(live_app, chromium, locale):
     seed(live_app.app)
-    page = sign_in(live_app, chromium, 390)
+    page = sign_in(live_app, chromium, 390, locale)
     page.goto(live_app.url + "/dashboard/")
     assert page.locator("h1").count() == 1
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
@@ -63,9 +65,11 @@ def test_dashboard_fits_a_phone_without_javascript(live_app, chromium):
         box = charts.nth(n).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["height"] > 20
     assert page.locator("table").count() >= 5
+    funnel = page.locator("table.funnel").bounding_box()  # the widest table: it fits without scrolling
+    assert funnel is not None and funnel["x"] + funnel["width"] <= 390
     if SHOTS:
-        page.screenshot(path=str(Path(SHOTS) / "dashboard-390.png"), full_page=True)
+        page.screenshot(path=str(Path(SHOTS) / f"dashboard-390-{locale}.png"), full_page=True)
         page.set_viewport_size({"width": 1366, "height": 800})
         page.goto(live_app.url + "/dashboard/?days=90")
         assert page.evaluate("document.documentElement.scrollWidth") <= 1366
-        page.screenshot(path=str(Path(SHOTS) / "dashboard-1366.png"), full_page=True)
+        page.screenshot(path=str(Path(SHOTS) / f"dashboard-1366-{locale}.png"), full_page=True)
