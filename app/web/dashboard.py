@@ -123,6 +123,10 @@ def _view(report: dashboard.Report) -> dict[str, Any]:
     platforms.sort(key=_largest_first)
     view["platform_chart"] = charts.bars(platforms, _("Applications by platform"), "platforms")
     view["platform_rows"] = platforms
+    view["platform_days"] = (
+        [_platform_label(k) for k in report.platform_keys],
+        [(day, [report.by_platform[day, k] for k in report.platform_keys]) for day in report.win.dates()],
+    )
     view["decision_rows"] = _decision_rows(report)
     return view
 

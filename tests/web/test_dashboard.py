@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -106,3 +107,12 @@ def test_a_bad_period_is_a_400(client, db, world, days):
 def test_signed_out_goes_to_sign_in(client, world):
     response = client.get("/dashboard/")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_platforms_per_day_are_on_the_page_and_suppressed(client, db, world):
+    signed_in(client, db, "pd@example.org")
+    html = client.get("/dashboard/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    day = (utcnow() - timedelta(days=1)).astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    per_day = html.split("Per day", 1)[1]
+    row = per_day.split(f'<th scope="row">{day}</th>', 1)[1].split("</tr>", 1)[0]
+    assert row.count("&lt;5") == 2  # DiDi 1, Meituan 7 as its complement
