@@ -61,17 +61,18 @@ def test_a_template_only_backend_gets_kinds_and_parameters_from_every_caller(app
 
 
 def test_settings_check_deploy_and_the_builder_read_one_registry(env, monkeypatch):
-    fake = backends.Backend("aliyun", "console", True, ("ALIYUN_KEY",), ("Aliyun: the templates are approved",))
-    with pytest.raises(settings.ConfigError, match="console, twilio-verify or twilio-messaging, not 'aliyun'"):
-        settings.load_config({**env, "SMS_BACKEND": "aliyun"})
-    assert "SMS_BACKEND must be twilio-verify or twilio-messaging" in deploy_check.problems({"SMS_BACKEND": "aliyun"})
+    fake = backends.Backend("acme", "console", True, ("ACME_KEY",), ("Acme: the templates are approved",))
+    every = "twilio-verify, twilio-messaging, aliyun or tencent"
+    with pytest.raises(settings.ConfigError, match=f"console, {every}, not 'acme'"):
+        settings.load_config({**env, "SMS_BACKEND": "acme"})
+    assert f"SMS_BACKEND must be {every}" in deploy_check.problems({"SMS_BACKEND": "acme"})
 
-    monkeypatch.setitem(backends.REGISTRY, "aliyun", fake)
-    assert settings.load_config({**env, "SMS_BACKEND": "aliyun"}).SMS_BACKEND == "aliyun"
-    assert not any("SMS_BACKEND" in problem for problem in deploy_check.problems({"SMS_BACKEND": "aliyun"}))
-    assert deploy_check.checklist({"SMS_BACKEND": "aliyun"})[0] == "Aliyun: the templates are approved"
+    monkeypatch.setitem(backends.REGISTRY, "acme", fake)
+    assert settings.load_config({**env, "SMS_BACKEND": "acme"}).SMS_BACKEND == "acme"
+    assert not any("SMS_BACKEND" in problem for problem in deploy_check.problems({"SMS_BACKEND": "acme"}))
+    assert deploy_check.checklist({"SMS_BACKEND": "acme"})[0] == "Acme: the templates are approved"
     assert "Twilio Verify Fraud Guard is set to Max (B1)" in deploy_check.checklist({"SMS_BACKEND": "twilio-verify"})
-    assert isinstance(sms.make_gateway({"SMS_BACKEND": "aliyun", "SMS_OUTBOX": "/dev/null"}), sms.ConsoleGateway)
+    assert isinstance(sms.make_gateway({"SMS_BACKEND": "acme", "SMS_OUTBOX": "/dev/null"}), sms.ConsoleGateway)
 
 
 def test_a_receipt_is_provider_neutral_and_an_opt_out_is_remembered(app, db):  # type: ignore[no-untyped-def]
