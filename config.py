@@ -164,9 +164,11 @@ class Config:
         # Funnel counts (scans, forms, codes, joins) are written in batches this often; 0 writes
         # at the end of each request. A killed process loses at most this many seconds of counts.
         self.FUNNEL_FLUSH_SECONDS = float(env.get("FUNNEL_FLUSH_SECONDS", "5"))
-        # Join codes are sent after the response by this many threads per process (0: in the
-        # request, as the tests do): a slow SMS provider then holds these, not request threads.
-        self.SMS_SENDER_THREADS = int(env.get("SMS_SENDER_THREADS", "16"))
+        # The durable queue of SMS tasks (app/services/tasks.py), run by `flask --app wsgi worker`:
+        # sqlite:///path (one machine), redis://… (several machines) or immediate (tests only).
+        self.TASK_QUEUE = env.get("TASK_QUEUE", f"sqlite:///{instance / 'tasks.db'}")
+        # Threads of the consumer: each waits on the provider, so a slow one holds these only.
+        self.TASK_WORKERS = int(env.get("TASK_WORKERS", "8"))
         # A poster's rendered page is reused this long per process (0: render every time); a
         # change made on another server shows here within this many seconds.
         self.SCAN_PAGE_CACHE_SECONDS = float(env.get("SCAN_PAGE_CACHE_SECONDS", "10"))
@@ -296,7 +298,7 @@ class TestingConfig(Config):
             "SMS_BACKEND": "memory",
             "PUBLIC_BASE_URL": "https://join.example.org",
             "FUNNEL_FLUSH_SECONDS": "0",
-            "SMS_SENDER_THREADS": "0",
+            "TASK_QUEUE": "immediate",
             "CONVERSION_GRACE_SECONDS": "0",
             # A key of its own per test app when a test gives none (random, never one in the source).
             "CARD_SIGNING_KEY": env.get("CARD_SIGNING_KEY") or new_card_key(),
