@@ -167,6 +167,7 @@ class Config:
         # The durable queue of SMS tasks (app/services/tasks.py), run by `flask --app wsgi worker`:
         # sqlite:///path (one machine), redis://… (several machines) or immediate (tests only).
         self.TASK_QUEUE = env.get("TASK_QUEUE", f"sqlite:///{instance / 'tasks.db'}")
+        self.TASK_QUEUE_NAME = env.get("TASK_QUEUE_NAME", "scanjoin")  # Redis: one name per deployment
         # Threads of the consumer: each waits on the provider, so a slow one holds these only.
         self.TASK_WORKERS = int(env.get("TASK_WORKERS", "8"))
         # A poster's rendered page is reused this long per process (0: render every time); a

@@ -126,7 +126,11 @@ def register_events(app: Flask) -> None:
     link = app.config["PUBLIC_BASE_URL"] + app.url_map.bind("localhost").build("status.start")
     # Every SMS a commit asks for is a queued task, sent by `flask worker` (app/services/tasks.py).
     deliveries = tasks.Deliveries(
-        tasks.make_huey(config["TASK_QUEUE"]), pii, gateway, new_session, tasks.Settings(config["SECRET_KEY"], link)
+        tasks.make_huey(config["TASK_QUEUE"], config["TASK_QUEUE_NAME"]),
+        pii,
+        gateway,
+        new_session,
+        tasks.Settings(config["SECRET_KEY"], link),
     )
     app.extensions["tasks"] = deliveries
     bus.subscribe(events.CodeRequested, deliveries.enqueue_code)
