@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from app.models import CodeState, JoinAttempt, Member, StatusCheck, utcnow
+from app.models import AuditEvent, CodeState, JoinAttempt, Member, StatusCheck, utcnow
 from app.services import audit, events, notify, sms, verification
 from app.services.crypto import PiiCipher
 
@@ -183,3 +183,18 @@ class Deliveries:
     @staticmethod
     def notice_failed(db: Session, member_id: int, kind: str) -> None:
         audit.record(db, NOTICE_FAILED, target_type="member", target_id=member_id, reason=kind)
+
+
+def notice_failure(db: Session, member_id: int, decided_at: datetime | None) -> str | None:
+    """Why the notice of the member's latest decision (at `decided_at`) finally failed, or None."""
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.action == NOTICE_FAILED, AuditEvent.target_type == "member")
+        .where(AuditEvent.target_id == str(member_id))
+        .order_by(AuditEvent.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    )
+    failed = db.exec(query).first()
+    if failed is None or decided_at is None or _aware(failed.at) < _aware(decided_at):
+        return None  # never, or about an earlier decision
+    return str(failed.details.get("reason", "unavailable"))

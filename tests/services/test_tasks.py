@@ -98,3 +98,21 @@ def test_make_huey_reads_the_setting(tmp_path):  # type: ignore[no-untyped-def]
     assert not tasks.make_huey(f"sqlite:///{tmp_path / 'q.db'}").immediate
     with pytest.raises(ValueError):
         tasks.make_huey("amqp://nowhere")
+
+
+def test_a_notice_that_finally_failed_is_flagged_on_the_members_page(app, client, db, sms):  # type: ignore[no-untyped-def]
+    from tests.web.test_roster import make_member, post_form, sign_in
+
+    district = factories.district(db, "PD", "浦东")
+    member = make_member(db, app.extensions["pii"], district, 1)
+    db.commit()
+    sign_in(client, db)
+    page = client.get(f"/roster/{member.id}", headers={"Accept-Language": "en"})
+    assert "Not delivered" not in page.text
+    sms.fail_with = SmsError("rejected", 21211)  # permanent: no retry, audited at once
+    post_form(client, f"/roster/{member.id}", f"/roster/{member.id}/approve")
+    page = client.get(f"/roster/{member.id}", headers={"Accept-Language": "en"})
+    assert "Not delivered: the worker was not told of this decision by SMS" in page.text
+    db.commit()
+    failed = db.exec(select(AuditEvent).where(AuditEvent.action == tasks.NOTICE_FAILED)).one()
+    assert failed.details == {"reason": "rejected"} and factories.phone(1)[-4:] not in str(failed.details)
