@@ -167,6 +167,9 @@ class Config:
         # The durable queue of SMS tasks (app/services/tasks.py), run by `flask --app wsgi worker`:
         # sqlite:///path (one machine), redis://… (several machines) or immediate (tests only).
         self.TASK_QUEUE = env.get("TASK_QUEUE", f"sqlite:///{instance / 'tasks.db'}")
+        # The key of /sms/<aliyun|tencent>/receipts?key=…, where the mainland providers push
+        # delivery reports and replies (empty: the path answers 404).
+        self.SMS_RECEIPT_SECRET = env.get("SMS_RECEIPT_SECRET", "")
         self.TASK_QUEUE_NAME = env.get("TASK_QUEUE_NAME", "scanjoin")  # Redis: one name per deployment
         # Threads of the consumer: each waits on the provider, so a slow one holds these only.
         self.TASK_WORKERS = int(env.get("TASK_WORKERS", "8"))
