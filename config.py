@@ -333,6 +333,8 @@ class ProductionConfig(Config):
             raise ConfigError(f"missing required settings: {', '.join(missing)}")
         if self.RATELIMIT_STORAGE_URI.split("://", 1)[0] in ("memory", "swept-memory"):
             raise ConfigError("production needs REDIS_URL (limits must be shared by every worker, not in memory)")
+        if not self.TASK_QUEUE.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
+            raise ConfigError("production needs TASK_QUEUE=sqlite:///path or redis://… (codes must survive a restart)")
         if self.QR_SECRETS[0] == self.SECRET_KEY or self.PII_INDEX_KEY in (self.SECRET_KEY, *self.QR_SECRETS):
             raise ConfigError("SECRET_KEY, QR_SECRET and PII_INDEX_KEY must be different keys")
 
