@@ -10,7 +10,9 @@ export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 run: $(VENV)/.run-deps translations
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi seed-demo
-	@echo "SMS codes go to instance/sms-outbox.jsonl (SMS_BACKEND=console)."
+	@echo "SMS codes go to instance/sms-outbox.jsonl (SMS_BACKEND=console), sent by the consumer beside the server."
+	$(BIN)/flask --app wsgi worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
 # The whole suite twice: on SQLite, then on PostgreSQL when it answers (always in CI, where

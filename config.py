@@ -166,9 +166,15 @@ class Config:
         # Funnel counts (scans, forms, codes, joins) are written in batches this often; 0 writes
         # at the end of each request. A killed process loses at most this many seconds of counts.
         self.FUNNEL_FLUSH_SECONDS = float(env.get("FUNNEL_FLUSH_SECONDS", "5"))
-        # Join codes are sent after the response by this many threads per process (0: in the
-        # request, as the tests do): a slow SMS provider then holds these, not request threads.
-        self.SMS_SENDER_THREADS = int(env.get("SMS_SENDER_THREADS", "16"))
+        # The durable queue of SMS tasks (app/services/tasks.py), run by `flask --app wsgi worker`:
+        # sqlite:///path (one machine), redis://… (several machines) or immediate (tests only).
+        self.TASK_QUEUE = env.get("TASK_QUEUE", f"sqlite:///{instance / 'tasks.db'}")
+        # The key of /sms/<aliyun|tencent>/receipts?key=…, where the mainland providers push
+        # delivery reports and replies (empty: the path answers 404).
+        self.SMS_RECEIPT_SECRET = env.get("SMS_RECEIPT_SECRET", "")
+        self.TASK_QUEUE_NAME = env.get("TASK_QUEUE_NAME", "scanjoin")  # Redis: one name per deployment
+        # Threads of the consumer: each waits on the provider, so a slow one holds these only.
+        self.TASK_WORKERS = int(env.get("TASK_WORKERS", "8"))
         # A poster's rendered page is reused this long per process (0: render every time); a
         # change made on another server shows here within this many seconds.
         self.SCAN_PAGE_CACHE_SECONDS = float(env.get("SCAN_PAGE_CACHE_SECONDS", "10"))
@@ -302,7 +308,7 @@ class TestingConfig(Config):
             "SMS_BACKEND": "memory",
             "PUBLIC_BASE_URL": "https://join.example.org",
             "FUNNEL_FLUSH_SECONDS": "0",
-            "SMS_SENDER_THREADS": "0",
+            "TASK_QUEUE": "immediate",
             "CONVERSION_GRACE_SECONDS": "0",
             # A key of its own per test app when a test gives none (random, never one in the source).
             "CARD_SIGNING_KEY": env.get("CARD_SIGNING_KEY") or new_card_key(),
@@ -333,6 +339,8 @@ class ProductionConfig(Config):
             raise ConfigError(f"missing required settings: {', '.join(missing)}")
         if self.RATELIMIT_STORAGE_URI.split("://", 1)[0] in ("memory", "swept-memory"):
             raise ConfigError("production needs REDIS_URL (limits must be shared by every worker, not in memory)")
+        if not self.TASK_QUEUE.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
+            raise ConfigError("production needs TASK_QUEUE=sqlite:///path or redis://… (codes must survive a restart)")
         if self.QR_SECRETS[0] == self.SECRET_KEY or self.PII_INDEX_KEY in (self.SECRET_KEY, *self.QR_SECRETS):
             raise ConfigError("SECRET_KEY, QR_SECRET and PII_INDEX_KEY must be different keys")
 

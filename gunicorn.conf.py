@@ -2,8 +2,8 @@
 
 Threaded workers (gthread) with few threads: processes use the cores, and a second thread
 keeps a worker busy while a request waits on the database or Redis. The SMS provider is not
-waited on by request threads (join codes go out from each process's sender threads after the
-response: SMS_SENDER_THREADS), so more request threads would only add hand-offs of the
+waited on by request threads (codes and notices are queued tasks sent by `flask worker`:
+app/services/tasks.py), so more request threads would only add hand-offs of the
 interpreter lock: on 2 cores, 8 threads a worker cost a third more CPU per join than 1
 (docs/benchmarks.md). Every number can be overridden from the environment.
 """

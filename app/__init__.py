@@ -74,7 +74,6 @@ def register_caches(app: Flask) -> None:
 
     from app.db import writing
     from app.services import page_cache
-    from app.services.sender import Sender
     from app.services.stats import FunnelBuffer
 
     page_cache.watch_places()
@@ -82,7 +81,6 @@ def register_caches(app: Flask) -> None:
     engine = app.extensions["db_engine"]
     funnel = FunnelBuffer(lambda: Session(writing(engine)), app.config["FUNNEL_FLUSH_SECONDS"])
     app.extensions["funnel"] = funnel
-    app.extensions["sender"] = Sender(app.config["SMS_SENDER_THREADS"])
     # Last of the teardowns (Flask runs them in reverse): after the request's session is closed,
     # so on SQLite the write never waits on the request's own transaction.
     app.teardown_appcontext_funcs.insert(0, lambda _exc: funnel.flush_if_due())
@@ -94,7 +92,7 @@ def register_events(app: Flask) -> None:
 
     from app.db import writing
     from app.extensions import limiter
-    from app.services import conversion, decisions, events, limits, phone_proof
+    from app.services import conversion, events, limits, phone_proof, tasks
 
     events.install()
     bus = events.Bus()
@@ -112,8 +110,6 @@ def register_events(app: Flask) -> None:
         limits.Limits(limiter.limiter, daily_budget=config["SMS_DAILY_BUDGET"]),  # the app's one Limits
         pii,
         gateway,
-        app.extensions["sender"],
-        new_session,
         phone_proof.Settings(
             key=config["SECRET_KEY"],
             ttl=config["CODE_TTL_SECONDS"],
@@ -128,12 +124,18 @@ def register_events(app: Flask) -> None:
         ),
     )
     app.extensions["phone_proof"] = proof
-    bus.subscribe(events.CodeRequested, proof.deliver)
     link = app.config["PUBLIC_BASE_URL"] + app.url_map.bind("localhost").build("status.start")
-    bus.subscribe(
-        events.MemberDecided,
-        decisions.notify_handler(new_session, gateway, pii, link),
+    # Every SMS a commit asks for is a queued task, sent by `flask worker` (app/services/tasks.py).
+    deliveries = tasks.Deliveries(
+        tasks.make_huey(config["TASK_QUEUE"], config["TASK_QUEUE_NAME"]),
+        pii,
+        gateway,
+        new_session,
+        tasks.Settings(config["SECRET_KEY"], link),
     )
+    app.extensions["tasks"] = deliveries
+    bus.subscribe(events.CodeRequested, deliveries.enqueue_code)
+    bus.subscribe(events.MemberDecided, deliveries.enqueue_notice)
 
 
 class WtformsTranslations:

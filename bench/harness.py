@@ -115,7 +115,8 @@ def posters_for(joins: int) -> int:
 
 
 class Server:
-    """`gunicorn -c gunicorn.conf.py APP` in its own process group, ready when /healthz answers."""
+    """`gunicorn -c gunicorn.conf.py APP` in its own process group, ready when /healthz answers, and
+    the SMS consumer (`flask --app wsgi worker`, app/services/tasks.py) in another: codes are queued."""
 
     def __init__(
         self,
@@ -138,9 +139,18 @@ class Server:
         self.app, self.ready_path = app, ready_path
         self.log_path = workdir / f"gunicorn-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.consumer: subprocess.Popen[bytes] | None = None
 
     def start(self, deadline: float = 60) -> Server:
         log = self.log_path.open("ab")
+        self.consumer = subprocess.Popen(  # noqa: S603 - our own venv's flask, fixed arguments
+            [str(BIN / "flask"), "--app", "wsgi", "worker"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.process = subprocess.Popen(  # noqa: S603 - our own venv's gunicorn, fixed arguments
             [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), self.app],
             cwd=ROOT,
@@ -174,6 +184,13 @@ class Server:
         return [int(pid) for pid in children.read_text().split()]
 
     def stop(self) -> None:
+        if self.consumer is not None and self.consumer.poll() is None:
+            os.killpg(self.consumer.pid, signal.SIGTERM)
+            try:
+                self.consumer.wait(timeout=35)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.consumer.pid, signal.SIGKILL)
+                self.consumer.wait(timeout=10)
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGTERM)

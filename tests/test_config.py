@@ -77,6 +77,12 @@ def test_production_refuses_shared_keys(keys, tmp_path):
         load_config(env)
 
 
+def test_production_refuses_a_queue_that_does_not_survive_a_restart(keys, tmp_path):
+    with pytest.raises(ConfigError, match="TASK_QUEUE"):
+        load_config(production_env(keys, INSTANCE_PATH=str(tmp_path), TASK_QUEUE="immediate"))
+    assert load_config(production_env(keys, INSTANCE_PATH=str(tmp_path))).TASK_QUEUE.startswith("sqlite:///")
+
+
 def test_production_starts_with_everything_set(keys, tmp_path):
     config = load_config(production_env(keys, INSTANCE_PATH=str(tmp_path)))
     assert config.SESSION_COOKIE_SECURE is True and config.DEBUG is False

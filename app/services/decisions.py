@@ -2,21 +2,18 @@
 
 `decide` (a row or many) and `decide_one` (the API: errors raised) take the decision through
 app/services/roster and record a `MemberDecided` event in the same transaction; after the commit
-the event's handler (`notify_handler`, registered in create_app) texts the worker the neutral
-notice, honouring and remembering SMS opt-outs (app/services/notify.py).
+the event's handler queues the worker's neutral notice (app/services/tasks.py), sent by the
+consumer through app/services/notify.py, which honours and remembers SMS opt-outs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from sqlmodel import Session
 
-from app.models import Member, User, utcnow
-from app.services import events, metrics, notify, roster
-from app.services.crypto import PiiCipher
-from app.services.sms import SmsGateway
+from app.models import Member, User
+from app.services import events, metrics, roster
 
 
 def decide(
@@ -59,20 +56,3 @@ def decide_one(
 def _decided(session: Session, member: Member, approved: bool) -> None:
     events.record(session, events.MemberDecided(member.id or 0, member.district_id, approved))
     metrics.decided(approved)
-
-
-def notify_handler(
-    new_session: Callable[[], Session], gateway: Callable[[], SmsGateway], pii: PiiCipher, link: str
-) -> Callable[[events.MemberDecided], bool]:
-    """The `MemberDecided` handler: the notice, in a session of its own; True when it was sent."""
-
-    def send_decision_notice(decided: events.MemberDecided) -> bool:
-        with new_session() as session:
-            member = session.get(Member, decided.member_id)
-            if member is None:
-                return False
-            sent = notify.send_decision(session, gateway(), pii, member, link=link, now=utcnow())
-            session.commit()  # an opt-out learnt while sending
-            return sent
-
-    return send_decision_notice

@@ -31,9 +31,17 @@ def member_locale(session: Session, member: Member) -> str:
 
 
 def send_decision(
-    session: Session, gateway: sms.SmsGateway, pii: PiiCipher, member: Member, *, link: str, now: datetime
+    session: Session,
+    gateway: sms.SmsGateway,
+    pii: PiiCipher,
+    member: Member,
+    *,
+    link: str,
+    now: datetime,
+    strict: bool = False,
 ) -> bool:
-    """Text the worker that their application moved on; False when it was not sent.
+    """Text the worker that their application moved on; False when it was not sent (an opted-out
+    phone; with `strict`, any other failure raises its SmsError for the caller to retry or report).
 
     Flushes an opt-out it learns of; the caller commits.
     """
@@ -47,5 +55,7 @@ def send_decision(
         log.warning("decision text for member %s not sent: %s", member.id, exc.kind)
         if exc.kind == "opted_out":
             sms.record_opt_out(session, pii, phone, now)
+        elif strict:
+            raise
         return False
     return True

@@ -7,8 +7,8 @@
   `issue` starts a code on the owner (a `CodeState`: JoinAttempt or StatusCheck) and records a
   `CodeRequested` event, so the code goes out only after the commit (app/services/events.py);
   `send` is both.
-* `deliver` is the `CodeRequested` handler: a join code through the sender threads (a failure is
-  written to the attempt), a status code at once (the failure kind is its outcome).
+* The `CodeRequested` event's handler queues the code (app/services/tasks.py): the consumer sends
+  it if it is still current, and writes a failure to a join attempt.
 * `check` judges a code on either owner (raises like app/services/verification.py);
   `note_verified` counts a right code for the conversion monitor.
 
@@ -22,13 +22,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import update
 from sqlmodel import Session
 
 from app.models import CodeState, JoinAttempt, StatusCheck, utcnow
 from app.services import conversion, events, limits, sms, status, verification
 from app.services.crypto import PiiCipher
-from app.services.sender import Sender
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +65,10 @@ class PhoneProof:
         guard: limits.Limits,
         pii: PiiCipher,
         gateway: Callable[[], sms.SmsGateway],
-        sender: Sender,
-        new_session: Callable[[], Session],
         settings: Settings,
     ) -> None:
-        self.limits, self.pii, self.sender = guard, pii, sender
-        self.new_session, self.settings, self._gateway = new_session, settings, gateway
+        self.limits, self.pii = guard, pii
+        self.settings, self._gateway = settings, gateway
 
     @property
     def gateway(self) -> sms.SmsGateway:
@@ -171,36 +167,3 @@ class PhoneProof:
             )
         finally:
             db.add(owner)
-
-    # -- after the commit -------------------------------------------------------------------
-
-    def deliver(self, requested: events.CodeRequested) -> str | None:
-        """The `CodeRequested` handler. A join code goes out from the sender threads (None); a
-        status code now, returning why it failed ("rejected", "opted_out"…) or None."""
-        if requested.flow == "join":
-            self.sender.submit(self._send_join_code, requested)
-            return None
-        try:
-            verification.deliver(
-                self.gateway, to=requested.phone, code=requested.code, locale=requested.locale, kind=sms.STATUS_CODE
-            )
-        except sms.SmsError as exc:
-            log.warning("status code for check %s not sent: %s", requested.owner_id[:8], exc.kind)
-            return exc.kind
-        return None
-
-    def _send_join_code(self, requested: events.CodeRequested) -> None:
-        """One code to one phone; on failure the draft is kept and the reason stored on it."""
-        try:
-            verification.deliver(self.gateway, to=requested.phone, code=requested.code, locale=requested.locale)
-        except sms.SmsError as exc:
-            log.warning("code for attempt %s not sent: %s", requested.owner_id[:8], exc.kind)
-            with self.new_session() as db:
-                db.execute(
-                    update(JoinAttempt)
-                    .where(JoinAttempt.id == requested.owner_id)  # type: ignore[arg-type]
-                    .values(send_error=exc.kind)
-                )
-                if exc.kind == "opted_out":  # remember it, so no unasked-for text goes to this phone
-                    sms.record_opt_out(db, self.pii, requested.phone, utcnow())
-                db.commit()

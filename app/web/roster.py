@@ -30,7 +30,7 @@ from flask_wtf import FlaskForm
 from app.db import get_session, session_scope
 from app.models import MemberStatus, Role, utcnow
 from app.security import action_limit, same_origin_referrer
-from app.services import decisions, events, export, roster
+from app.services import decisions, events, export, roster, tasks
 from app.web import MAX_DB_ID
 from app.web.access import role_required, scope, staff
 from app.web.worker.messages import PLATFORM_LABELS
@@ -113,8 +113,14 @@ def changes() -> Response:
 @role_required(Role.official)
 def member(member_id: int) -> str:
     view = _member_view(member_id)
+    failed = tasks.notice_failure(get_session(), view.id, view.decided_at)
     return render_template(
-        "roster/member.html", m=view, form=DecisionForm(), statuses=STATUS_LABELS, platforms=PLATFORM_LABELS
+        "roster/member.html",
+        m=view,
+        form=DecisionForm(),
+        statuses=STATUS_LABELS,
+        platforms=PLATFORM_LABELS,
+        notice_failed=failed,
     )
 
 

@@ -1,0 +1,22 @@
+"""`flask --app wsgi worker`: the consumer of the SMS task queue (app/services/tasks.py)."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+
+
+@click.command("worker")
+@click.option("--workers", type=int, default=None, help="Threads sending at once (default TASK_WORKERS).")
+def worker_command(workers: int | None) -> None:
+    """Send the queued codes and notices until stopped (SIGTERM or Ctrl-C finishes the tasks in hand)."""
+    deliveries = current_app.extensions["tasks"]
+    if deliveries.huey.immediate:
+        raise click.ClickException("TASK_QUEUE=immediate runs tasks in the app: there is nothing to consume")
+    count = workers or current_app.config["TASK_WORKERS"]
+    consumer = deliveries.huey.create_consumer(workers=count, worker_type="thread", periodic=False)
+    consumer.run()
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(worker_command)
