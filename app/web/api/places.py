@@ -88,7 +88,8 @@ def upsert_place() -> Response:
     if "workplace_code" in body and "kind" not in body:
         existing = db.exec(select(Workplace).where(Workplace.code == body["workplace_code"])).first()
         body["kind"] = existing.kind.value if existing else WorkplaceKind.other.value
-    name = body.get("district_name", "").strip() if allowed is None else district.name  # type: ignore[union-attr]
+    # `district` is known here when `allowed` is set (out of scope or missing was refused above).
+    name = body.get("district_name", "").strip() if allowed is None or district is None else district.name
     if not name:
         name = district.name if district else ""
     if not name:
