@@ -42,13 +42,15 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench.join_cpu
 	$(BIN)/python -m bench.roster --members 1000000
 
-# CI gates (.ci/run): ruff (lint and format) on the whole repository, bandit at medium severity and up, known vulnerabilities in
+# CI gates (.ci/run): ruff (lint and format) on the whole repository, bandit at medium severity and up, mypy over app/
+# ([tool.mypy] in pyproject.toml), known vulnerabilities in
 # the pinned runtime requirements. pip-audit runs without --strict: the vulnerability service
 # reachable here answers "not found" for some pins, which --strict would count as failures.
 check: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -c pyproject.toml -r app -ll -q
+	$(BIN)/mypy app
 	$(BIN)/pip-audit -r requirements.txt --progress-spinner off
 
 lint: $(VENV)/.test-deps

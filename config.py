@@ -11,7 +11,7 @@ import binascii
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -262,7 +262,7 @@ class Config:
             except ValueError as exc:
                 raise ConfigError("CARD_PUBLIC_KEYS must be Ed25519 public keys (base64 of 32 bytes)") from exc
 
-    def _secret_value(self, name: str) -> str | list[str]:
+    def _secret_value(self, name: str) -> str | Sequence[str]:
         return {
             "SECRET_KEY": self.SECRET_KEY,
             "QR_SECRET": self.QR_SECRETS,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, request, session
 from flask import Request as FlaskRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.security import CleanJSONProvider, CleanMultiDict, CleanString
+
+if TYPE_CHECKING:
+    from babel import support
 
 
 def create_app(config: Any | None = None, env: Mapping[str, str] | None = None) -> Flask:
@@ -164,7 +167,7 @@ def _locale() -> str:
 
 
 @functools.cache
-def _wtforms_catalogue(locale: str):  # type: ignore[no-untyped-def]
+def _wtforms_catalogue(locale: str) -> support.NullTranslations:
     from babel import support
     from wtforms.i18n import messages_path
 

@@ -7,9 +7,10 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from flask import Flask, current_app, g, request
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
@@ -33,7 +34,7 @@ def make_engine(url: str) -> Engine:
 
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def on_connect(dbapi_connection: Any, _record: object) -> None:
         # Let SQLAlchemy emit BEGIN itself, so writes can take the lock up front.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -43,7 +44,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def on_begin(conn: Connection) -> None:
         # BEGIN IMMEDIATE for writing requests: a deferred read transaction that later upgrades
         # to a write fails with "database is locked" instead of waiting for busy_timeout.
         if conn.get_execution_options().get("sqlite_begin", "DEFERRED") == "IMMEDIATE":
@@ -52,7 +53,7 @@ def _tune_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN DEFERRED")
 
 
-def begin_immediate(dbapi_connection, timeout: float | None = None) -> None:  # type: ignore[no-untyped-def]
+def begin_immediate(dbapi_connection: Any, timeout: float | None = None) -> None:
     """BEGIN IMMEDIATE, trying again every millisecond or so until the write lock is free.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25, ... up to 100 ms between tries:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Column, Enum, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -59,7 +60,7 @@ class Platform(enum.StrEnum):
     other = "other"
 
 
-def _enum(enum_cls: type[enum.Enum], name: str) -> Column:  # type: ignore[type-arg]
+def _enum(enum_cls: type[enum.Enum], name: str) -> Column[Any]:
     # Stored as plain strings with a CHECK constraint, so adding a value is a small migration.
     return Column(Enum(enum_cls, name=name, native_enum=False, create_constraint=True, length=32), nullable=False)
 

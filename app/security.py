@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import redis
 from flask import Flask, Response, abort, current_app, request
 from flask.json.provider import DefaultJSONProvider
+from flask.typing import ResponseReturnValue
 from limits.errors import StorageError
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.exceptions import SecurityError
@@ -42,7 +43,7 @@ def bad_host(_exc: SecurityError) -> Response:
     return Response(body, status=400, mimetype="text/html")
 
 
-def limiter_down(_exc: Exception):  # type: ignore[no-untyped-def]
+def limiter_down(_exc: Exception) -> ResponseReturnValue:
     """A limit that cannot be counted is not passed (fail closed): 503, never a 500 or a pass."""
     from app.web.errors import render_error
 
@@ -107,7 +108,7 @@ def clean_value(key: str, value: Any) -> Any:
     return clean_text(value, multiline=key in MULTILINE_FIELDS) if type(value) is str else value
 
 
-class CleanMultiDict(ImmutableMultiDict):  # type: ignore[type-arg]
+class CleanMultiDict(ImmutableMultiDict[str, Any]):
     """Form and query values (and names) cleaned once, when Werkzeug parses them, for every view."""
 
     def __init__(self, mapping: Any = None) -> None:

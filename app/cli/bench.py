@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 import click
 from flask import Flask, current_app
 from sqlalchemy import func, insert, select
+from sqlmodel import col
 
 from app.db import session_scope
 from app.models import District, Member, MemberStatus, PlaceKind, Platform, Workplace, WorkplaceKind, utcnow
@@ -64,7 +65,7 @@ def _places(districts: int, workplaces: int) -> list[tuple[int, str, list[int]]]
     with session_scope() as session:
         for d in range(1, districts + 1):
             code = f"BD{d:02d}"
-            district = session.execute(select(District).where(District.code == code)).scalar_one_or_none()
+            district = session.execute(select(District).where(col(District.code) == code)).scalar_one_or_none()
             if district is None:
                 district = District(code=code, name=f"压测区 {d}")
                 session.add(district)
@@ -74,14 +75,16 @@ def _places(districts: int, workplaces: int) -> list[tuple[int, str, list[int]]]
                         Workplace(
                             code=f"{code}-W{w:03d}",
                             name=f"压测站 {d}-{w}",
-                            district_id=district.id,
+                            district_id=district.id or 0,
                             kind=WorkplaceKind.delivery_station,
                         )
                         for w in range(1, workplaces + 1)
                     ]
                 )
                 session.flush()
-            ids = list(session.execute(select(Workplace.id).where(Workplace.district_id == district.id)).scalars())
+            ids = list(
+                session.execute(select(col(Workplace.id)).where(col(Workplace.district_id) == district.id)).scalars()
+            )
             out.append((district.id or 0, code, ids))
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import sys
+from typing import TextIO
 
 import click
 from flask import Flask, current_app
@@ -36,7 +37,7 @@ def public_key_command(as_base64: bool, every: bool) -> None:
     multiple=True,
     help="Check with this public key (PEM or base64) instead of the app's keys; may be repeated.",
 )
-def verify_command(token_or_url: str, key_file: tuple) -> None:  # type: ignore[type-arg]
+def verify_command(token_or_url: str, key_file: tuple[TextIO, ...]) -> None:
     """Check a card URL or token offline: exit 0 and print it, or exit 1 (forged, tampered, expired).
 
     Revocation (withdrawal, transfer) needs the database: open the card URL for that.

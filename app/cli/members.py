@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.db import engine, get_session
 from app.models import District, Member, MemberStatus, Workplace
@@ -28,8 +28,10 @@ group = AppGroup("members", help="Members and applications.")
 def list_command(status: str | None, district: str | None, as_json: bool) -> None:
     """List members with their decrypted name and phone."""
     db, pii = get_session(), current_app.extensions["pii"]
-    query = select(Member, District.code, Workplace.code).join(District, District.id == Member.district_id)
-    query = query.outerjoin(Workplace, Workplace.id == Member.workplace_id).order_by(Member.id)
+    query = select(Member, col(District.code), col(Workplace.code)).join(
+        District, col(District.id) == col(Member.district_id)
+    )
+    query = query.outerjoin(Workplace, col(Workplace.id) == col(Member.workplace_id)).order_by(col(Member.id))
     if status:
         query = query.where(Member.status == MemberStatus(status))
     if district:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ from flask.cli import AppGroup
 from app.db import get_session
 from app.services import places, posters
 from app.services.posters.fonts import PosterFontError
-from app.services.posters.templates import TemplateError, load_all
+from app.services.posters.templates import Template, TemplateError, load_all
 
 group = AppGroup("posters", help="Posters, cards and stickers with each place's QR code.")
 
@@ -68,7 +69,7 @@ def render_command(codes: tuple[str, ...], district: str | None, template_name: 
     click.echo(f"{output}: {len(chosen)} page(s), template {template.name}", err=True)
 
 
-def _render(kit: posters.Kit, template, chosen: list[places.Place], kind: str):  # type: ignore[no-untyped-def]
+def _render(kit: posters.Kit, template: Template, chosen: list[places.Place], kind: str) -> Iterator[bytes]:
     db = get_session()
     if kind == ".png":
         image = posters.render(template, kit.data(db, chosen[0]), kit.fonts)
@@ -78,7 +79,7 @@ def _render(kit: posters.Kit, template, chosen: list[places.Place], kind: str): 
         yield from posters.pdf(template, (kit.data(db, place) for place in bar), kit.fonts)
 
 
-def _write(output: Path, chunks) -> None:  # type: ignore[no-untyped-def]
+def _write(output: Path, chunks: Iterable[bytes]) -> None:
     """Write through a temporary file, so a failure never leaves half a PDF under the name."""
     partial = output.with_name(f".{output.name}.{os.getpid()}.part")
     try:

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.models import ApiToken, User
 from app.services import audit
@@ -58,7 +58,7 @@ def _aware(at: datetime) -> datetime:
 
 
 def tokens_of(session: Session, user: User) -> list[ApiToken]:
-    return list(session.exec(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+    return list(session.exec(select(ApiToken).where(col(ApiToken.user_id) == user.id).order_by(col(ApiToken.id))))
 
 
 def revoke(

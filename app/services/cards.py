@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.models import District, Member, MemberStatus
 from app.services.crypto import PiiCipher
@@ -266,8 +266,8 @@ def check(session: Session, card: Card, *, now: datetime) -> tuple[CardState, Me
     """A verified card against the member's current state: valid or revoked (with who, if anyone)."""
     row = session.execute(
         select(Member, District)
-        .join(District, District.id == Member.district_id)
-        .where(Member.member_number == card.member_number)
+        .join(District, col(District.id) == col(Member.district_id))
+        .where(col(Member.member_number) == card.member_number)
     ).one_or_none()
     if row is None:
         return CardState.revoked, None, None
@@ -297,8 +297,10 @@ def page(session: Session, token: str, *, verifier: CardVerifier, pii: PiiCipher
         state, member, _ = check(session, card, now=now)
     except CardExpired as exc:
         card, state = exc.card, CardState.expired
-        member = session.execute(select(Member).where(Member.member_number == card.member_number)).scalar_one_or_none()
-    district = session.execute(select(District).where(District.code == card.district_code)).scalar_one_or_none()
+        member = session.execute(
+            select(Member).where(col(Member.member_number) == card.member_number)
+        ).scalar_one_or_none()
+    district = session.execute(select(District).where(col(District.code) == card.district_code)).scalar_one_or_none()
     return CardPage(
         state=state,
         card=card,

@@ -80,9 +80,9 @@ def _same_submission(attempt: JoinAttempt, applicant: Applicant, pii: PiiCipher)
 def enroll(session: Session, attempt: JoinAttempt, *, pii: PiiCipher, now: datetime) -> Enrollment:
     """Turn a verified attempt into a pending member, or report the membership that exists."""
     if attempt.member_id is not None:
-        member = session.get(Member, attempt.member_id)
-        if member is not None:
-            return Enrollment(member, attempt.outcome or member.status.value)
+        known = session.get(Member, attempt.member_id)
+        if known is not None:
+            return Enrollment(known, attempt.outcome or known.status.value)
     # Most verified phones are new: insert first, and look for the earlier membership only when
     # the phone's unique index says there is one (or a concurrent join just made it).
     existing = None

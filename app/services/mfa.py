@@ -19,7 +19,7 @@ import pyotp
 import qrcode
 import qrcode.image.svg
 from sqlalchemy import delete, func, or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.models import RecoveryCode, User
 from app.services import audit
@@ -129,7 +129,7 @@ def verify(session: Session, cipher: PiiCipher, user: User, code: str, *, now: d
 def _take_step(session: Session, user: User, step: int) -> bool:
     result = session.execute(
         update(User)
-        .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+        .where(col(User.id) == user.id, or_(col(User.totp_last_step).is_(None), col(User.totp_last_step) < step))
         .values(totp_last_step=step)
     )
     session.refresh(user)
@@ -139,7 +139,11 @@ def _take_step(session: Session, user: User, step: int) -> bool:
 def _take_recovery_code(session: Session, user: User, code: str, now: datetime) -> bool:
     result = session.execute(
         update(RecoveryCode)
-        .where(RecoveryCode.user_id == user.id, RecoveryCode.code_hash == _digest(code), RecoveryCode.used_at.is_(None))  # type: ignore[union-attr]
+        .where(
+            col(RecoveryCode.user_id) == user.id,
+            col(RecoveryCode.code_hash) == _digest(code),
+            col(RecoveryCode.used_at).is_(None),
+        )
         .values(used_at=now)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
@@ -159,7 +163,7 @@ def show_recovery_code(code: str) -> str:
 
 def new_recovery_codes(session: Session, user: User, *, now: datetime) -> list[str]:
     """Replace the account's recovery codes; the plain codes exist only in the return value."""
-    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
     codes = [_new_recovery_code() for _ in range(RECOVERY_CODES)]
     session.add_all(RecoveryCode(user_id=user.id or 0, code_hash=_digest(c), created_at=now) for c in codes)
     session.flush()
@@ -173,8 +177,8 @@ def recovery_codes_left(session: Session, user: User) -> int:
     query = (
         select(func.count())
         .select_from(RecoveryCode)
-        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-    )  # type: ignore[union-attr]
+        .where(col(RecoveryCode.user_id) == user.id, col(RecoveryCode.used_at).is_(None))
+    )
     return int(session.exec(query).one())
 
 
@@ -187,6 +191,6 @@ def reset(session: Session, user: User, *, actor_id: int | None = None) -> User:
     user.totp_enrolled_at = user.totp_last_step = None
     user.session_version += 1
     session.add(user)
-    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
     audit.record(session, "user.mfa_reset", target_type="user", target_id=user.id, actor_id=actor_id)
     return user

@@ -10,7 +10,7 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.models import JoinAttempt, Member
 from app.services import sms
@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 def member_locale(session: Session, member: Member) -> str:
     """The language the worker used on their latest join attempt (Chinese when unknown)."""
     query = (
-        select(JoinAttempt.locale)
-        .where(JoinAttempt.member_id == member.id)
-        .order_by(JoinAttempt.created_at.desc())  # type: ignore[attr-defined]
+        select(col(JoinAttempt.locale))
+        .where(col(JoinAttempt.member_id) == member.id)
+        .order_by(col(JoinAttempt.created_at).desc())
         .limit(1)
     )
     return session.execute(query).scalar_one_or_none() or "zh"

@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.models import District, PlaceKind, Workplace, WorkplaceKind, utcnow
 from app.services import audit
@@ -108,7 +108,7 @@ def resolve(session: Session, signer: QrSigner, token: str, today: date) -> Reso
     if ref.kind is PlaceKind.workplace:  # the station and its district in one query
         found = session.exec(
             select(Workplace, District)
-            .join(District, District.id == Workplace.district_id)  # type: ignore[arg-type]
+            .join(District, col(District.id) == col(Workplace.district_id))
             .where(Workplace.id == ref.place_id)
         ).first()
         workplace, district = found if found is not None else (None, None)
@@ -126,10 +126,12 @@ def resolve(session: Session, signer: QrSigner, token: str, today: date) -> Reso
 
 def find_by_code(session: Session, code: str) -> Place:
     """A workplace or district by its code (workplaces first: their codes are the finer ones)."""
-    for model in (Workplace, District):
-        place = session.exec(select(model).where(model.code == code)).first()
-        if place is not None:
-            return place
+    workplace = session.exec(select(Workplace).where(col(Workplace.code) == code)).first()
+    if workplace is not None:
+        return workplace
+    district = session.exec(select(District).where(col(District.code) == code)).first()
+    if district is not None:
+        return district
     raise PlaceNotFound(code)
 
 

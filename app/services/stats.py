@@ -21,7 +21,7 @@ from datetime import date
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.models import PlaceKind, PlaceStat
 from app.services import metrics
@@ -146,11 +146,12 @@ def funnels(session: Session, kind: PlaceKind, place_ids: list[int]) -> dict[int
     sums = [func.sum(getattr(PlaceStat, step)) for step in STEPS]
     query = (
         select(PlaceStat.place_id, PlaceStat.qr_version, *sums)
-        .where(PlaceStat.place_kind == kind, PlaceStat.place_id.in_(place_ids))  # type: ignore[attr-defined]
-        .group_by(PlaceStat.place_id, PlaceStat.qr_version)
-        .order_by(PlaceStat.place_id, PlaceStat.qr_version.desc())
-    )  # type: ignore[attr-defined]
+        .where(col(PlaceStat.place_kind) == kind, col(PlaceStat.place_id).in_(place_ids))
+        .group_by(col(PlaceStat.place_id), col(PlaceStat.qr_version))
+        .order_by(col(PlaceStat.place_id), col(PlaceStat.qr_version).desc())
+    )
     found: dict[int, list[Funnel]] = {}
+    counts: list[int | None]
     for place_id, version, *counts in session.exec(query):
         found.setdefault(place_id, []).append(Funnel(version, *(int(c or 0) for c in counts)))
     return found

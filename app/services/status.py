@@ -11,7 +11,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.models import JoinAttempt, Member, StatusCheck
 from app.services import audit, verification
@@ -73,7 +73,7 @@ def _within_limits(session: Session, index: str, now: datetime) -> None:
     since = now - timedelta(days=1)
     sends, tries = session.execute(
         select(func.coalesce(func.sum(StatusCheck.sends), 0), func.coalesce(func.sum(StatusCheck.code_tries), 0)).where(
-            StatusCheck.phone_index == index, StatusCheck.created_at >= since
+            col(StatusCheck.phone_index) == index, col(StatusCheck.created_at) >= since
         )
     ).one()
     if sends >= CHECKS_PER_DAY or tries >= FAILS_PER_DAY:
@@ -145,7 +145,7 @@ def _within_limits_for_check(session: Session, check: StatusCheck, now: datetime
     since = now - timedelta(days=1)
     tries = session.execute(
         select(func.coalesce(func.sum(StatusCheck.code_tries), 0)).where(
-            StatusCheck.phone_index == check.phone_index, StatusCheck.created_at >= since
+            col(StatusCheck.phone_index) == check.phone_index, col(StatusCheck.created_at) >= since
         )
     ).scalar_one()
     if tries >= FAILS_PER_DAY:
@@ -161,7 +161,7 @@ def verified(session: Session, check_id: str | None, *, now: datetime) -> Status
 
 
 def member_of(session: Session, check: StatusCheck) -> Member | None:
-    return session.execute(select(Member).where(Member.phone_index == check.phone_index)).scalar_one_or_none()
+    return session.execute(select(Member).where(col(Member.phone_index) == check.phone_index)).scalar_one_or_none()
 
 
 def withdraw(session: Session, check: StatusCheck) -> int | None:
@@ -177,9 +177,9 @@ def withdraw(session: Session, check: StatusCheck) -> int | None:
             district_id=member.district_id,
             status=member.status.value,
         )
-    session.execute(delete(JoinAttempt).where(JoinAttempt.phone_index == check.phone_index))
+    session.execute(delete(JoinAttempt).where(col(JoinAttempt.phone_index) == check.phone_index))
     if member is not None:
-        session.execute(delete(Member).where(Member.id == member_id))
-    session.execute(delete(StatusCheck).where(StatusCheck.phone_index == check.phone_index))
+        session.execute(delete(Member).where(col(Member.id) == member_id))
+    session.execute(delete(StatusCheck).where(col(StatusCheck.phone_index) == check.phone_index))
     session.flush()
     return member_id

@@ -13,7 +13,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.models import District, Role, User, UserDistrict
 from app.services import audit
@@ -193,7 +193,7 @@ def record_failure(session: Session, user: User, *, now: datetime, step: str) ->
 
 def _count_failure(session: Session, user: User, now: datetime) -> None:
     # An atomic increment: two guesses at once must both count.
-    session.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1))
+    session.execute(update(User).where(col(User.id) == user.id).values(failed_logins=col(User.failed_logins) + 1))
     session.refresh(user)
     log.info("sign-in failed: user %s, %s consecutive failures", user.id, user.failed_logins)
     if user.failed_logins >= LOCK_AFTER_FAILURES and user.locked_at is None:
@@ -232,7 +232,7 @@ def deactivate(session: Session, user: User, *, actor_id: int | None = None) -> 
 
 def end_sessions(session: Session, user: User) -> None:
     """Every cookie the user holds stops working (sign-out, timeouts)."""
-    session.execute(update(User).where(User.id == user.id).values(session_version=User.session_version + 1))
+    session.execute(update(User).where(col(User.id) == user.id).values(session_version=col(User.session_version) + 1))
 
 
 def district_ids(session: Session, user: User) -> list[int] | None:

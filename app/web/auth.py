@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
@@ -24,7 +27,7 @@ from wtforms.validators import DataRequired
 
 from app.db import get_session
 from app.extensions import limiter, login_manager
-from app.models import User, utcnow
+from app.models import AuditEvent, User, utcnow
 from app.security import safe_path
 from app.services import conversion, mfa, users
 from app.web.access import role_required, staff
@@ -171,7 +174,7 @@ def _global_key() -> str:
     return "login-all"
 
 
-def login_limits(view):  # type: ignore[no-untyped-def]
+def login_limits(view: Callable[..., Any]) -> Callable[..., Any]:
     """docs/security.md D4 on a sign-in step; the password and code steps share one count per account,
     per IP and in all, so guesses at either step add up."""
     for limit, key, scope in (
@@ -185,7 +188,7 @@ def login_limits(view):  # type: ignore[no-untyped-def]
 
 @bp.route("/login", methods=["GET", "POST"])
 @login_limits
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     form = LoginForm()
     error = None
     if form.validate_on_submit():
@@ -224,7 +227,7 @@ def home() -> str:
     )
 
 
-def _sms_alerts(user: User) -> list:  # type: ignore[type-arg]
+def _sms_alerts(user: User) -> list[AuditEvent]:
     """Admins see this window's low-conversion alerts (docs/security.md B6): counters only."""
     if user.role.value != "admin":
         return []
@@ -248,7 +251,7 @@ def logout() -> Response:
 @bp.route("/password", methods=["GET", "POST"])
 @limiter.limit(LOGIN_LIMIT, methods=["POST"], deduct_when=_login_failed)
 @login_required
-def change_password():  # type: ignore[no-untyped-def]
+def change_password() -> ResponseReturnValue:
     """Change one's own password (the current one first); every other session of the user ends."""
     form, error = PasswordForm(), None
     if form.validate_on_submit():

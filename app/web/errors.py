@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Flask, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -32,7 +33,7 @@ PAGES = {
 }
 
 
-def render_error(status: int, message: str | None = None, *, retry_after: int | None = None):  # type: ignore[no-untyped-def]
+def render_error(status: int, message: str | None = None, *, retry_after: int | None = None) -> ResponseReturnValue:
     """The error page; with `retry_after` (seconds) also the Retry-After header."""
     title, advice = PAGES.get(status, PAGES[500] if status >= 500 else PAGES[400])
     body = render_template("errors/error.html", status=status, title=title, advice=message or advice)
@@ -45,11 +46,11 @@ def register(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected)
 
 
-def _csrf_error(_exc: CSRFError):  # type: ignore[no-untyped-def]
+def _csrf_error(_exc: CSRFError) -> ResponseReturnValue:
     return render_error(400, _l("This page was open too long or came from elsewhere. Reload it and try again."))
 
 
-def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
     if request.path.startswith("/api/"):  # routing errors (404, 405) never reach the API blueprint's handlers
         from app.web.api import http_error_response
 
@@ -57,7 +58,7 @@ def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
     return render_error(exc.code or 500)
 
 
-def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+def _unexpected(exc: Exception) -> ResponseReturnValue:
     from app.db import close_session
 
     close_session()  # rolls back whatever the request had started

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -68,7 +69,7 @@ def _failed(user: User, step: str) -> None:
 
 @bp.route("/login/code", methods=["GET", "POST"])
 @auth.login_limits
-def code():  # type: ignore[no-untyped-def]
+def code() -> ResponseReturnValue:
     """Second step of sign-in: a code from the app, or one of the recovery codes."""
     user = auth.pending_user()
     if user is None:
@@ -109,7 +110,7 @@ def _enrolling_user() -> tuple[User | None, bool]:
 
 @bp.route("/login/setup", methods=["GET", "POST"])
 @auth.login_limits
-def setup():  # type: ignore[no-untyped-def]
+def setup() -> ResponseReturnValue:
     """Set up an authenticator app: QR code and secret, confirmed with a current code."""
     user, replacing = _enrolling_user()
     if user is None:
@@ -146,7 +147,7 @@ def setup():  # type: ignore[no-untyped-def]
 @bp.route("/mfa", methods=["GET", "POST"])
 @auth.login_limits
 @login_required
-def manage():  # type: ignore[no-untyped-def]
+def manage() -> ResponseReturnValue:
     """The user's two-step sign-in: new app or new recovery codes, each after password and code."""
     form, error, user, db = ReauthForm(), None, staff(), get_session()
     if form.validate_on_submit():

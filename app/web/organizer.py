@@ -21,6 +21,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
@@ -42,7 +43,7 @@ class RotateForm(FlaskForm):
 
 @bp.errorhandler(PosterFontError)
 @bp.errorhandler(TemplateError)
-def print_kit_broken(exc: Exception):  # type: ignore[no-untyped-def]
+def print_kit_broken(exc: Exception) -> ResponseReturnValue:
     current_app.logger.error("print kit unavailable: %s", exc)
     return render_template("organizer/unavailable.html", reason=str(exc)), 503
 
@@ -128,7 +129,10 @@ def funnel_of(funnels: dict[tuple[str, int], list[stats.Funnel]], place: places.
 def index() -> str:
     db = get_session()
     groups = [(d, places.workplaces_of(db, d.id or 0)) for d in _districts()]
-    every = [p for d, ws in groups for p in (d, *ws)]
+    every: list[places.Place] = []
+    for district, workplaces in groups:
+        every.append(district)
+        every.extend(workplaces)
     return render_template(
         "organizer/index.html",
         groups=groups,
@@ -227,7 +231,7 @@ def confirm_rotate(code: str) -> str:
 
 @bp.post("/places/<code>/rotate")
 @role_required(Role.organizer, Role.official)
-def rotate(code: str) -> Response:
+def rotate(code: str) -> ResponseReturnValue:
     """Rotate only when the POST confirms the version it replaces (from the confirmation page)."""
     found = _place(code)
     if not RotateForm().validate():

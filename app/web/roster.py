@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -23,6 +24,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -31,6 +33,7 @@ from app.db import get_session, session_scope
 from app.models import MemberStatus, Role, utcnow
 from app.security import action_limit, same_origin_referrer
 from app.services import decisions, events, export, roster, tasks
+from app.services.crypto import PiiCipher
 from app.web import MAX_DB_ID
 from app.web.access import role_required, scope, staff
 from app.web.worker.messages import PLATFORM_LABELS
@@ -63,7 +66,7 @@ def _filter_args() -> dict[str, str]:
     return {k: request.args[k] for k in FILTER_KEYS if request.args.get(k)}
 
 
-def _pii():  # type: ignore[no-untyped-def]
+def _pii() -> PiiCipher:
     return current_app.extensions["pii"]
 
 
@@ -135,17 +138,17 @@ def _member_view(member_id: int) -> roster.MemberView:
 
 @bp.post("/<int:member_id>/approve")
 @role_required(Role.official)
-def approve(member_id: int):  # type: ignore[no-untyped-def]
+def approve(member_id: int) -> ResponseReturnValue:
     return _decide_one(member_id, approving=True)
 
 
 @bp.post("/<int:member_id>/reject")
 @role_required(Role.official)
-def reject(member_id: int):  # type: ignore[no-untyped-def]
+def reject(member_id: int) -> ResponseReturnValue:
     return _decide_one(member_id, approving=False)
 
 
-def _decide_one(member_id: int, *, approving: bool):  # type: ignore[no-untyped-def]
+def _decide_one(member_id: int, *, approving: bool) -> ResponseReturnValue:
     if not DecisionForm().validate():
         abort(400)
     return _decide([member_id], approving=approving, reason=request.form.get("reason", ""))
@@ -153,7 +156,7 @@ def _decide_one(member_id: int, *, approving: bool):  # type: ignore[no-untyped-
 
 @bp.post("/decide")
 @role_required(Role.official)
-def decide():  # type: ignore[no-untyped-def]
+def decide() -> ResponseReturnValue:
     """Bulk (checked rows) or one row's quick-approve button; a result per row either way."""
     if not DecisionForm().validate():
         abort(400)
@@ -171,11 +174,11 @@ def decide():  # type: ignore[no-untyped-def]
     return _decide(ids, approving=approving, reason=request.form.get("reason", ""))
 
 
-def _back_args() -> dict[str, str]:
+def _back_args() -> dict[str, Any]:
     return {k[2:]: v for k, v in request.form.items() if k.startswith("f_") and v}
 
 
-def _decide(ids: list[int], *, approving: bool, reason: str):  # type: ignore[no-untyped-def]
+def _decide(ids: list[int], *, approving: bool, reason: str) -> ResponseReturnValue:
     db = get_session()
     try:
         results = decisions.decide(db, scope(), ids, by=staff(), approve=approving, reason=reason, now=utcnow())

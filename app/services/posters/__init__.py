@@ -12,7 +12,7 @@ import functools
 import hashlib
 import io
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -253,7 +253,7 @@ class RenderCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def get(self, place_key: str, version_key: str, name: str, produce) -> bytes:  # type: ignore[no-untyped-def]
+    def get(self, place_key: str, version_key: str, name: str, produce: Callable[[], bytes]) -> bytes:
         folder = self.folder / place_key
         path = folder / f"{version_key}-{hashlib.sha256(name.encode()).hexdigest()[:20]}"
         if path.is_file():

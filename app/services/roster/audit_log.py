@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.models import AuditEvent, User
 
@@ -39,13 +39,13 @@ def list_audit(
     """Newest first, keyset-paged by id; returns the rows and the id to continue before."""
     actor = aliased(User)
     stmt = (
-        select(AuditEvent, actor.email)
-        .outerjoin(actor, actor.id == AuditEvent.actor_id)
-        .order_by(AuditEvent.id.desc())
+        select(AuditEvent, col(actor.email))
+        .outerjoin(actor, col(actor.id) == col(AuditEvent.actor_id))
+        .order_by(col(AuditEvent.id).desc())
         .limit(limit + 1)
-    )  # type: ignore[union-attr]
+    )
     conditions = [
-        (flt.action, lambda v: AuditEvent.action.startswith(v)),  # type: ignore[attr-defined]
+        (flt.action, lambda v: col(AuditEvent.action).startswith(v)),
         (flt.actor, lambda v: actor.email == v.strip().lower()),
         (flt.target_type, lambda v: AuditEvent.target_type == v),
         (flt.target_id, lambda v: AuditEvent.target_id == v),

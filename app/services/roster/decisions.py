@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.models import District, Member, MemberStatus, User
 from app.services import audit
@@ -24,14 +24,16 @@ MAX_REASON = 500
 def _decide(session: Session, scope: list[int] | None, member_id: int, values: dict[str, object]) -> Member:
     stmt = (
         update(Member)
-        .where(Member.id == member_id, Member.status == MemberStatus.pending, *scope_clause(scope))
+        .where(col(Member.id) == member_id, col(Member.status) == MemberStatus.pending, *scope_clause(scope))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     if session.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
         return _fresh(session, member_id)
     member = session.execute(
-        select(Member).where(Member.id == member_id, *scope_clause(scope)).execution_options(populate_existing=True)
+        select(Member)
+        .where(col(Member.id) == member_id, *scope_clause(scope))
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if member is None:
         raise MemberNotFound()
@@ -41,7 +43,7 @@ def _decide(session: Session, scope: list[int] | None, member_id: int, values: d
 
 def _fresh(session: Session, member_id: int) -> Member:
     return session.execute(
-        select(Member).where(Member.id == member_id).execution_options(populate_existing=True)
+        select(Member).where(col(Member.id) == member_id).execution_options(populate_existing=True)
     ).scalar_one()
 
 
@@ -60,14 +62,14 @@ def approve(session: Session, scope: list[int] | None, member_id: int, *, by: Us
     )
     seq = session.execute(
         update(District)
-        .where(District.id == member.district_id)
-        .values(member_seq=District.member_seq + 1)
-        .returning(District.member_seq, District.code)
+        .where(col(District.id) == member.district_id)
+        .values(member_seq=col(District.member_seq) + 1)
+        .returning(col(District.member_seq), col(District.code))
     ).one()
     number = member_number(seq[1], seq[0])
     session.execute(
         update(Member)
-        .where(Member.id == member_id)
+        .where(col(Member.id) == member_id)
         .values(member_number=number)
         .execution_options(synchronize_session=False)
     )

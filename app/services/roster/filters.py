@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from app.models import MemberStatus, Platform
 from app.services.phones import PhoneInvalid, normalize
@@ -68,7 +70,10 @@ def filter_from_args(args: Mapping[str, str], *, overdue_days: int = DEFAULT_OVE
     return flt
 
 
-def _enum_arg(args: Mapping[str, str], name: str, enum_cls):  # type: ignore[no-untyped-def]
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _enum_arg(args: Mapping[str, str], name: str, enum_cls: type[E]) -> E | None:
     raw = args.get(name) or ""
     if not raw or raw == "all":
         return None

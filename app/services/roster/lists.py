@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.models import AuditEvent, District, Member, MemberStatus, User, Workplace, utcnow
 from app.services import deadlines
@@ -44,19 +44,19 @@ MERGE_MAX_DISTRICTS = 32
 Decider = aliased(User)
 
 # What a MemberView shows, in its field order (age and overdue are computed).
-VIEW_COLUMNS = (
+VIEW_COLUMNS: tuple[Any, ...] = (
     Member.id,
     Member.name_enc,
     Member.phone_enc,
     Member.platform,
-    Workplace.code.label("workplace"),
-    Workplace.name.label("workplace_name"),
-    District.code.label("district"),
+    col(Workplace.code).label("workplace"),
+    col(Workplace.name).label("workplace_name"),
+    col(District.code).label("district"),
     Member.status,
     Member.member_number,
     Member.created_at,
     Member.decided_at,
-    Decider.email.label("decided_by"),
+    col(Decider.email).label("decided_by"),
     Member.reject_reason,
 )
 _ID, _CREATED, _DECIDED = 0, 9, 10
@@ -102,14 +102,14 @@ def joined(*columns: Any) -> Select[Any]:
     return (
         select(*columns)
         .select_from(Member)
-        .join(District, District.id == Member.district_id)
-        .outerjoin(Workplace, Workplace.id == Member.workplace_id)
-        .outerjoin(Decider, Decider.id == Member.decided_by_id)
+        .join(District, col(District.id) == col(Member.district_id))
+        .outerjoin(Workplace, col(Workplace.id) == col(Member.workplace_id))
+        .outerjoin(Decider, col(Decider.id) == col(Member.decided_by_id))
     )
 
 
 def scope_clause(scope: list[int] | None) -> list[ColumnElement[bool]]:
-    return [] if scope is None else [Member.district_id.in_(scope)]  # type: ignore[attr-defined]
+    return [] if scope is None else [col(Member.district_id).in_(scope)]
 
 
 def sql_filters(
@@ -166,9 +166,9 @@ def _next(sort: str, key: list[Any] | None) -> tuple[list[ColumnElement[bool]], 
     if sort != "decided":
         return ([] if key is None else [_after(key[0], key[1], Member.created_at)]), sort
     if key is None or not key[0]:
-        terms = [Member.decided_at.is_not(None)]  # type: ignore[union-attr]
+        terms: list[ColumnElement[bool]] = [col(Member.decided_at).is_not(None)]
         return (terms if key is None else [*terms, _after(key[1], key[2], Member.decided_at)]), "decided_at"
-    return [Member.decided_at.is_(None), *([] if key[2] is None else [Member.id < key[2]])], "id"  # type: ignore[union-attr, operator]
+    return [col(Member.decided_at).is_(None), *([] if key[2] is None else [col(Member.id) < key[2]])], "id"
 
 
 def _after(at: Any, member_id: int, column: Any) -> ColumnElement[bool]:
@@ -176,7 +176,7 @@ def _after(at: Any, member_id: int, column: Any) -> ColumnElement[bool]:
 
     The first term repeats what the OR implies: it is the range an index scan can start from
     (PostgreSQL otherwise walks the index from the newest row and filters)."""
-    return and_(column <= at, or_(column < at, and_(column == at, Member.id < member_id)))  # type: ignore[operator]
+    return and_(column <= at, or_(column < at, and_(column == at, col(Member.id) < member_id)))
 
 
 def _key(sort: str, row: Any) -> list[Any]:
@@ -194,7 +194,7 @@ def ordered(
     arms = [
         select(
             joined(*columns)
-            .where(Member.district_id == district_id, *clauses)
+            .where(col(Member.district_id) == district_id, *clauses)
             .order_by(*order(sort))
             .limit(limit)
             .subquery()
@@ -309,7 +309,7 @@ def get_member(
     now: datetime | None = None,
     overdue_days: int = DEFAULT_OVERDUE_DAYS,
 ) -> MemberView:
-    row = session.execute(joined(*VIEW_COLUMNS).where(*scope_clause(scope), Member.id == member_id)).first()
+    row = session.execute(joined(*VIEW_COLUMNS).where(*scope_clause(scope), col(Member.id) == member_id)).first()
     if row is None:
         raise MemberNotFound()
     return _view(row, pii.decrypt(row[1]), pii, now or utcnow(), overdue_days)
@@ -330,14 +330,14 @@ def counts(
     if flt.q and pii is None:
         raise BadFilter("q")  # a search needs the cipher (index or decryption)
     clauses = sql_filters(flt, pii, now, with_status=False)
-    joined_counts = select(Member.status, Member.name_enc if needle else func.count()).select_from(Member)
+    joined_counts = select(col(Member.status), col(Member.name_enc) if needle else func.count()).select_from(Member)
     # Join only for a filter on the district's or station's code: neither join adds or drops a row
     # (a member's district is a required foreign key, its station an optional one), and without
     # them the count is read from the district index alone.
     if flt.district:
-        joined_counts = joined_counts.join(District, District.id == Member.district_id)
+        joined_counts = joined_counts.join(District, col(District.id) == col(Member.district_id))
     if flt.workplace:
-        joined_counts = joined_counts.outerjoin(Workplace, Workplace.id == Member.workplace_id)
+        joined_counts = joined_counts.outerjoin(Workplace, col(Workplace.id) == col(Member.workplace_id))
     joined_counts = joined_counts.where(*scope_clause(scope), *clauses)
     if needle is None:
         for status, number in session.execute(joined_counts.group_by(Member.status)):
@@ -355,8 +355,8 @@ def overdue_count(session: Session, scope: list[int] | None, *, now: datetime, o
         .select_from(Member)
         .where(
             *scope_clause(scope),
-            Member.status == MemberStatus.pending,
-            Member.created_at < deadlines.overdue_cutoff(now, overdue_days),  # working days, as the flag
+            col(Member.status) == MemberStatus.pending,
+            col(Member.created_at) < deadlines.overdue_cutoff(now, overdue_days),  # working days, as the flag
         )
     )
     return int(session.execute(stmt).scalar_one())
@@ -375,9 +375,9 @@ def changes_since(session: Session, scope: list[int] | None, since_marker: str |
     if not since_marker or not since_marker.isdigit():
         return Changes(marker=current_marker(session), changed=True)
     stmt = (
-        select(AuditEvent.id, AuditEvent.target_id, AuditEvent.details)
-        .where(AuditEvent.id > int(since_marker), AuditEvent.target_type == "member")
-        .order_by(AuditEvent.id)
+        select(col(AuditEvent.id), col(AuditEvent.target_id), col(AuditEvent.details))
+        .where(col(AuditEvent.id) > int(since_marker), col(AuditEvent.target_type) == "member")
+        .order_by(col(AuditEvent.id))
         .limit(1000)
     )
     marker, ids = int(since_marker), []
