@@ -17,10 +17,11 @@ transaction: `events.record(session, MemberDecided(...))`. The event waits on `s
   committing caller (`events.outcomes(session, MemberDecided)`), e.g. the roster's count of
   decision texts that could not be sent.
 
-Today's handlers: `CodeRequested` (app/services/phone_proof.py) sends a join code through the
-sender threads (app/services/sender.py) and a status code at once; `MemberDecided`
-(app/services/decisions.py) texts the worker the neutral decision notice. `ApplicationSubmitted`
-(recorded when a join code is proven) has no handler yet.
+Today's handlers: `CodeRequested` (app/services/phone_proof.py) queues a join code as a durable
+task (app/services/tasks.py: Huey, the code sealed with the PII cipher, dropped if stale when its
+turn comes) and sends a status code at once; `MemberDecided` queues the neutral decision notice
+(retried for hours, a final failure flagged on the member's page and in the audit log).
+`ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
 
 Next steps without touching a view: a webhook is one more `bus.subscribe(MemberDecided, post)`;
 a durable queue (Huey) is a handler that enqueues the event (events are small frozen dataclasses
