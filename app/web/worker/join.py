@@ -24,6 +24,7 @@ from app.web.worker.messages import LIMIT_MESSAGES
 log = logging.getLogger(__name__)
 bp = Blueprint("join", __name__)
 PENDING = "challenge_for"  # session: the attempt whose next send waits for the human check
+POSTER = "poster"  # session: the poster the attempt came through (its outstanding codes)
 CODE_PAGE = "join/code.html"
 
 
@@ -80,10 +81,15 @@ def send_code(attempt: JoinAttempt, phone: str, *, poster: str | None = None, ch
     """The human check first if needed (B5), else a code, sent after the commit; a refused send
     keeps the draft and shows the code page. `checked`: the human check was just passed."""
     db = get_session()
+    if session.get("attempt") != attempt.id:
+        session.pop(POSTER, None)
     session["attempt"] = attempt.id
+    if poster:  # the resend and the human check's send count against the same poster
+        session[POSTER] = poster
+    poster = session.get(POSTER)
     try:
         if checked:
-            flow.proof().reserve(db, phone, ip=flow.client_ip(), owner=attempt)
+            flow.proof().reserve(db, phone, ip=flow.client_ip(), owner=attempt, poster=poster)
             flow.proof().issue(db, attempt, phone, flow="join")
         else:
             flow.proof().send(db, attempt, phone, flow="join", ip=flow.client_ip(), poster=poster)
@@ -133,7 +139,7 @@ def check_code():  # type: ignore[no-untyped-def]
     db.commit()  # a wrong try counted on the attempt stays counted
     if verdict is not None:
         return _code_page(attempt, form, verdict)
-    flow.proof().note_verified(attempt)
+    flow.proof().note_verified(attempt, ip=flow.client_ip(), poster=session.get(POSTER))
     return redirect(url_for("join.done"), 303)
 
 
