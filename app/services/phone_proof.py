@@ -100,9 +100,7 @@ class PhoneProof:
         percent = self.settings.near_limit_percent
         prefix, watch = limits.prefix_key(self.pii, phone), self.monitor()
         low = watch.low(prefix)
-        if not low and (
-            percent >= 100 or not self.limits.near_budget(ip=ip, poster=poster, percent=percent, prefix=prefix)
-        ):
+        if not low and (percent >= 100 or not self.limits.near_budget(ip=ip, poster=poster, percent=percent)):
             return False  # the usual case: a few reads, nothing written
         if self.limits.send_refused(phone=limits.phone_key(self.pii, phone), prefix=prefix, ip=ip, poster=poster):
             return False

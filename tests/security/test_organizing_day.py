@@ -4,13 +4,15 @@ address and one poster and all join; SMS pumping from that address stops at 10 u
 
 from __future__ import annotations
 
+import re
 from collections import deque
+from datetime import timedelta
 
 import pytest
 
 from app.services import limits
 from tests import factories
-from tests.security.conftest import asked_to_check, browser, code_from, members, send_code, submit
+from tests.security.conftest import ask_again, asked_to_check, browser, code_from, members, send_code, submit
 
 STATION_WIFI = "203.0.113.50"
 
@@ -65,3 +67,36 @@ def test_a_verified_code_earns_the_address_its_send_back(app, path, sms):
     assert send_code(client, code).status_code == 303
     assert submit(browser(app, ip=STATION_WIFI), path, phone=factories.phone(51)).status_code == 303
     assert submit(browser(app, ip=STATION_WIFI), path, phone=factories.phone(52)).status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("lang", "sent_words", "not_sent", "wait_re"),
+    [
+        ("zh", ["发送了", "已向"], "没有发送验证码", r"请 \d+ 分钟后再试"),
+        ("en", ["We sent", "code we sent"], "No code was sent", r"Please try again in \d+ minutes"),
+    ],
+)
+def test_a_refused_send_never_says_sent_and_says_when_to_try_again(app, path, sms, lang, sent_words, not_sent, wait_re):
+    for n in range(10):
+        submit(browser(app, ip=STATION_WIFI), path, phone=factories.phone(n))
+    client = browser(app, ip=STATION_WIFI)
+    if lang == "en":
+        client.get("/lang/en")
+    refused = submit(client, path, phone=factories.phone(60))
+    assert refused.status_code == 429 and len(sms.sent) == 10
+    assert not any(words in refused.text for words in sent_words), refused.text
+    assert not_sent in refused.text and re.search(wait_re, refused.text)
+    assert 'name="code"' not in refused.text, "no box for a code that was never sent"
+
+
+def test_a_refused_resend_says_the_earlier_code_still_works(app, path, sms, clock):
+    client = browser(app, ip=STATION_WIFI)
+    submit(client, path, phone=factories.phone(1))
+    first = code_from(sms)
+    for n in range(2, 11):
+        submit(browser(app, ip=STATION_WIFI), path, phone=factories.phone(n))
+    clock.shift(timedelta(seconds=61))
+    refused = ask_again(client)
+    assert refused.status_code == 429 and "没有发送新的验证码" in refused.text and "发送了" not in refused.text
+    assert "仍然可以使用" in refused.text and re.search(r"请 \d+ 分钟后再试", refused.text)
+    assert send_code(client, first).status_code == 303

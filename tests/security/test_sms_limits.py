@@ -12,6 +12,7 @@ from sqlmodel import select
 import config as settings
 from app import create_app
 from app.models import JoinAttempt
+from app.services import limits
 from tests import factories
 from tests.security.conftest import ask_again, attempts, browser, spread_phone, submit
 
@@ -20,12 +21,12 @@ def app_with(env: dict[str, str], **overrides: str) -> Flask:
     return create_app(settings.TestingConfig({**env, **overrides}))
 
 
-def test_prefix_sweep_stops_at_ten_unverified_codes(app, path, sms):
+def test_prefix_sweep_stops_at_twenty_unverified_codes(app, path, sms):
     outcomes = [
         submit(browser(app, ip=f"203.0.113.{i}"), path, phone=f"+86170123400{i:02d}").status_code for i in range(25)
     ]
-    assert outcomes == [303] * 10 + [429] * 15
-    assert len(sms.sent) == 10
+    assert outcomes == [303] * 20 + [429] * 5
+    assert len(sms.sent) == 20 == limits.OUTSTANDING["prefix"]
 
 
 @pytest.mark.parametrize(

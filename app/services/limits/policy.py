@@ -40,7 +40,7 @@ IP_SENDS = (Rule("ip", parse("300 per hour")),)
 PREFIX_SENDS = (Rule("prefix", parse("300 per hour")),)
 POSTER_STARTS = (Rule("poster", parse("300 per hour")),)
 # Sends not yet verified that one address, poster or number prefix may have at once (per hour).
-OUTSTANDING = {"ip": 10, "poster": 20, "prefix": 10}
+OUTSTANDING = {"ip": 10, "poster": 20, "prefix": 20}
 OUTSTANDING_WINDOW = 3600
 _TALLY = RateLimitItemPerSecond(100_000, OUTSTANDING_WINDOW)  # a count, never full in an hour
 SENT = {scope: Rule(f"{scope}-sent", _TALLY) for scope in OUTSTANDING}
@@ -155,10 +155,11 @@ class Limits:
         checks = [(LOCK, phone), *self._send_checks(phone=phone, prefix=prefix, ip=ip)]
         return any(n >= rule.limit.amount for n, (rule, _key) in zip(self.used_many(checks), checks, strict=True))
 
-    def near_budget(self, *, ip: str, poster: str | None, percent: int, prefix: str | None = None) -> bool:
-        """Whether `percent` % of the outstanding bound of the address, poster or prefix is reached,
-        or of the address's or poster's hourly ceiling (the human check comes before a refusal)."""
-        keys = _outstanding_keys(ip=ip, poster=poster, prefix=prefix)
+    def near_budget(self, *, ip: str, poster: str | None, percent: int) -> bool:
+        """Whether `percent` % of the outstanding bound of the address or the poster is reached, or
+        of their hourly ceilings (the human check comes before a refusal). A prefix is watched by
+        its conversion instead (app/services/conversion.py), which alerts first."""
+        keys = _outstanding_keys(ip=ip, poster=poster, prefix=None)
         if any(n * 100 >= OUTSTANDING[s] * percent for s, (n, _key) in self.outstanding(keys).items()):
             return True
         checks = [*((r, ip) for r in IP_SENDS), *((r, poster) for r in POSTER_STARTS if poster)]

@@ -19,7 +19,6 @@ from app.web.errors import render_error
 from app.web.worker import flow, poster
 from app.web.worker.flow import Verdict
 from app.web.worker.forms import CodeForm, EmptyForm, JoinForm
-from app.web.worker.messages import LIMIT_MESSAGES
 
 log = logging.getLogger(__name__)
 bp = Blueprint("join", __name__)
@@ -71,7 +70,7 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
     except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
         db.rollback()
         refused = phone_proof.refusal(exc)
-        message = LIMIT_MESSAGES["poster"] if refused.status == 429 else None
+        message = flow.refusal_message(refused) if refused.status == 429 else None
         return render_error(refused.status, message, retry_after=refused.retry_after)
     poster.count_place(place, "forms")
     return send_code(attempt, applicant.phone, poster=limits.poster_key(token))
@@ -99,9 +98,7 @@ def send_code(attempt: JoinAttempt, phone: str, *, poster: str | None = None, ch
         return redirect(url_for("challenge.show"), 303)
     except phone_proof.Refused as refused:
         db.commit()
-        return _code_page(
-            attempt, CodeForm(), Verdict(flow.refusal_message(refused), refused.status, refused.retry_after)
-        )
+        return _code_page(attempt, CodeForm(), flow.refused(refused))
     db.commit()  # the code goes out after the commit (app/services/events.py)
     return redirect(url_for("join.code"), 303)
 
