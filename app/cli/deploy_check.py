@@ -96,7 +96,9 @@ def _cookies(config: Mapping[str, Any]) -> Iterator[str]:
 
 def _abuse(config: Mapping[str, Any]) -> Iterator[str]:
     """The SMS pumping guards of docs/security.md B5/B6 stay on."""
-    most = limits.PREFIX_SENDS[0].limit.amount  # a prefix never gets more sends an hour: a higher floor never alerts
+    # A prefix never has more unanswered codes in an hour than its outstanding bound: a higher
+    # floor would never see pumping (docs/security.md B4).
+    most = limits.OUTSTANDING["prefix"]
     if not 0 < int(config.get("CONVERSION_MIN_SENDS", 20)) <= most:
         yield f"CONVERSION_MIN_SENDS must be 1 to {most}, or a number prefix can never alert (B6)"
     if not 0 < int(config.get("CONVERSION_MIN_PERCENT", 50)) <= 100:

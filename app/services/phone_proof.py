@@ -98,7 +98,7 @@ class PhoneProof:
         low = watch.low(prefix)
         if not low and (percent >= 100 or not self.limits.near_budget(ip=ip, poster=poster, percent=percent)):
             return False  # the usual case: a few reads, nothing written
-        if self.limits.send_refused(phone=limits.phone_key(self.pii, phone), prefix=prefix, ip=ip):
+        if self.limits.send_refused(phone=limits.phone_key(self.pii, phone), prefix=prefix, ip=ip, poster=poster):
             return False
         watch.raise_alerts(db, low)  # usually raised already by note_sent; the caller commits
         return True
@@ -109,16 +109,22 @@ class PhoneProof:
         """The human check if needed (NeedsHumanCheck), then `reserve` and `issue`. Raises Refused."""
         if self.challenge_needed(db, phone, ip=ip, poster=poster):
             raise NeedsHumanCheck()
-        self.reserve(db, phone, ip=ip, owner=owner)
+        self.reserve(db, phone, ip=ip, owner=owner, poster=poster)
         self.issue(db, owner, phone, flow=flow)
 
-    def reserve(self, db: Session, phone: str, *, ip: str, owner: CodeState | None = None) -> None:
-        """Count one SMS against the owner's, the phone's, the prefix's, the IP's and the global limits."""
+    def reserve(
+        self, db: Session, phone: str, *, ip: str, owner: CodeState | None = None, poster: str | None = None
+    ) -> None:
+        """Count one SMS against the owner's, the phone's, the prefix's, the IP's, the poster's and
+        the global limits (outstanding codes first: docs/security.md B4)."""
         if owner is not None and owner.sends >= verification.MAX_SENDS_PER_ATTEMPT:
             raise Refused("attempt", 429)
         try:
             self.limits.reserve_send(
-                phone=limits.phone_key(self.pii, phone), prefix=limits.prefix_key(self.pii, phone), ip=ip
+                phone=limits.phone_key(self.pii, phone),
+                prefix=limits.prefix_key(self.pii, phone),
+                ip=ip,
+                poster=poster,
             )
             self.note_sent(db, phone)  # before the owner changes: a refusal here leaves it as it was
         except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
@@ -141,10 +147,14 @@ class PhoneProof:
         watch.note_sent(prefix)
         watch.raise_alerts(db, watch.low(prefix))
 
-    def note_verified(self, proven: CodeState) -> None:
-        """Count a right code. A store failure must not undo it: only logged (by Limits)."""
+    def note_verified(self, proven: CodeState, *, ip: str, poster: str | None = None) -> None:
+        """Count a right code: for the conversion monitor, and as the codes it took earned back by
+        the address, poster and prefix (their outstanding codes). A store failure must not undo
+        it: only logged (by Limits)."""
         try:
-            self.monitor().note_verified(limits.prefix_key(self.pii, self.pii.decrypt(proven.phone_enc)))
+            prefix = limits.prefix_key(self.pii, self.pii.decrypt(proven.phone_enc))
+            self.monitor().note_verified(prefix)
+            self.limits.note_verified(ip=ip, poster=poster, prefix=prefix, sends=proven.sends)
         except limits.LimiterUnavailable:
             pass  # the figures will read low, which errs towards the check
 

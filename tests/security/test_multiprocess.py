@@ -125,6 +125,11 @@ def _wait_ready(base: str, process: subprocess.Popen) -> None:  # type: ignore[t
 
 def _join_path(tmp_path: Path, env: dict[str, str]) -> str:
     """Create a place in the server's database and return its join path."""
+    return _join_paths(tmp_path, env)[0]
+
+
+def _join_paths(tmp_path: Path, env: dict[str, str]) -> tuple[str, str]:
+    """Create two stations in the server's database and return their join paths."""
     from app import create_app
     from config import TestingConfig
     from tests import factories
@@ -133,11 +138,14 @@ def _join_path(tmp_path: Path, env: dict[str, str]) -> str:
     from sqlmodel import Session
 
     with Session(app.extensions["db_engine"]) as db:
-        station = factories.workplace(db, factories.district(db))
+        district = factories.district(db)
+        station = factories.workplace(db, district)
         db.commit()
-        path = factories.join_path(app, station)
+        other = factories.workplace(db, district, code="PD-ZJ02", name="张江饿了么站")
+        db.commit()
+        paths = factories.join_path(app, station), factories.join_path(app, other)
     app.extensions["db_engine"].dispose()
-    return path
+    return paths
 
 
 @pytest.mark.redis
@@ -226,14 +234,17 @@ def test_conversion_is_shared_by_four_workers_and_alerts_once(watched_server):
     """docs/security.md B6/B7: 20 unanswered codes sent at once through 4 workers are counted as 20,
     the alert is raised once per scope, and then every worker asks for the human check."""
     base, tmp_path, env = watched_server
-    path = _join_path(tmp_path, env)
+    path, other_poster = _join_paths(tmp_path, env)
     net = f"198.18.{secrets.randbelow(256)}"
     clients = [(f"{net}.{n + 1}", f"+86170123400{n:02d}") for n in range(20)]  # one prefix
     responses = _post_together(base, path, clients)
     assert [r.status_code for r in responses] == [303] * 20
     assert all(r.headers["Location"].endswith("/join/code") for r in responses), "none saw 20 before it"
     assert _alerts(tmp_path, env) == ["all", "prefix"], "once per scope, whichever workers saw it"
-    later = _post_together(base, path, [(f"{net}.{n + 100}", spread_phone(n + 1)) for n in range(4)])
-    assert all(r.status_code == 303 and r.headers["Location"].endswith("/join/check") for r in later)
+    # Another poster: the first has its 20 unanswered codes (docs/security.md B4) and refuses.
+    later = _post_together(base, other_poster, [(f"{net}.{n + 100}", spread_phone(n + 1)) for n in range(4)])
+    assert all(r.status_code == 303 and r.headers["Location"].endswith("/join/check") for r in later), [
+        (r.status_code, r.headers.get("Location")) for r in later
+    ]
     assert len((tmp_path / "outbox.jsonl").read_text().splitlines()) == 20, "no SMS before the check"
     assert _alerts(tmp_path, env) == ["all", "prefix"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+import pytest
+
 import config as settings
 from app import create_app
 from app.models import PlaceKind, utcnow
-from app.services import places
+from app.services import limits, places
 from app.services.tokens import QrSigner
 from tests import factories
 from tests.security.conftest import attempts, browser, spread_phone, submit
@@ -71,13 +73,24 @@ def test_guessing_tokens_gets_an_address_blocked(app, station, clock):
     assert client.get("/" + genuine).status_code == 200
 
 
-def test_leaked_poster_flood_stops_at_fifty_join_starts_an_hour(app, path, sms):
+def test_leaked_poster_flood_stops_at_twenty_unverified_codes(app, path, sms):
+    """Every address and prefix new, no code ever entered: the poster's outstanding codes stop it."""
     codes = [
         submit(browser(app, ip=f"203.0.{n // 200}.{n % 200 + 1}"), path, phone=spread_phone(n + 1)).status_code
-        for n in range(51)
+        for n in range(21)
     ]
-    assert codes == [303] * 50 + [429]
-    assert len(attempts_of(app)) == 50 and len(sms.sent) == 50
+    assert codes == [303] * 20 + [429]
+    assert len(sms.sent) == 20 == limits.OUTSTANDING["poster"]
+
+
+def test_a_poster_takes_at_most_three_hundred_join_starts_an_hour(app):
+    guard = app.extensions["phone_proof"].limits
+    with app.app_context():
+        for _ in range(300):
+            guard.reserve_join_start("POSTER")
+        with pytest.raises(limits.LimitExceeded) as refused:
+            guard.reserve_join_start("POSTER")
+    assert refused.value.scope == "poster" and 0 < refused.value.retry_after <= 3600
 
 
 def attempts_of(app):  # type: ignore[no-untyped-def]

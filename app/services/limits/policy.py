@@ -32,10 +32,20 @@ PREFIX_DIGITS = 4  # a prefix is the number without its last four digits: 7 digi
 # B3: one code plus one resend per code lifetime (China's carriers reject a third identical
 # text), at most 4 texts a day to any phone.
 PHONE_SENDS = (Rule("phone", parse("2 per 10 minutes")), Rule("phone", parse("4 per day")))
-# B4: loose on IPs, because Chinese mobile users often share one carrier NAT address.
-IP_SENDS = (Rule("ip", parse("10 per hour")), Rule("ip", parse("30 per day")))
-PREFIX_SENDS = (Rule("prefix", parse("20 per hour")),)
-POSTER_STARTS = (Rule("poster", parse("50 per hour")),)
+# B4: a station's riders share one address (its Wi-Fi, or a carrier's NAT) and one poster, so
+# what an address, a poster or a number prefix may have is *outstanding* codes: sends minus
+# verified codes in the same moving hour (`OUTSTANDING`). A drive whose riders enter their codes
+# earns its budget back; pumping (codes nobody enters) stops at the bound. The hard ceilings
+# below only cap a busy hour.
+IP_SENDS = (Rule("ip", parse("300 per hour")),)
+PREFIX_SENDS = (Rule("prefix", parse("300 per hour")),)
+POSTER_STARTS = (Rule("poster", parse("300 per hour")),)
+# Sends not yet verified that one address, poster or number prefix may have at once (per hour).
+OUTSTANDING = {"ip": 10, "poster": 20, "prefix": 20}
+OUTSTANDING_WINDOW = 3600
+_TALLY = RateLimitItemPerSecond(100_000, OUTSTANDING_WINDOW)  # a count, never full in an hour
+SENT = {scope: Rule(f"{scope}-sent", _TALLY) for scope in OUTSTANDING}
+VERIFIED = {scope: Rule(f"{scope}-verified", _TALLY) for scope in OUTSTANDING}
 # C1/B4: tampered or made-up poster tokens from one address (enumeration).
 BAD_TOKENS = Rule("bad-token", parse("20 per minute"))
 # A6: 10 wrong codes per phone in a rolling day, then the phone is locked for a day.
@@ -108,22 +118,51 @@ class Limits:
         self.budget = (Rule("global", parse(f"{daily_budget} per day")),)
         self.clock = clock
 
-    def reserve_send(self, *, phone: str, prefix: str, ip: str) -> None:
-        """Count one SMS against every limit, or raise LimitExceeded and count nothing."""
+    def reserve_send(self, *, phone: str, prefix: str, ip: str, poster: str | None = None) -> None:
+        """Count one SMS against every limit, or raise LimitExceeded and count nothing.
+
+        First the outstanding codes (sends − verified, per address, poster and prefix: one read),
+        then the windows and the tally of sends (one atomic reserve). Between the read and the
+        tally a few concurrent sends may pass together: the bound is N plus the requests in
+        flight at that instant."""
+        keys = _outstanding_keys(ip=ip, poster=poster, prefix=prefix)
+        for scope, (count, key) in self.outstanding(keys).items():
+            if count >= OUTSTANDING[scope]:
+                raise LimitExceeded(scope, self.store.retry_after(SENT[scope], key))
+        tally = [(SENT[scope], key) for scope, key in keys.items()]  # never full: taken with the rest
         try:
-            self._reserve(self._send_checks(phone=phone, prefix=prefix, ip=ip), unless_locked=phone)
+            self._reserve([*self._send_checks(phone=phone, prefix=prefix, ip=ip), *tally], unless_locked=phone)
         except LimitExceeded as exc:
             if exc.scope == "global":
                 self._budget_alert()
             raise
 
-    def send_refused(self, *, phone: str, prefix: str, ip: str) -> bool:
-        """Whether `reserve_send` would refuse now (nothing is counted; one read of every window)."""
+    def note_verified(self, *, ip: str, poster: str | None, prefix: str, sends: int = 1) -> None:
+        """A right code earns back the `sends` codes it took, for its address, poster and prefix."""
+        keys = _outstanding_keys(ip=ip, poster=poster, prefix=prefix)
+        self.count_many([(VERIFIED[scope], key) for scope, key in keys.items()] * max(1, sends))
+
+    def outstanding(self, keys: dict[str, str]) -> dict[str, tuple[int, str]]:
+        """{scope: (sends − verified in the moving hour, key)} for the given scopes (one read)."""
+        checks = [(rule[scope], key) for scope, key in keys.items() for rule in (SENT, VERIFIED)]
+        used = self.used_many(checks)
+        return {scope: (max(0, used[2 * i] - used[2 * i + 1]), key) for i, (scope, key) in enumerate(keys.items())}
+
+    def send_refused(self, *, phone: str, prefix: str, ip: str, poster: str | None = None) -> bool:
+        """Whether `reserve_send` would refuse now (nothing is counted; two reads)."""
+        keys = _outstanding_keys(ip=ip, poster=poster, prefix=prefix)
+        if any(n >= OUTSTANDING[scope] for scope, (n, _key) in self.outstanding(keys).items()):
+            return True
         checks = [(LOCK, phone), *self._send_checks(phone=phone, prefix=prefix, ip=ip)]
         return any(n >= rule.limit.amount for n, (rule, _key) in zip(self.used_many(checks), checks, strict=True))
 
     def near_budget(self, *, ip: str, poster: str | None, percent: int) -> bool:
-        """Whether `percent` % of an IP's send limits or a poster's join-start limit is used up."""
+        """Whether `percent` % of the outstanding bound of the address or the poster is reached, or
+        of their hourly ceilings (the human check comes before a refusal). A prefix is watched by
+        its conversion instead (app/services/conversion.py), which alerts first."""
+        keys = _outstanding_keys(ip=ip, poster=poster, prefix=None)
+        if any(n * 100 >= OUTSTANDING[s] * percent for s, (n, _key) in self.outstanding(keys).items()):
+            return True
         checks = [*((r, ip) for r in IP_SENDS), *((r, poster) for r in POSTER_STARTS if poster)]
         used = self.used_many(checks)
         return any(n * 100 >= rule.limit.amount * percent for n, (rule, _key) in zip(used, checks, strict=True))
@@ -237,6 +276,11 @@ class Limits:
                 alerts.critical("global SMS budget exhausted: sending stopped until the window moves")
         except LimiterUnavailable:
             pass
+
+
+def _outstanding_keys(*, ip: str, poster: str | None, prefix: str | None) -> dict[str, str]:
+    keys = {"ip": ip, "poster": poster, "prefix": prefix}
+    return {scope: key for scope, key in keys.items() if key}
 
 
 def _delay_rule(seconds: int) -> Rule:

@@ -3,6 +3,7 @@ address, the row the session names, the code page and the words for a refused or
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,9 +36,21 @@ def client_ip() -> str:
 
 
 def refusal_message(refused: phone_proof.Refused) -> str:
+    """Why no code was sent, and when to try again (when the limit says)."""
     if refused.reason == "unavailable":
         return str(SMS_MESSAGES["unavailable"])
-    return str(LIMIT_MESSAGES.get(refused.reason, LIMIT_MESSAGES["phone"]))
+    why = str(LIMIT_MESSAGES.get(refused.reason, LIMIT_MESSAGES["phone"]))
+    return f"{why} {try_again_in(refused.retry_after)}" if refused.retry_after else why
+
+
+def try_again_in(seconds: int) -> str:
+    """ "Please try again in 3 minutes." (seconds under a minute, hours from 90 minutes)."""
+    if seconds < 60:
+        return _("Please try again in %(n)d seconds.", n=max(1, seconds))
+    minutes = math.ceil(seconds / 60)
+    if minutes < 90:
+        return _("Please try again in %(n)d minutes.", n=minutes)
+    return _("Please try again in %(n)d hours.", n=math.ceil(minutes / 60))
 
 
 def with_retry_after(body_and_status, retry_after: int | None):  # type: ignore[no-untyped-def]
@@ -52,16 +65,19 @@ def short_locale() -> str:
 
 
 def refused(refusal: phone_proof.Refused) -> Verdict:
-    return Verdict(refusal_message(refusal), refusal.status, refusal.retry_after)
+    """The verdict of a send that was refused: no code went out (the page never says "sent")."""
+    return Verdict(refusal_message(refusal), refusal.status, refusal.retry_after, not_sent=True)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Why a code was not accepted: the words, the HTTP status, the Retry-After seconds."""
+    """Why a code was not accepted (or, `not_sent`, why none was sent): the words, the HTTP
+    status, the Retry-After seconds."""
 
     message: str
     status: int = 422
     retry_after: int | None = None
+    not_sent: bool = False
 
 
 def judge_code(owner: CodeState, code: str) -> Verdict | None:
@@ -92,7 +108,7 @@ def resend_wait(owner: CodeState) -> int:
 
 
 def too_soon(wait: int) -> Verdict:
-    return Verdict(_("Please wait %(n)d seconds before asking for a new code.", n=wait), 429, wait)
+    return Verdict(_("Please wait %(n)d seconds before asking for a new code.", n=wait), 429, wait, not_sent=True)
 
 
 def render_code(  # type: ignore[no-untyped-def]
@@ -105,7 +121,11 @@ def render_code(  # type: ignore[no-untyped-def]
     send_error: str | None = None,
 ):
     """The code page of `owner` (join/code.html or status/code.html) with the verdict, else why
-    the last code could not be sent (in neutral words: `messages.send_failure`)."""
+    the last code could not be sent (in neutral words: `messages.send_failure`).
+
+    The page says a code was sent only when one was: a refused send (`verdict.not_sent`) says
+    no new code went out (and whether an earlier one still works), a failed one that none did."""
+    refused_now = verdict is not None and verdict.not_sent
     body = render_template(
         template,
         form=form,
@@ -113,6 +133,8 @@ def render_code(  # type: ignore[no-untyped-def]
         wait=resend_wait(owner),
         message=verdict.message if verdict else send_failure(send_error),
         phone=masked(current_app.extensions["pii"].decrypt(owner.phone_enc)),
+        sent=not refused_now and not send_error and owner.sends > 0,
+        earlier=refused_now and not send_error and owner.sends > 0,
     )
     if verdict is None:
         return body, status

@@ -19,11 +19,11 @@ from app.web.errors import render_error
 from app.web.worker import flow, poster
 from app.web.worker.flow import Verdict
 from app.web.worker.forms import CodeForm, EmptyForm, JoinForm
-from app.web.worker.messages import LIMIT_MESSAGES
 
 log = logging.getLogger(__name__)
 bp = Blueprint("join", __name__)
 PENDING = "challenge_for"  # session: the attempt whose next send waits for the human check
+POSTER = "poster"  # session: the poster the attempt came through (its outstanding codes)
 CODE_PAGE = "join/code.html"
 
 
@@ -70,7 +70,7 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
     except (limits.LimitExceeded, limits.LimiterUnavailable) as exc:
         db.rollback()
         refused = phone_proof.refusal(exc)
-        message = LIMIT_MESSAGES["poster"] if refused.status == 429 else None
+        message = flow.refusal_message(refused) if refused.status == 429 else None
         return render_error(refused.status, message, retry_after=refused.retry_after)
     poster.count_place(place, "forms")
     return send_code(attempt, applicant.phone, poster=limits.poster_key(token))
@@ -80,10 +80,15 @@ def send_code(attempt: JoinAttempt, phone: str, *, poster: str | None = None, ch
     """The human check first if needed (B5), else a code, sent after the commit; a refused send
     keeps the draft and shows the code page. `checked`: the human check was just passed."""
     db = get_session()
+    if session.get("attempt") != attempt.id:
+        session.pop(POSTER, None)
     session["attempt"] = attempt.id
+    if poster:  # the resend and the human check's send count against the same poster
+        session[POSTER] = poster
+    poster = session.get(POSTER)
     try:
         if checked:
-            flow.proof().reserve(db, phone, ip=flow.client_ip(), owner=attempt)
+            flow.proof().reserve(db, phone, ip=flow.client_ip(), owner=attempt, poster=poster)
             flow.proof().issue(db, attempt, phone, flow="join")
         else:
             flow.proof().send(db, attempt, phone, flow="join", ip=flow.client_ip(), poster=poster)
@@ -93,9 +98,7 @@ def send_code(attempt: JoinAttempt, phone: str, *, poster: str | None = None, ch
         return redirect(url_for("challenge.show"), 303)
     except phone_proof.Refused as refused:
         db.commit()
-        return _code_page(
-            attempt, CodeForm(), Verdict(flow.refusal_message(refused), refused.status, refused.retry_after)
-        )
+        return _code_page(attempt, CodeForm(), flow.refused(refused))
     db.commit()  # the code goes out after the commit (app/services/events.py)
     return redirect(url_for("join.code"), 303)
 
@@ -133,7 +136,7 @@ def check_code():  # type: ignore[no-untyped-def]
     db.commit()  # a wrong try counted on the attempt stays counted
     if verdict is not None:
         return _code_page(attempt, form, verdict)
-    flow.proof().note_verified(attempt)
+    flow.proof().note_verified(attempt, ip=flow.client_ip(), poster=session.get(POSTER))
     return redirect(url_for("join.done"), 303)
 
 

@@ -131,7 +131,7 @@ def check_code():  # type: ignore[no-untyped-def]
     get_session().commit()  # the try counts, right or wrong
     if verdict is not None:  # this page answers every refused code with 422 and its words
         return _code_page(check, form, flow.Verdict(verdict.message))
-    flow.proof().note_verified(check)
+    flow.proof().note_verified(check, ip=flow.client_ip())
     return redirect(url_for("status.me"), 303)
 
 
