@@ -40,7 +40,8 @@ class MemberStatus(enum.StrEnum):
 class MemberSource(enum.StrEnum):
     """How a member reached the roster: the QR join flow, or an import of an existing register."""
 
-    join = "join"
+    # typeshed reads a member named like a str method as overriding it; the enum member is what we want.
+    join = "join"  # type: ignore[assignment]
     import_ = "import"
 
 

@@ -17,11 +17,13 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func
-from sqlmodel import Session, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
 
 from app.models import District, Member, MemberStatus, PlaceKind, PlaceStat, Workplace
 from app.services import deadlines
@@ -99,9 +101,9 @@ def local_day(session: Session, column: Any, win: Window) -> ColumnElement[str]:
 
 # A station's key is (district id, station id or None): members without a station count per district.
 KEY_COLUMNS = {
-    "district": (Member.district_id,),
-    "workplace": (Member.district_id, Member.workplace_id),
-    "platform": (Member.platform,),
+    "district": (col(Member.district_id),),
+    "workplace": (col(Member.district_id), col(Member.workplace_id)),
+    "platform": (col(Member.platform),),
 }
 
 
@@ -130,9 +132,10 @@ def joins(session: Session, scope: list[int] | None, win: Window, dimension: str
     """Members who applied in the window, counted per local day and district, station or platform."""
     keys = KEY_COLUMNS[dimension]
     day = local_day(session, Member.created_at, win)
+    # SQLAlchemy's own select: SQLModel's is typed for a fixed number of columns only.
     query = (
-        select(day, *keys, func.count())
-        .where(*_scope(Member.district_id, scope), Member.created_at >= win.start)
+        sa_select(day, *keys, func.count())
+        .where(*_scope(Member.district_id, scope), col(Member.created_at) >= win.start)
         .group_by(day, *keys)
     )
     result = Joins(dimension)
@@ -199,9 +202,9 @@ def funnels(session: Session, scope: list[int] | None, win: Window) -> list[Post
     counts: dict[tuple[PlaceKind, int, int], dict[str, int | None]] = {}
     sums = [func.sum(getattr(PlaceStat, step)) for step in ("scans", "forms", "verified")]
     stat_query = (
-        select(PlaceStat.place_kind, PlaceStat.place_id, PlaceStat.qr_version, *sums)
-        .where(PlaceStat.day >= win.start.date())
-        .group_by(PlaceStat.place_kind, PlaceStat.place_id, PlaceStat.qr_version)
+        select(col(PlaceStat.place_kind), col(PlaceStat.place_id), col(PlaceStat.qr_version), *sums)
+        .where(col(PlaceStat.day) >= win.start.date())
+        .group_by(col(PlaceStat.place_kind), col(PlaceStat.place_id), col(PlaceStat.qr_version))
     )
     for kind, place_id, version, scans, forms, verified in session.execute(stat_query):
         if place_id in place_ids[PlaceKind(kind)]:
@@ -218,10 +221,10 @@ def _funnel(scans: Any, forms: Any, verified: Any) -> dict[str, int | None]:
     return {**found, "verified": int(verified or 0), "approved": 0}
 
 
-def _place_ids(session: Session, scope: list[int] | None) -> dict[PlaceKind, set[int]]:
+def _place_ids(session: Session, scope: list[int] | None) -> dict[PlaceKind, set[int | None]]:
     district_ids = set(session.exec(select(District.id).where(*_scope(District.id, scope))))
     station_query = select(Workplace.id).where(*_scope(Workplace.district_id, scope))
-    return {PlaceKind.district: district_ids, PlaceKind.workplace: set(session.exec(station_query))}  # type: ignore[arg-type]
+    return {PlaceKind.district: district_ids, PlaceKind.workplace: set(session.exec(station_query))}
 
 
 def _approved(session: Session, scope: list[int] | None, win: Window) -> list[tuple[PlaceKind, int, int, int]]:
@@ -232,14 +235,14 @@ def _approved(session: Session, scope: list[int] | None, win: Window) -> list[tu
         # table in that column's index order (to skip a sort) instead of the created_at range.
         place = func.coalesce(column, 0)
         query = (
-            select(place, Member.source_qr_version, func.count())
+            select(place, col(Member.source_qr_version), func.count())
             .where(
                 *_scope(Member.district_id, scope),
                 Member.created_at >= win.start,
                 Member.status == MemberStatus.approved,
                 Member.source_kind == kind,
             )
-            .group_by(place, Member.source_qr_version)
+            .group_by(place, col(Member.source_qr_version))
         )
         out += [(kind, place_id, version, int(n)) for place_id, version, n in session.execute(query) if place_id]
     return out
@@ -272,9 +275,9 @@ class Decisions:
     overdue: int
 
 
-def _hours(session: Session) -> ColumnElement[float]:
+def _hours(session: Session) -> ColumnElement[float | Decimal]:
     if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", Member.decided_at - Member.created_at) / 3600.0
+        return func.extract("epoch", col(Member.decided_at) - col(Member.created_at)) / 3600.0
     return (func.julianday(Member.decided_at) - func.julianday(Member.created_at)) * 24.0
 
 
@@ -295,11 +298,11 @@ def decisions_by_district(
     the district list for the index); the percentiles are read from those counts.
     """
     minutes = func.round(_hours(session) * 60)
-    in_scope = Member.district_id.in_(district_ids)  # type: ignore[attr-defined]
+    in_scope = col(Member.district_id).in_(district_ids)
     histogram = (
-        select(Member.district_id, minutes, func.count())
-        .where(in_scope, Member.decided_at >= win.start)
-        .group_by(Member.district_id, minutes)
+        select(col(Member.district_id), minutes, func.count())
+        .where(in_scope, col(Member.decided_at) >= win.start)
+        .group_by(col(Member.district_id), minutes)
     )
     counts: dict[int | None, dict[float, int]] = defaultdict(lambda: defaultdict(int))
     for district_id, minute, n in session.execute(histogram):
@@ -307,9 +310,9 @@ def decisions_by_district(
             counts[key][float(minute)] += int(n)
     cutoff = deadlines.overdue_cutoff(win.now, working_days)
     overdue_query = (
-        select(Member.district_id, func.count())
-        .where(in_scope, Member.status == MemberStatus.pending, Member.created_at < cutoff)
-        .group_by(Member.district_id)
+        select(col(Member.district_id), func.count())
+        .where(in_scope, Member.status == MemberStatus.pending, col(Member.created_at) < cutoff)
+        .group_by(col(Member.district_id))
     )
     overdue: dict[int | None, int] = defaultdict(int)
     for district_id, n in session.execute(overdue_query):

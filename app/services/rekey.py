@@ -82,7 +82,7 @@ def rotate(session: Session, cipher: PiiCipher, size: int = 500) -> Iterator[Bat
             yield Batch(table.name, len(rows), changed, after)
 
 
-def _rows(session: Session, table: Table, key: Column, columns: list[Column], after: object, size: int) -> list:  # type: ignore[type-arg]
+def _rows(session: Session, table: Table, key: Column, columns: list[Column], after: object, size: int) -> list:
     query = select(key, *columns).order_by(key).limit(size)
     if after is not None:
         query = query.where(key > after)

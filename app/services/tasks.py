@@ -172,7 +172,8 @@ class Deliveries:
                     db, self._gateway(), self.pii, member, link=self.settings.link, now=utcnow(), strict=True
                 )
             except sms.SmsError as exc:
-                if exc.kind in TEMPORARY and getattr(task, "retries", 0):
+                retries: int = getattr(task, "retries", 0)
+                if exc.kind in TEMPORARY and retries:
                     raise  # Huey tries again later
                 self.notice_failed(db, member_id, exc.kind)
                 db.commit()

@@ -18,7 +18,7 @@ from flask_wtf.file import FileField, FileRequired
 from sqlmodel import Session
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, SelectField
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3 has it; types-WTForms 3.2 lacks it
 
 from app.db import engine, get_session
 from app.extensions import csrf

@@ -171,10 +171,10 @@ def csv_rows(report: dashboard.Report) -> list[list[object]]:
     rows += _breakdown_rows(report, "joins_station", report.by_station, report.station_keys)
     rows += _breakdown_rows(report, "joins_platform", report.by_platform, report.platform_keys)
     for key, figures in report.decisions.items():
-        district = _district_code(report, key) if key is not None else ""
+        code = _district_code(report, key) if key is not None else ""
         for name in ("decided", "median_hours", "p90_hours", "overdue"):
             value = getattr(figures, name)
-            rows.append([f"decisions_{name}", "", district, "", "", "" if value is None else round(value, 1)])
+            rows.append([f"decisions_{name}", "", code, "", "", "" if value is None else round(value, 1)])
     return rows
 
 

@@ -15,7 +15,7 @@ import hmac
 import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from limits.storage import Storage, storage_from_string
+from limits.storage import StorageTypes, storage_from_string
 from sqlalchemy import text
 
 from app import db, logs
@@ -92,7 +92,7 @@ def _redis_ok() -> bool:
         return False
 
 
-def _redis_store() -> Storage:
+def _redis_store() -> StorageTypes:
     options = {"socket_timeout": REDIS_TIMEOUT, "socket_connect_timeout": REDIS_TIMEOUT}
     storage = storage_from_string(current_app.config["REDIS_URL"], **options)
     current_app.extensions["health_redis"] = storage

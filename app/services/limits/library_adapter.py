@@ -29,7 +29,7 @@ class SweptMemoryStorage(MemoryStorage):
     STORAGE_SCHEME = ["swept-memory"]
     SWEEP_SECONDS = 1.0
 
-    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: object) -> None:
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: str) -> None:
         self._next_sweep = 0.0
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
 

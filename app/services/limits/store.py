@@ -17,14 +17,16 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from limits import RateLimitItem
 from limits.errors import StorageError
-from limits.storage import RedisStorage, Storage
+from limits.storage import MovingWindowSupport, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter, RateLimiter
+from redis.commands.core import Script
 from redis.exceptions import RedisClusterException, RedisError
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 
 # In braces: a Redis Cluster hash tag. Every window then lives in one slot, which the scripts
@@ -106,7 +108,8 @@ class WindowStore:
         script = _script(self.strategy, "used")
         if script is not None:
             return [int(n) for n in self._run(script, checks, within)]
-        storage = self.strategy.storage
+        # The moving-window strategy checks that its store has moving windows, but types it as Storage.
+        storage = cast(MovingWindowSupport, self.strategy.storage)
         return [
             self.used(rule, key)
             if limit is None
@@ -128,9 +131,9 @@ class WindowStore:
             refused, oldest = self._run(script, checks, take=take)
             if not refused:
                 return None
-            rule = checks[int(refused) - 1][0]  # type: ignore[call-overload]
-            wait = max(1, int(float(oldest) + rule.limit.get_expiry() - self.clock() + 0.999))  # type: ignore[arg-type]
-            return int(refused) - 1, wait  # type: ignore[call-overload]
+            rule = checks[int(refused) - 1][0]
+            wait = max(1, int(float(oldest) + rule.limit.get_expiry() - self.clock() + 0.999))
+            return int(refused) - 1, wait
         for index, (rule, key) in enumerate(checks):
             wait = self.wait(rule, key)
             if wait:
@@ -146,10 +149,12 @@ class WindowStore:
         checks: list[tuple[Rule, str]],
         seconds: list[int | None] | None = None,
         take: list[bool] | None = None,
-    ) -> list[object]:
+    ) -> list[int | str | bytes]:
         """One script over the moving-window lists of `checks`. ARGV: now, then for each key its
         amount, its window in seconds (or `seconds`) and whether to take from it (the reserve)."""
         storage = self.strategy.storage
+        if not isinstance(storage, RedisStorage):  # _script gives a script for Redis stores only
+            raise TypeError("window scripts run on Redis only")
         keys = [storage.prefixed_key(rule.limit.key_for(*self.ids(rule, key))) for rule, key in checks]
         args: list[object] = [repr(self.clock())]
         for (rule, _key), limit, taking in zip(
@@ -159,7 +164,7 @@ class WindowStore:
         return list(self.call(script, keys, args))
 
     @staticmethod
-    def call(function, *args):  # type: ignore[no-untyped-def]
+    def call(function: Callable[..., _T], *args: Any) -> _T:
         try:
             return function(*args)
         except (StorageError, RedisError, RedisClusterException, ConnectionError, TimeoutError) as exc:
@@ -232,7 +237,7 @@ return taken
 SCRIPTS = {"reserve": RESERVE_LUA, "used": USED_LUA, "count": COUNT_LUA}
 
 
-def _script(strategy: RateLimiter, name: str):  # type: ignore[no-untyped-def]
+def _script(strategy: RateLimiter, name: str) -> Script | None:
     """The registered script `name` when the store is Redis with moving windows, else None."""
     storage = strategy.storage
     if not isinstance(strategy, MovingWindowRateLimiter) or not isinstance(storage, RedisStorage):
@@ -240,5 +245,8 @@ def _script(strategy: RateLimiter, name: str):  # type: ignore[no-untyped-def]
     scripts = _SCRIPTS.get(storage)
     if scripts is None:  # one set per store
         connection = storage.get_connection()
-        scripts = _SCRIPTS[storage] = {key: connection.register_script(text) for key, text in SCRIPTS.items()}
+        scripts = _SCRIPTS[storage] = {
+            key: connection.register_script(text)  # type: ignore[arg-type]  # limits types it bytes; redis-py takes str
+            for key, text in SCRIPTS.items()
+        }
     return scripts[name]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.models import District, Member, Platform, Workplace
 from app.services.crypto import PiiCipher
@@ -135,7 +135,7 @@ def plan(
     """Decide every row's outcome (nothing is written); `progress(n)` after each n rows read."""
     records = csv.reader(io.StringIO(text))
     try:
-        columns = _columns(next(records, None) or [])
+        columns = _columns(next(records, []))
         places = _Places(session)
         rows = []
         for n, record in _data(records):
@@ -178,12 +178,14 @@ class _Places:
     """Districts by code or name, workplaces by code or name within their district (read once)."""
 
     def __init__(self, session: Session) -> None:
-        districts = session.execute(select(District.id, District.code, District.name)).all()
+        districts = session.execute(select(col(District.id), col(District.code), col(District.name))).all()
         self.district_codes = {d_id: code for d_id, code, _ in districts}
         self.districts = {code.lower(): d_id for d_id, code, _ in districts} | {
             name: d_id for d_id, _, name in districts
         }
-        workplaces = session.execute(select(Workplace.id, Workplace.code, Workplace.name, Workplace.district_id)).all()
+        workplaces = session.execute(
+            select(col(Workplace.id), col(Workplace.code), col(Workplace.name), col(Workplace.district_id))
+        ).all()
         self.workplaces = {code.lower(): (w_id, d_id) for w_id, code, _, d_id in workplaces}
         self.workplace_names = {(d_id, name): w_id for w_id, _, name, d_id in workplaces}
 
@@ -302,7 +304,9 @@ def _mark_duplicates(session: Session, rows: list[Row]) -> None:
     existing: set[str] = set()
     for start in range(0, len(indexes), LOOKUP_CHUNK):
         chunk = indexes[start : start + LOOKUP_CHUNK]
-        existing.update(session.execute(select(Member.phone_index).where(Member.phone_index.in_(chunk))).scalars())
+        existing.update(
+            session.execute(select(col(Member.phone_index)).where(col(Member.phone_index).in_(chunk))).scalars()
+        )
     for row in candidates:
         if row.outcome == WOULD_IMPORT and row.phone_index in existing:
             row.outcome, row.reason = DUPLICATE_EXISTING, "phone_already_member"
@@ -312,7 +316,9 @@ def _plan_numbers(session: Session, result: Plan) -> None:
     """Which file numbers to keep: above the district's counter now, and once in the file."""
     if not result.districts:
         return
-    counters = session.execute(select(District.id, District.member_seq).where(District.id.in_(result.districts)))
+    counters = session.execute(
+        select(col(District.id), col(District.member_seq)).where(col(District.id).in_(result.districts))
+    )
     result.counters = dict(counters.all())
     seen: set[tuple[int, int]] = set()
     for row in result.pending():

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.models import District, Member, MemberSource, MemberStatus, PlaceKind
 from app.services import audit
@@ -142,9 +142,9 @@ class Writer:
         for district_id in districts:
             seq = session.execute(
                 update(District)
-                .where(District.id == district_id)
+                .where(col(District.id) == district_id)
                 .values(member_seq=District.member_seq)
-                .returning(District.member_seq)
+                .returning(col(District.member_seq))
             ).scalar_one()
             self.numbers.locked(district_id, seq)
 
@@ -154,7 +154,9 @@ class Writer:
         wanted = {member_number(codes[r.district_id], r.wanted_number): r for r in batch if r.wanted_number}
         if not wanted:
             return
-        taken = session.execute(select(Member.member_number).where(Member.member_number.in_(wanted))).scalars()
+        taken = session.execute(
+            select(col(Member.member_number)).where(col(Member.member_number).in_(wanted))
+        ).scalars()
         for number in taken:
             row = wanted[number or ""]
             self.numbers.keep(row.district_id, row.wanted_number or 0)
@@ -163,14 +165,14 @@ class Writer:
     def _raise_counters(self, session: Session, districts: list[int]) -> None:
         for district_id in districts:
             counter = self.numbers.districts[district_id]
-            session.execute(update(District).where(District.id == district_id).values(member_seq=counter.high))
+            session.execute(update(District).where(col(District.id) == district_id).values(member_seq=counter.high))
             counter.written = counter.high
 
     def _write_one_by_one(self, session: Session, batch: list[Row]) -> None:
         for row in batch:
             if self._insert_alone(session, row):
                 continue
-            if session.execute(select(Member.id).where(Member.phone_index == row.phone_index)).first():
+            if session.execute(select(col(Member.id)).where(col(Member.phone_index) == row.phone_index)).first():
                 # A join or another import wrote this phone since the plan.
                 row.outcome, row.reason, row.member_number = DUPLICATE_EXISTING, "phone_already_member", ""
                 continue

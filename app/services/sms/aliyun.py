@@ -138,7 +138,7 @@ class AliyunSms:
         except (OSError, ValueError) as exc:  # transport errors, an answer that is not JSON
             log.warning("sms provider aliyun unreachable: %s", type(exc).__name__)
             raise SmsError("unavailable") from None
-        body = getattr(response, "body", None)
+        body: Any = getattr(response, "body", None)
         code = str(getattr(body, "code", "") or "")
         if code != OK:
             raise refusal("aliyun", code or "no code", RULES)

@@ -62,7 +62,7 @@ class ResilientHttpClient(TwilioHttpClient):
         self.policy = policy or RetryPolicy()
         self._sleep, self._clock, self._jitter = sleep, clock, jitter
 
-    def request(  # type: ignore[override]
+    def request(
         self,
         method: str,
         url: str,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import TypedDict
 
 from flask import Blueprint, current_app, redirect, render_template, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
@@ -24,7 +26,16 @@ from app.web.worker.messages import SMS_MESSAGES
 
 bp = Blueprint("challenge", __name__)
 TICKET = "challenge_ticket"
-CHECK_PAGES = {"answer": "challenge.answer", "again": "challenge.show"}  # the join flow's picture endpoints
+
+
+class CheckPages(TypedDict):
+    """The endpoints of a picture check: the one that takes the answer and the one that draws anew."""
+
+    answer: str
+    again: str
+
+
+CHECK_PAGES: CheckPages = {"answer": "challenge.answer", "again": "challenge.show"}  # the join flow's picture endpoints
 MESSAGES = {
     human_check.ChallengeWrong: _l("Those are not the digits in the picture. Please try this new picture."),
     human_check.ChallengeExpired: _l("That picture has expired. Please type the digits in this new picture."),
@@ -52,7 +63,7 @@ def _render(attempt: JoinAttempt, form: ChallengeForm, status: int = 200, messag
 
 def render_check(
     bound_to: str, form: ChallengeForm, status: int = 200, message: str | None = None, *, answer: str, again: str
-):  # type: ignore[no-untyped-def]
+) -> ResponseReturnValue:
     """A page with a fresh picture for the send waiting on `bound_to` (a join attempt or a status
     check); `answer` and `again` are the endpoints that take the answer and draw a new picture.
     The previous picture can no longer be answered from this session."""

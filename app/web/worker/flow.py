@@ -147,7 +147,7 @@ def validated_phone(field: Field) -> str | None:
     try:
         return normalize(field.data or "", current_app.config["ALLOWED_REGIONS"])
     except PhoneInvalid as exc:
-        field.errors = [*field.errors, PHONE_MESSAGES[exc.reason]]  # type: ignore[assignment]
+        field.errors = [*field.errors, PHONE_MESSAGES[exc.reason]]
         return None
 
 

@@ -42,7 +42,7 @@ def submit(token: str):  # type: ignore[no-untyped-def]
     if not valid or phone is None or not form.form_key.data:
         return poster.render_form(form, place, token, 422)
     applicant = membership.Applicant(
-        name=form.name.data.strip(),
+        name=(form.name.data or "").strip(),
         phone=phone,
         platform=Platform(form.platform.data),
         workplace_id=None if form.workplace.data == poster.NO_WORKPLACE else int(form.workplace.data),
@@ -55,7 +55,7 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
     db, now = get_session(), utcnow()
     try:
         attempt, created = membership.start_attempt(
-            db, place, applicant, form_key=form.form_key.data, pii=current_app.extensions["pii"], now=now
+            db, place, applicant, form_key=form.form_key.data or "", pii=current_app.extensions["pii"], now=now
         )
     except membership.AttemptMismatch:
         # The same idempotency key with another payload (docs/security.md G4: 422).

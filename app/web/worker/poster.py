@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 from werkzeug.routing import BaseConverter
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3 has it; types-WTForms 3.2 lacks it
 
 from app.db import get_session, read_scope
 from app.models import JoinAttempt, PlaceKind, utcnow
@@ -113,7 +113,8 @@ def scan_page(token: str):  # type: ignore[no-untyped-def]
         form.form_key.data = cache.placeholders["form_key"]
         body, _status = render_form(form, place, token)
         page = cache.put(key, body, count_key(place), generation)
-    count(*page.extra, "scans")
+    extra: tuple[PlaceKind, int, int] = page.extra  # count_key(place), stored by put() above
+    count(*extra, "scans")
     return cache.fill(page, csrf_token=generate_csrf(), form_key=secrets.token_urlsafe(16))
 
 

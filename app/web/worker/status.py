@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 bp = Blueprint("status", __name__, url_prefix="/status")
 SESSION_KEY = "status_check"
 PENDING = "status_check_for"  # session: the check whose code waits for the human check
-CHECK_PAGES = {"answer": "status.answer_check", "again": "status.human_check"}  # its picture's endpoints
+CHECK_PAGES: challenge.CheckPages = {
+    "answer": "status.answer_check",
+    "again": "status.human_check",
+}  # its picture's endpoints
 CODE_PAGE = "status/code.html"
 SEND_ERROR = "status_sms_error"  # session: why the last code could not be sent
 LIMIT_MESSAGE = _l("Too many codes were asked for this number today. Please try again tomorrow.")
