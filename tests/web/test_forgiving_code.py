@@ -84,3 +84,51 @@ def test_a_refusal_keeps_retry_after_on_the_303(client, path, sms, db, monkeypat
     early = post_code(client, "/join/code", wrong)
     assert early.status_code == 303 and early.headers["Location"].endswith("/join/code")
     assert int(early.headers["Retry-After"]) > 0
+
+
+# Forms that don't guess (issue 11, item 4): no platform and no station chosen for the worker.
+
+PLEASE = {"zh": "请选择", "en": "Please choose"}
+NO_PLATFORM = {"zh": "请选择你所在的平台。", "en": "Please choose the platform you work for."}
+NO_STATION = {"zh": "请选择你的站点。", "en": "Please choose your station."}
+
+
+def first_option(html: str, name: str) -> str:
+    select_html = html.split(f'name="{name}"', 1)[1].split("</select>", 1)[0]
+    return select_html.split("<option", 2)[1]
+
+
+def district_path(app, db, station) -> str:  # type: ignore[no-untyped-def]
+    from app.models import District
+
+    return factories.join_path(app, db.get(District, station.district_id))
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_join_form_chooses_no_platform_and_no_station(app, client, db, station, lang):
+    speaking(client, lang)
+    html = client.get(district_path(app, db, station)).text
+    for name in ("platform", "workplace"):
+        first = first_option(html, name)
+        assert f'value="">{PLEASE[lang]}</option>' in first, name
+        select_html = html.split(f'name="{name}"', 1)[1].split("</select>", 1)[0]
+        assert "selected" not in select_html, f"nothing chosen for the worker: {name}"
+        assert f'<select id="{name}" name="{name}" required>' in html, name
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_platform_left_unchosen_is_refused_with_a_clear_message(client, path, sms, db, lang):
+    speaking(client, lang)
+    response = submit(client, path, platform="")
+    assert response.status_code == 422 and NO_PLATFORM[lang] in response.text
+    assert sms.sent == [] and db.exec(select(JoinAttempt)).all() == []
+    missing = submit(client, path, platform=None)  # not sent at all
+    assert missing.status_code == 422 and NO_PLATFORM[lang] in missing.text
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_station_left_unchosen_is_refused_with_a_clear_message(app, client, station, sms, db, lang):
+    speaking(client, lang)
+    response = submit(client, district_path(app, db, station), workplace="")
+    assert response.status_code == 422 and NO_STATION[lang] in response.text
+    assert sms.sent == [] and db.exec(select(JoinAttempt)).all() == []
