@@ -67,6 +67,7 @@ def test_official_sees_new_application_live_approves_and_worker_reads_member_num
     worker.goto(live_app.url + join_path)
     worker.fill("input[name=name]", "王小明")
     worker.fill("input[name=phone]", phone[3:])
+    worker.select_option("select[name=platform]", "meituan")  # nothing is chosen for the worker
     worker.check("input[name=consent]")
     worker.click("form button[type=submit]")
     worker.wait_for_url("**/join/code")

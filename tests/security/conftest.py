@@ -89,6 +89,20 @@ def send_code(client: FlaskClient, code: str):  # type: ignore[no-untyped-def]
     return client.post("/join/code", data={**hidden_fields(page.text), "code": code})
 
 
+def refused_code(client: FlaskClient, code: str, path: str = "/join/code", retry_after: str | None = None):  # type: ignore[no-untyped-def]
+    """Post a code that is not accepted: a 303 back to the code page (post/redirect/get, with
+    Retry-After when `retry_after`); the followed GET, which shows the words once."""
+    response = send_code(client, code) if path == "/join/code" else None
+    if response is None:
+        page = client.get(path)
+        response = client.post(path, data={**hidden_fields(page.text), "code": code})
+    assert response.status_code == 303 and response.headers["Location"].endswith(path), response.status_code
+    assert response.headers.get("Retry-After") == retry_after
+    page = client.get(path)
+    assert page.status_code == 200 and page.text.count('role="alert"') == 1
+    return page
+
+
 def ask_again(client: FlaskClient, *, solve: bool = True):  # type: ignore[no-untyped-def]
     page = client.get("/join/code")
     response = client.post("/join/resend", data=hidden_fields(page.text))

@@ -180,23 +180,48 @@ class CodePages:
     done: str
     check: str
     page: Callable[..., Any]
+    code: str  # the endpoint of the code page (GET)
+
+    @property
+    def notice_key(self) -> str:
+        """The session key of the words the next GET of the code page shows once."""
+        return f"notice:{self.code}"
 
 
 def show_code(pages: CodePages):  # type: ignore[no-untyped-def]
-    """GET of a code page (or where the worker should be instead)."""
+    """GET of a code page (or where the worker should be instead): the words of the last refused
+    code, once (post/redirect/get: a reload shows the page again and posts nothing)."""
     owner = pages.owner(False)
-    return before_code(owner, pages.pending_key, done=pages.done, check=pages.check) or pages.page(owner, CodeForm())
+    notice = session.pop(pages.notice_key, None)
+    instead = before_code(owner, pages.pending_key, done=pages.done, check=pages.check)
+    if instead is not None:
+        return instead
+    if isinstance(notice, dict) and notice.get("message"):
+        verdict = Verdict(str(notice["message"]), 200, None, bool(notice.get("not_sent")))
+        return pages.page(owner, CodeForm(), verdict)
+    return pages.page(owner, CodeForm())
+
+
+def code_refused(pages: CodePages, verdict: Verdict) -> Response:
+    """The answer to a posted code that was not accepted: a 303 to the code page, which shows the
+    words once; Retry-After rides on the 303 when the refusal says when to come back."""
+    session[pages.notice_key] = {"message": verdict.message, "not_sent": verdict.not_sent}
+    response = redirect(url_for(pages.code), 303)
+    if verdict.retry_after:
+        response.headers["Retry-After"] = str(verdict.retry_after)
+    return response
 
 
 def take_code(pages: CodePages) -> tuple[Any, CodeForm, Verdict | None, Any]:
     """Check the posted code on the session's row: the row, the form, the verdict (None: the code
-    is right) and the answer to give instead of judging (the done page of a proven row, or the
-    code page with the form's errors, 422), else None. The caller commits: a try counts."""
+    is right) and the answer to give instead of judging (the done page of a proven row, or a 303
+    to the code page carrying the form's error), else None. The caller commits: a try counts."""
     owner, form = pages.owner(True), CodeForm()
     if owner.verified_at is not None:
         return owner, form, None, redirect(url_for(pages.done), 303)
     if not form.validate():
-        return owner, form, None, pages.page(owner, form, status=422)
+        errors = [str(e) for e in form.code.errors] or [_("Please enter the code from the SMS.")]
+        return owner, form, None, code_refused(pages, Verdict(errors[0]))
     return owner, form, judge_code(owner, form.code.data or ""), None
 
 

@@ -11,6 +11,13 @@ from wtforms.validators import DataRequired, Length
 
 from app.web.worker.messages import PLATFORM_LABELS
 
+# The first option of a choice the worker must make: nothing is chosen for them (issue 11, item 4).
+PLEASE_CHOOSE = _l("Please choose")
+
+
+def please_choose() -> SelectChoice:
+    return SelectChoice("", PLEASE_CHOOSE)
+
 
 class JoinForm(FlaskForm):
     form_key = HiddenField()
@@ -23,9 +30,16 @@ class JoinForm(FlaskForm):
     )
     phone = TelField(_l("Mobile phone"))
     platform = SelectField(
-        _l("Platform you work for"), choices=[SelectChoice(p.value, label) for p, label in PLATFORM_LABELS.items()]
+        _l("Platform you work for"),
+        choices=[please_choose(), *(SelectChoice(p.value, label) for p, label in PLATFORM_LABELS.items())],
+        validators=[DataRequired(message=_l("Please choose the platform you work for."))],
     )
-    workplace = SelectField(_l("Your station"), choices=[], validate_choice=True)
+    workplace = SelectField(
+        _l("Your station"),
+        choices=[],
+        validate_choice=True,
+        validators=[DataRequired(message=_l("Please choose your station."))],
+    )
     consent = BooleanField(
         validators=[
             DataRequired(message=_l("Please read the notice and tick the box to continue.")),

@@ -111,7 +111,7 @@ def _code_page(attempt: JoinAttempt, form: CodeForm, verdict: Verdict | None = N
     return flow.render_code(CODE_PAGE, attempt, form, verdict, status=status, send_error=attempt.send_error)
 
 
-PAGES = flow.CodePages(current_attempt, PENDING, "join.done", "challenge.show", _code_page)
+PAGES = flow.CodePages(current_attempt, PENDING, "join.done", "challenge.show", _code_page, "join.code")
 
 
 @bp.get("/join/code")
@@ -134,8 +134,8 @@ def check_code():  # type: ignore[no-untyped-def]
             poster.count_attempt(attempt, "joins")
     db.add(attempt)
     db.commit()  # a wrong try counted on the attempt stays counted
-    if verdict is not None:
-        return _code_page(attempt, form, verdict)
+    if verdict is not None:  # post/redirect/get: the code page shows the words once
+        return flow.code_refused(PAGES, verdict)
     flow.proof().note_verified(attempt, ip=flow.client_ip(), poster=session.get(POSTER))
     return redirect(url_for("join.done"), 303)
 

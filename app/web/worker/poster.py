@@ -18,7 +18,7 @@ from app.services import limits, membership, page_cache, places
 from app.services.tokens import TOKEN_PATTERN
 from app.web.errors import render_error
 from app.web.worker import flow
-from app.web.worker.forms import JoinForm
+from app.web.worker.forms import JoinForm, please_choose
 
 NO_WORKPLACE = "none"
 
@@ -72,7 +72,7 @@ def prepare(form: JoinForm, place: places.ResolvedPlace) -> None:
     if place.workplace is None:
         workplaces = places.workplaces_of(get_session(), place.district.id or 0)
         choices = [SelectChoice(str(w.id), w.name) for w in workplaces]
-        form.workplace.choices = [*choices, SelectChoice(NO_WORKPLACE, _("No fixed station"))]
+        form.workplace.choices = [please_choose(), *choices, SelectChoice(NO_WORKPLACE, _("No fixed station"))]
     else:
         form.workplace.choices = [SelectChoice(str(place.workplace.id), place.workplace.name)]
         form.workplace.data = str(place.workplace.id)

@@ -123,7 +123,7 @@ def _code_page(check: StatusCheck, form: CodeForm, verdict: flow.Verdict | None 
     return flow.render_code(CODE_PAGE, check, form, verdict, status=status, send_error=session.get(SEND_ERROR))
 
 
-PAGES = flow.CodePages(_check, PENDING, "status.me", "status.human_check", _code_page)
+PAGES = flow.CodePages(_check, PENDING, "status.me", "status.human_check", _code_page, "status.code")
 
 
 @bp.post("/code")
@@ -132,8 +132,8 @@ def check_code():  # type: ignore[no-untyped-def]
     if answer is not None:
         return answer
     get_session().commit()  # the try counts, right or wrong
-    if verdict is not None:  # this page answers every refused code with 422 and its words
-        return _code_page(check, form, flow.Verdict(verdict.message))
+    if verdict is not None:  # every refused code: a 303 to the code page, which shows its words
+        return flow.code_refused(PAGES, flow.Verdict(verdict.message))
     flow.proof().note_verified(check, ip=flow.client_ip())
     return redirect(url_for("status.me"), 303)
 

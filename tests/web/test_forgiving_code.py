@@ -1,0 +1,134 @@
+"""Post/redirect/get on the code steps (issue 11, item 3): a wrong code answers with a 303 to the
+code page, which shows the words once; a reload shows the page again and re-posts nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from app.models import JoinAttempt, StatusCheck
+from tests import factories
+from tests.conftest import hidden_fields
+from tests.web.test_join import code_from, submit
+
+WRONG = {"zh": "验证码不正确，还可以再试 4 次。", "en": "That code is not right. You have 4 tries left."}
+EMPTY = {"zh": "请输入短信中的验证码。", "en": "Please enter the code from the SMS."}
+
+
+def speaking(client, lang: str):  # type: ignore[no-untyped-def]
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en" if lang == "en" else "zh-CN"
+    return client
+
+
+def tries(db, model) -> list[int]:  # type: ignore[no-untyped-def]
+    db.commit()  # end the test's read snapshot: see what the requests wrote
+    db.expire_all()
+    return [row.code_tries for row in db.exec(select(model))]
+
+
+def post_code(client, page_path: str, code: str):  # type: ignore[no-untyped-def]
+    page = client.get(page_path)
+    assert page.status_code == 200
+    return client.post(page_path, data={**hidden_fields(page.text), "code": code})
+
+
+def wrong_of(code: str) -> str:
+    return f"{(int(code) + 1) % 10**6:06d}"
+
+
+def check_prg(client, db, model, page_path: str, code: str, lang: str) -> None:  # type: ignore[no-untyped-def]
+    response = post_code(client, page_path, code)
+    assert response.status_code == 303 and response.headers["Location"].endswith(page_path), "no page of its own"
+    assert tries(db, model) == [1]
+    followed = client.get(response.headers["Location"])
+    assert followed.status_code == 200
+    assert followed.text.count(WRONG[lang]) == 1
+    for _ in range(2):  # reloads: the page again, nothing re-posted, the words not again
+        reloaded = client.get(page_path)
+        assert reloaded.status_code == 200 and 'name="code"' in reloaded.text
+        assert WRONG[lang] not in reloaded.text
+        assert tries(db, model) == [1], "a reload does not move the tries counter"
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_wrong_join_code_redirects_and_a_reload_posts_nothing(client, path, sms, db, lang):
+    speaking(client, lang)
+    submit(client, path)
+    check_prg(client, db, JoinAttempt, "/join/code", wrong_of(code_from(sms)), lang)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_wrong_status_code_redirects_and_a_reload_posts_nothing(client, sms, db, station, lang):
+    speaking(client, lang)
+    page = client.get("/status/")
+    assert client.post("/status/", data={**hidden_fields(page.text), "phone": factories.phone(1)}).status_code == 303
+    check_prg(client, db, StatusCheck, "/status/code", wrong_of(code_from(sms)), lang)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_an_empty_code_redirects_with_its_message_once(client, path, sms, db, lang):
+    speaking(client, lang)
+    submit(client, path)
+    response = post_code(client, "/join/code", "")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/join/code")
+    assert client.get("/join/code").text.count(EMPTY[lang]) == 1
+    assert EMPTY[lang] not in client.get("/join/code").text
+    assert tries(db, JoinAttempt) == [0], "an empty form is not a try"
+
+
+def test_a_refusal_keeps_retry_after_on_the_303(client, path, sms, db, monkeypatch):
+    submit(client, path)
+    wrong = wrong_of(code_from(sms))
+    for _ in range(3):
+        post_code(client, "/join/code", wrong)
+    early = post_code(client, "/join/code", wrong)
+    assert early.status_code == 303 and early.headers["Location"].endswith("/join/code")
+    assert int(early.headers["Retry-After"]) > 0
+
+
+# Forms that don't guess (issue 11, item 4): no platform and no station chosen for the worker.
+
+PLEASE = {"zh": "请选择", "en": "Please choose"}
+NO_PLATFORM = {"zh": "请选择你所在的平台。", "en": "Please choose the platform you work for."}
+NO_STATION = {"zh": "请选择你的站点。", "en": "Please choose your station."}
+
+
+def first_option(html: str, name: str) -> str:
+    select_html = html.split(f'name="{name}"', 1)[1].split("</select>", 1)[0]
+    return select_html.split("<option", 2)[1]
+
+
+def district_path(app, db, station) -> str:  # type: ignore[no-untyped-def]
+    from app.models import District
+
+    return factories.join_path(app, db.get(District, station.district_id))
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_join_form_chooses_no_platform_and_no_station(app, client, db, station, lang):
+    speaking(client, lang)
+    html = client.get(district_path(app, db, station)).text
+    for name in ("platform", "workplace"):
+        first = first_option(html, name)
+        assert f'value="">{PLEASE[lang]}</option>' in first, name
+        select_html = html.split(f'name="{name}"', 1)[1].split("</select>", 1)[0]
+        assert "selected" not in select_html, f"nothing chosen for the worker: {name}"
+        assert f'<select id="{name}" name="{name}" required>' in html, name
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_platform_left_unchosen_is_refused_with_a_clear_message(client, path, sms, db, lang):
+    speaking(client, lang)
+    response = submit(client, path, platform="")
+    assert response.status_code == 422 and NO_PLATFORM[lang] in response.text
+    assert sms.sent == [] and db.exec(select(JoinAttempt)).all() == []
+    missing = submit(client, path, platform=None)  # not sent at all
+    assert missing.status_code == 422 and NO_PLATFORM[lang] in missing.text
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_station_left_unchosen_is_refused_with_a_clear_message(app, client, station, sms, db, lang):
+    speaking(client, lang)
+    response = submit(client, district_path(app, db, station), workplace="")
+    assert response.status_code == 422 and NO_STATION[lang] in response.text
+    assert sms.sent == [] and db.exec(select(JoinAttempt)).all() == []
