@@ -13,8 +13,8 @@ Architecture
   `Limits`): the human-check decision, the limits of a send, issuing a code on a `CodeState`
   owner (JoinAttempt or StatusCheck), and delivery.
 * Side effects run after the commit through app/services/events.py: issuing a code records a
-  `CodeRequested` event; its handler sends a join code from the sender threads (a failure is
-  written to the attempt) and a status code at once. The views never send a text themselves.
+  `CodeRequested` event; its handler queues a join code as a durable task (app/services/tasks.py;
+  a failure is written to the attempt) and sends a status code at once. The views never send a text themselves.
 * Nothing about a phone's history shows before its owner proved it: a code that could not be
   sent reads the same whatever the reason (`messages.send_failure`; an opted-out number too).
 """
