@@ -173,6 +173,14 @@ class Config:
         # delivery reports and replies (empty: the path answers 404).
         self.SMS_RECEIPT_SECRET = env.get("SMS_RECEIPT_SECRET", "")
         self.TASK_QUEUE_NAME = env.get("TASK_QUEUE_NAME", "scanjoin")  # Redis: one name per deployment
+        # Webhooks (app/services/webhooks/): loopback, private and link-local addresses are refused
+        # unless WEBHOOK_ALLOW_PRIVATE=1 (tests, internal systems); each try waits this long to
+        # connect and to read; a failed try is retried after WEBHOOK_RETRY_BASE_SECONDS, then twice as
+        # long each time (at most an hour apart), for WEBHOOK_RETRY_HOURS after the event.
+        self.WEBHOOK_ALLOW_PRIVATE = _bool(env.get("WEBHOOK_ALLOW_PRIVATE", "0"))
+        self.WEBHOOK_TIMEOUT_SECONDS = float(env.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+        self.WEBHOOK_RETRY_BASE_SECONDS = float(env.get("WEBHOOK_RETRY_BASE_SECONDS", "60"))
+        self.WEBHOOK_RETRY_HOURS = float(env.get("WEBHOOK_RETRY_HOURS", "24"))
         # Threads of the consumer: each waits on the provider, so a slow one holds these only.
         self.TASK_WORKERS = int(env.get("TASK_WORKERS", "8"))
         # A poster's rendered page is reused this long per process (0: render every time); a

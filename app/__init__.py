@@ -139,6 +139,28 @@ def register_events(app: Flask) -> None:
     app.extensions["tasks"] = deliveries
     bus.subscribe(events.CodeRequested, deliveries.enqueue_code)
     bus.subscribe(events.MemberDecided, deliveries.enqueue_notice)
+    register_integrations(app, deliveries.huey, new_session)
+
+
+def register_integrations(app: Flask, huey: Any, new_session: Any) -> None:
+    """Signed webhooks and district group robots: after-commit handlers, sent by the task consumer."""
+    from app.services import events, robots, webhooks
+
+    bus, config, pii = app.extensions["events"], app.config, app.extensions["pii"]
+    settings = webhooks.Settings(
+        allow_private=config["WEBHOOK_ALLOW_PRIVATE"],
+        timeout=config["WEBHOOK_TIMEOUT_SECONDS"],
+        retry_base=config["WEBHOOK_RETRY_BASE_SECONDS"],
+        retry_hours=config["WEBHOOK_RETRY_HOURS"],
+    )
+    hooks = webhooks.Webhooks(huey, pii, new_session, settings)
+    app.extensions["webhooks"] = hooks
+    bus.subscribe(events.ApplicationSubmitted, hooks.on_submitted)
+    bus.subscribe(events.MemberDecided, hooks.on_decided)
+    bus.subscribe(events.MemberWithdrawn, hooks.on_withdrawn)
+    chat = robots.Robots(huey, pii, new_session, settings)
+    app.extensions["robots"] = chat
+    bus.subscribe(events.ApplicationSubmitted, chat.on_submitted)
 
 
 class WtformsTranslations:

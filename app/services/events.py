@@ -21,7 +21,9 @@ Today's handlers: `CodeRequested` (app/services/phone_proof.py) queues a join co
 task (app/services/tasks.py: Huey, the code sealed with the PII cipher, dropped if stale when its
 turn comes) and sends a status code at once; `MemberDecided` queues the neutral decision notice
 (retried for hours, a final failure flagged on the member's page and in the audit log).
-`ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
+`ApplicationSubmitted`, `MemberDecided` and `MemberWithdrawn` also write signed webhook deliveries
+(app/services/webhooks/), and a new application posts to its district's group robot
+(app/services/robots.py), both sent by the task consumer.
 
 Next steps without touching a view: a webhook is one more `bus.subscribe(MemberDecided, post)`;
 a durable queue (Huey) is a handler that enqueues the event (events are small frozen dataclasses
@@ -68,6 +70,14 @@ class MemberDecided(Event):
     member_id: int
     district_id: int
     approved: bool
+
+
+@dataclass(frozen=True)
+class MemberWithdrawn(Event):
+    """A worker withdrew consent: the member's row is deleted (the event keeps its ids only)."""
+
+    member_id: int
+    district_id: int
 
 
 @dataclass(frozen=True, repr=False)
