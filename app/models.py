@@ -284,3 +284,24 @@ class StatusCheck(CodeState, table=True):
     __tablename__ = "status_check"
 
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Delivery(SQLModel, table=True):
+    """A side effect the database owes someone (the transactional outbox): written in the same
+    transaction as the change that asks for it, deleted once done (app/services/tasks.py).
+
+    `due_at` is when a sweep may hand it to a consumer: a little after the commit for a new row
+    (the commit's own wake-up normally comes first), the end of the lease while a consumer holds
+    it, the next try after a temporary failure."""
+
+    __tablename__ = "delivery"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)  # "join_code", "notice"
+    owner_id: str = Field(max_length=64)  # the join attempt's or the member's id
+    code_enc: str | None = None  # a join code, encrypted like names; None when the provider makes it
+    attempts: int = Field(default=0)
+    due_at: datetime = Field(index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    __table_args__ = (Index("ix_delivery_kind_owner", "kind", "owner_id"),)
