@@ -91,6 +91,9 @@ class CodeState(SQLModel):
     code_tries: int = Field(default=0)
     sends: int = Field(default=0)
     verified_at: datetime | None = None
+    # Why the last code could not be sent ("rejected", "unavailable", "opted_out"): the consumer
+    # sends after the response (app/services/tasks.py) and the code page reads it from here.
+    send_error: str | None = Field(default=None, max_length=20)
 
 
 class District(QrState, table=True):
@@ -171,9 +174,6 @@ class JoinAttempt(CodeState, table=True):
     platform: Platform = Field(sa_column=_enum(Platform, "platform"))
     consent_version: str = Field(max_length=32)
     consent_at: datetime
-    # Why the last code could not be sent ("rejected", "unavailable", "opted_out"): the send runs
-    # after the response, on the sender's thread, and the code page reads it from here.
-    send_error: str | None = Field(default=None, max_length=20)
     member_id: int | None = Field(default=None, foreign_key="member.id", ondelete="SET NULL")
     outcome: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, index=True)
