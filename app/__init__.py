@@ -128,7 +128,7 @@ def register_events(app: Flask) -> None:
     )
     app.extensions["phone_proof"] = proof
     link = app.config["PUBLIC_BASE_URL"] + app.url_map.bind("localhost").build("status.start")
-    # Every SMS a commit asks for is a queued task, sent by `flask worker` (app/services/tasks.py).
+    # Every SMS a commit owes is an outbox row, sent by `flask worker` (app/services/tasks.py).
     deliveries = tasks.Deliveries(
         tasks.make_huey(config["TASK_QUEUE"], config["TASK_QUEUE_NAME"]),
         pii,
@@ -137,13 +137,12 @@ def register_events(app: Flask) -> None:
         tasks.Settings(config["SECRET_KEY"], link),
     )
     app.extensions["tasks"] = deliveries
-    bus.subscribe(events.CodeRequested, deliveries.enqueue_code)
-    bus.subscribe(events.MemberDecided, deliveries.enqueue_notice)
-    register_integrations(app, deliveries.huey, new_session)
+    deliveries.subscribe(bus)
+    register_integrations(app, deliveries, new_session)
 
 
-def register_integrations(app: Flask, huey: Any, new_session: Any) -> None:
-    """Signed webhooks and district group robots: after-commit handlers, sent by the task consumer."""
+def register_integrations(app: Flask, deliveries: Any, new_session: Any) -> None:
+    """Signed webhooks (an outbox kind) and district group robots (a queued task), sent by the consumer."""
     from app.services import events, robots, webhooks
 
     bus, config, pii = app.extensions["events"], app.config, app.extensions["pii"]
@@ -153,12 +152,10 @@ def register_integrations(app: Flask, huey: Any, new_session: Any) -> None:
         retry_base=config["WEBHOOK_RETRY_BASE_SECONDS"],
         retry_hours=config["WEBHOOK_RETRY_HOURS"],
     )
-    hooks = webhooks.Webhooks(huey, pii, new_session, settings)
+    hooks = webhooks.Webhooks(deliveries, pii, new_session, settings)
     app.extensions["webhooks"] = hooks
-    bus.subscribe(events.ApplicationSubmitted, hooks.on_submitted)
-    bus.subscribe(events.MemberDecided, hooks.on_decided)
-    bus.subscribe(events.MemberWithdrawn, hooks.on_withdrawn)
-    chat = robots.Robots(huey, pii, new_session, settings)
+    hooks.subscribe(bus)
+    chat = robots.Robots(deliveries.huey, pii, new_session, settings)
     app.extensions["robots"] = chat
     bus.subscribe(events.ApplicationSubmitted, chat.on_submitted)
 

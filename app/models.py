@@ -91,6 +91,9 @@ class CodeState(SQLModel):
     code_tries: int = Field(default=0)
     sends: int = Field(default=0)
     verified_at: datetime | None = None
+    # Why the last code could not be sent ("rejected", "unavailable", "opted_out"): the consumer
+    # sends after the response (app/services/tasks.py) and the code page reads it from here.
+    send_error: str | None = Field(default=None, max_length=20)
 
 
 class District(QrState, table=True):
@@ -171,9 +174,6 @@ class JoinAttempt(CodeState, table=True):
     platform: Platform = Field(sa_column=_enum(Platform, "platform"))
     consent_version: str = Field(max_length=32)
     consent_at: datetime
-    # Why the last code could not be sent ("rejected", "unavailable", "opted_out"): the send runs
-    # after the response, on the sender's thread, and the code page reads it from here.
-    send_error: str | None = Field(default=None, max_length=20)
     member_id: int | None = Field(default=None, foreign_key="member.id", ondelete="SET NULL")
     outcome: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, index=True)
@@ -286,6 +286,27 @@ class StatusCheck(CodeState, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+class Delivery(SQLModel, table=True):
+    """A side effect the database owes someone (the transactional outbox): written in the same
+    transaction as the change that asks for it, deleted once done (app/services/tasks.py).
+
+    `due_at` is when a sweep may hand it to a consumer: a little after the commit for a new row
+    (the commit's own wake-up normally comes first), the end of the lease while a consumer holds
+    it, the next try after a temporary failure."""
+
+    __tablename__ = "delivery"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)  # "join_code", "notice"
+    owner_id: str = Field(max_length=64)  # the join attempt's or the member's id
+    code_enc: str | None = None  # a join code, encrypted like names; None when the provider makes it
+    attempts: int = Field(default=0)
+    due_at: datetime = Field(index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    __table_args__ = (Index("ix_delivery_kind_owner", "kind", "owner_id"),)
+
+
 class WebhookEndpoint(SQLModel, table=True):
     """A receiver of signed event POSTs (Standard Webhooks). Its secret is stored encrypted."""
 
@@ -308,6 +329,7 @@ class WebhookDelivery(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     endpoint_id: int = Field(foreign_key="webhook_endpoint.id", index=True, ondelete="CASCADE")
+    member_id: int = Field(index=True)  # no foreign key: a withdrawn member's row is gone, its events stay
     event_type: str = Field(max_length=40)
     payload: str
     status: str = Field(default="pending", max_length=16)  # pending, delivered, failed

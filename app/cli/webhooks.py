@@ -78,11 +78,11 @@ def resend_command(delivery_id: str) -> None:
     db = get_session()
     hooks = current_app.extensions["webhooks"]
     try:
-        hooks.mark_for_resend(db, delivery_id)
+        owed = hooks.resend(db, delivery_id)
     except webhooks.DeliveryNotFound:
         raise click.ClickException(f"no delivery with id {delivery_id}") from None
     db.commit()
-    hooks.task(delivery_id)
+    hooks.outbox.wake_one(owed.id)
     click.echo(f"queued {delivery_id} again")
 
 

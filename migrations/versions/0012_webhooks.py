@@ -1,7 +1,7 @@
 """webhook endpoints and deliveries, district chat robots
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0008
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = "0012"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -50,6 +50,7 @@ def upgrade() -> None:
         "webhook_delivery",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("endpoint_id", sa.Integer(), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("event_type", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("payload", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -64,10 +65,12 @@ def upgrade() -> None:
     with op.batch_alter_table("webhook_delivery", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_webhook_delivery_created_at"), ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_webhook_delivery_endpoint_id"), ["endpoint_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_webhook_delivery_member_id"), ["member_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("webhook_delivery", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_delivery_member_id"))
         batch_op.drop_index(batch_op.f("ix_webhook_delivery_endpoint_id"))
         batch_op.drop_index(batch_op.f("ix_webhook_delivery_created_at"))
 

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import Session, select
 from standardwebhooks.webhooks import Webhook
 
-from app.models import Role, WebhookDelivery, utcnow
-from app.services import decisions, tasks, webhooks
+from app.models import Delivery, Role, WebhookDelivery, utcnow
+from app.services import decisions, webhooks
 from app.services.webhooks import endpoints, transport
 from app.services.webhooks.delivery import Settings, Webhooks
 from tests import factories
@@ -39,6 +39,11 @@ def register(app, db, url: str, events: str = "member.approved", district: str |
     )
     db.commit()
     return endpoint, secret
+
+
+def outbox_rows(db):  # type: ignore[no-untyped-def]
+    db.commit()  # a fresh read
+    return db.exec(select(Delivery).where(Delivery.kind == "webhook")).all()
 
 
 def new_session(app):  # type: ignore[no-untyped-def]
@@ -85,17 +90,16 @@ def test_malformed_urls_are_refused(url):  # type: ignore[no-untyped-def]
 
 
 def test_a_name_that_resolves_to_loopback_is_refused_at_send_time_too(app, db, place):  # type: ignore[no-untyped-def]
+    hooks = app.extensions["webhooks"]
     with receiving() as receiver:
-        url = receiver.url.replace("127.0.0.1", "localhost")
-        endpoint, _ = register(app, db, url)  # allowed when registered (e.g. an internal system)...
-        strict = Webhooks(tasks.make_huey("immediate"), app.extensions["pii"], new_session(app), Settings())
-        [delivery_id] = strict.fan_out("member.approved", approve(app, db, place).id, place[0].id)
-        # ...but the app that registered it allowed private addresses: strict's own try is refused.
-        received_before = len(receiver.received)
-        assert strict.send(delivery_id) == "permanent"
-        assert len(receiver.received) == received_before
-    row = db.get(WebhookDelivery, delivery_id)
-    assert row is not None and row.status == "failed" and "loopback" in (row.last_error or "")
+        # Allowed when registered (WEBHOOK_ALLOW_PRIVATE=1 then), refused once the setting is off.
+        register(app, db, receiver.url.replace("127.0.0.1", "localhost"))
+        hooks.settings = Settings(allow_private=False)
+        approve(app, db, place)
+        assert receiver.wait_for(1, within=0.5) == []
+    row = db.exec(select(WebhookDelivery)).one()
+    assert row.status == "failed" and "loopback" in (row.last_error or "")
+    assert outbox_rows(db) == []  # a permanent failure: nothing owed any more
 
 
 # -- what is sent ------------------------------------------------------------------------------
@@ -163,23 +167,24 @@ def test_unknown_events_are_refused():  # type: ignore[no-untyped-def]
 
 
 def test_a_500_is_retried_later_with_the_same_id_and_a_fresh_valid_signature(app, db, place):  # type: ignore[no-untyped-def]
-    hooks = app.extensions["webhooks"]
-    huey = app.extensions["tasks"].huey
+    outbox = app.extensions["tasks"]
     with receiving([500, 200]) as receiver:
         _, secret = register(app, db, receiver.url)
         approve(app, db, place)
         [first] = receiver.wait_for(1, within=5)
         row = db.exec(select(WebhookDelivery)).one()
         assert (row.status, row.attempts, row.last_error) == ("pending", 1, "HTTP 500")
-        [retry] = huey.scheduled()  # the next try waits WEBHOOK_RETRY_BASE_SECONDS
-        assert retry.args == (row.id,) and retry.name == "send_webhook"
-        assert hooks.send(row.id) == "ok"
+        [owed] = outbox_rows(db)  # the next try waits WEBHOOK_RETRY_BASE_SECONDS (1 s)
+        assert owed.owner_id == row.id and owed.due_at > utcnow() and owed.due_at < utcnow() + timedelta(seconds=2)
+        assert outbox.deliver(owed.id) == "taken"  # not before its time
+        assert outbox.deliver(owed.id, now=utcnow() + timedelta(seconds=2)) == "delivered"
         second = receiver.wait_for(2, within=5)[1]
     assert second.headers["webhook-id"] == first.headers["webhook-id"] and second.body == first.body
     Webhook(secret).verify(second.body, second.headers)
     db.commit()  # end the read snapshot: see the consumer's write
     db.refresh(row)
     assert (row.status, row.attempts, row.last_error) == ("delivered", 2, None)
+    assert outbox_rows(db) == []
 
 
 def test_a_4xx_fails_at_once_and_resend_tries_again(app, db, place):  # type: ignore[no-untyped-def]
@@ -190,10 +195,10 @@ def test_a_4xx_fails_at_once_and_resend_tries_again(app, db, place):  # type: ig
         receiver.wait_for(1, within=5)
         row = db.exec(select(WebhookDelivery)).one()
         assert (row.status, row.last_error) == ("failed", "HTTP 404")
-        assert app.extensions["tasks"].huey.scheduled() == []
-        hooks.mark_for_resend(db, row.id)
+        assert outbox_rows(db) == []
+        owed = hooks.resend(db, row.id)
         db.commit()
-        hooks.task(row.id)
+        hooks.outbox.wake_one(owed.id)
         assert len(receiver.wait_for(2, within=5)) == 2
     db.commit()  # end the read snapshot: see the consumer's write
     db.refresh(row)
@@ -201,14 +206,15 @@ def test_a_4xx_fails_at_once_and_resend_tries_again(app, db, place):  # type: ig
 
 
 def test_no_answer_in_time_and_no_server_are_temporary(app, db, place):  # type: ignore[no-untyped-def]
-    hooks = app.extensions["webhooks"]
+    outbox = app.extensions["tasks"]
     with receiving(delay=3) as slow:
         register(app, db, slow.url)
         approve(app, db, place)
         row = db.exec(select(WebhookDelivery)).one()
         assert (row.status, row.last_error) == ("pending", "ReadTimeoutError")
     # The server is gone now: the port refuses the connection.
-    assert hooks.send(row.id) == "temporary"
+    [owed] = outbox_rows(db)
+    assert outbox.deliver(owed.id, now=utcnow() + timedelta(seconds=5)) == "later"
     db.commit()  # end the read snapshot: see the consumer's write
     db.refresh(row)
     assert row.attempts == 2 and row.last_error in ("NewConnectionError", "MaxRetryError", "ProtocolError")
@@ -227,11 +233,23 @@ def test_a_removed_endpoint_stops_its_deliveries(app, db, place):  # type: ignor
     with receiving([500]) as receiver:
         endpoint, _ = register(app, db, receiver.url)
         approve(app, db, place)
-        row_id = db.exec(select(WebhookDelivery)).one().id
+        assert len(outbox_rows(db)) == 1
         endpoints.remove(db, endpoint.id)
         db.commit()
-        assert app.extensions["webhooks"].send(row_id) == "gone"
+        assert outbox_rows(db) == [] and db.exec(select(WebhookDelivery)).all() == []
         assert len(receiver.received) == 1
+
+
+def test_a_delivery_owed_when_the_process_died_is_sent_by_the_sweep(app, db, place, monkeypatch):  # type: ignore[no-untyped-def]
+    outbox = app.extensions["tasks"]
+    with receiving() as receiver:
+        register(app, db, receiver.url)
+        monkeypatch.setattr(outbox, "wake_one", lambda row_id: None)  # killed between the commit and the wake-up
+        approve(app, db, place)
+        assert receiver.wait_for(1, within=0.3) == [] and len(outbox_rows(db)) == 1
+        outbox.sweep(now=utcnow() + timedelta(seconds=30))
+        assert len(receiver.wait_for(1, within=5)) == 1
+    assert outbox_rows(db) == []
 
 
 def test_the_secret_is_stored_encrypted(app, db):  # type: ignore[no-untyped-def]

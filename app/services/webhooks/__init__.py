@@ -2,7 +2,7 @@
 
 `endpoints` (register, list, remove), `payloads` (what a receiver is told: ids, codes, times),
 `transport` (one POST through the SSRF guard: ok, temporary or permanent) and `delivery` (the
-after-commit handlers, the queued send and its retries).
+outbox writer, the wake-up after the commit, the send and its retries).
 """
 
 from app.services.webhooks.delivery import DeliveryNotFound, Settings, Webhooks, signed_headers

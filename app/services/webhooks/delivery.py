@@ -1,17 +1,20 @@
-"""Webhook deliveries: after a commit, one row per (event, endpoint), sent by the task consumer.
+"""Webhook deliveries: one more kind of the outbox (app/services/tasks.py), sent by the consumer.
 
-* The after-commit handlers (`on_submitted`, `on_decided`, `on_withdrawn`) write a
-  `WebhookDelivery` per endpoint that asked for the event (its body built now, from the committed
-  row) and queue a `send_webhook` task for each on the app's task queue (app/services/tasks.py).
-* A send signs the stored body with the endpoint's secret (Standard Webhooks: `webhook-id` is the
-  delivery's id, the same on every try; `webhook-timestamp` is the try's time; `webhook-signature`
-  is `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`), posts it through the SSRF guard with a
-  time limit, and records the try (status, attempts, last error: an HTTP status or an error's
-  class, never the answer's text).
-* A temporary failure (5xx, 408, 429, timeout, no connection) is tried again after
+* In the transaction (a writer on the event channel): for `ApplicationSubmitted`, `MemberDecided`
+  and `MemberWithdrawn`, each endpoint that asked for the event gets a `WebhookDelivery` (the log
+  row and the body, built from the row as it commits: ids, codes, times; no name or phone) and an
+  outbox row (`Delivery`, kind `webhook`, owner the delivery's id). No commit, no webhook.
+* After the commit (a handler): the consumer is woken for each new row; a process killed in
+  between leaves the rows to the outbox's sweep.
+* In the consumer: a try signs the stored body with the endpoint's secret (Standard Webhooks:
+  `webhook-id` is the delivery's id, the same on every try; `webhook-timestamp` is the try's
+  time; `webhook-signature` is `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`), posts it through
+  the SSRF guard with a time limit (no database transaction held meanwhile), and records the try
+  (status, attempts, last error: an HTTP status or an error's class, never the answer's text).
+* A temporary failure (5xx, 408, 425, 429, timeout, no connection) is tried again after
   `WEBHOOK_RETRY_BASE_SECONDS`, then twice as long each time (at most an hour between tries) for
   `WEBHOOK_RETRY_HOURS` after the event; then, or at once for a permanent failure (another 4xx, a
-  refused address), the delivery is `failed`. "Send again" (`mark_for_resend`, the CLI) queues one more try.
+  refused address), the delivery is `failed`. "Send again" (`resend`, the CLI) owes one more try.
 """
 
 from __future__ import annotations
@@ -21,18 +24,21 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from huey import Huey
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlmodel import col
 from standardwebhooks.webhooks import Webhook
 
-from app.models import Member, WebhookDelivery, WebhookEndpoint, utcnow
-from app.services import events
+from app.models import Delivery, Member, WebhookDelivery, WebhookEndpoint, utcnow
+from app.services import events, tasks
 from app.services.crypto import PiiCipher
 from app.services.webhooks import endpoints, payloads, transport
 
 log = logging.getLogger(__name__)
 
+KIND = "webhook"  # the outbox's kind
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 MAX_DELAY = 3600.0
 
@@ -66,77 +72,117 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def what(event: events.Event) -> tuple[str, int, int] | None:
+    """(event type, member id, district id) of a domain event webhooks tell, or None."""
+    if isinstance(event, events.ApplicationSubmitted):
+        # "created" or "reapplied"; not a phone that was already on the roster
+        new = event.outcome in ("created", "reapplied")
+        return ("member.submitted", event.member_id, event.district_id) if new else None
+    if isinstance(event, events.MemberDecided):
+        kind = "member.approved" if event.approved else "member.rejected"
+        return kind, event.member_id, event.district_id
+    if isinstance(event, events.MemberWithdrawn):
+        return "member.withdrawn", event.member_id, event.district_id
+    return None
+
+
 class Webhooks:
-    """The webhook handlers and task of one app on its task queue."""
+    """The webhook writer, wake-up and sender of one app, on its outbox."""
 
-    def __init__(self, huey: Huey, pii: PiiCipher, new_session: Callable[[], Session], settings: Settings) -> None:
-        self.pii, self.new_session, self.settings = pii, new_session, settings
-        self.task = huey.task(name="send_webhook")(self.send)
+    TOLD = (events.ApplicationSubmitted, events.MemberDecided, events.MemberWithdrawn)
 
-    # -- after the commit ---------------------------------------------------------------------
+    def __init__(
+        self, outbox: tasks.Deliveries, pii: PiiCipher, new_session: Callable[[], Any], settings: Settings
+    ) -> None:
+        self.outbox, self.pii, self.new_session, self.settings = outbox, pii, new_session, settings
+        outbox.add_kind(KIND, self.send)
 
-    def on_submitted(self, submitted: events.ApplicationSubmitted) -> None:
-        if submitted.outcome in ("created", "reapplied"):  # not a phone that was already on the roster
-            self.fan_out("member.submitted", submitted.member_id, submitted.district_id)
+    def subscribe(self, bus: events.Bus) -> None:
+        for kind in self.TOLD:
+            bus.subscribe_in_transaction(kind, self.write)
+            bus.subscribe(kind, self.wake)
 
-    def on_decided(self, decided: events.MemberDecided) -> None:
-        kind = "member.approved" if decided.approved else "member.rejected"
-        self.fan_out(kind, decided.member_id, decided.district_id)
+    # -- in the transaction ---------------------------------------------------------------------
 
-    def on_withdrawn(self, withdrawn: events.MemberWithdrawn) -> None:
-        self.fan_out("member.withdrawn", withdrawn.member_id, withdrawn.district_id, withdrawn=True)
-
-    def fan_out(self, event_type: str, member_id: int, district_id: int, *, withdrawn: bool = False) -> list[str]:
-        """Write a delivery per interested endpoint and queue its first try; returns their ids."""
-        with self.new_session() as db:
-            targets = endpoints.matching(db, event_type, district_id)
-            if not targets:
-                return []
-            now = utcnow()
-            if withdrawn:
-                data = payloads.withdrawn_data(db, member_id, district_id, now)
-            elif (member := db.get(Member, member_id)) is not None:
-                data = payloads.member_data(db, member)
-            else:
-                return []  # withdrawn meanwhile: that event tells the receiver
-            body = payloads.body(event_type, data, now)
-            rows = [
-                WebhookDelivery(id=new_id(), endpoint_id=e.id or 0, event_type=event_type, payload=body, created_at=now)
-                for e in targets
-            ]
-            db.add_all(rows)
-            db.commit()
-        for row in rows:
-            self.task(row.id)
-        return [row.id for row in rows]
-
-    # -- in the consumer ----------------------------------------------------------------------
-
-    def send(self, delivery_id: str) -> str:
-        """One try: "ok", "temporary" (another is scheduled or the time is up) or "permanent";
-        "gone" when the delivery or its endpoint was removed or it was delivered already."""
-        with self.new_session() as db:
-            delivery = db.get(WebhookDelivery, delivery_id)
-            endpoint = db.get(WebhookEndpoint, delivery.endpoint_id) if delivery else None
-            if delivery is None or endpoint is None or delivery.status == DELIVERED:
-                return "gone"
-            now = utcnow()
-            headers = signed_headers(self.pii.decrypt(endpoint.secret_enc), delivery.id, delivery.payload, now)
-            result = transport.post(
-                endpoint.url,
-                delivery.payload.encode(),
-                headers,
-                timeout=self.settings.timeout,
-                allow_private=self.settings.allow_private,
+    def write(self, db: Session, event: events.Event) -> None:
+        """Owe the event to every endpoint that asked for it (rows in the committing transaction)."""
+        told = what(event)
+        if told is None:
+            return
+        event_type, member_id, district_id = told
+        targets = endpoints.matching(db, event_type, district_id)
+        if not targets:
+            return
+        now = utcnow()
+        if isinstance(event, events.MemberWithdrawn):
+            data = payloads.withdrawn_data(db, member_id, district_id, now)
+        elif (member := db.get(Member, member_id)) is not None:
+            data = payloads.member_data(db, member)
+        else:
+            return
+        body = payloads.body(event_type, data, now)
+        due = now + timedelta(seconds=tasks.GRACE_SECONDS)
+        for endpoint in targets:
+            row = WebhookDelivery(
+                id=new_id(),
+                endpoint_id=endpoint.id or 0,
+                member_id=member_id,
+                event_type=event_type,
+                payload=body,
+                created_at=now,
             )
-            delay = self._record(delivery, result, now)
-            db.add(delivery)
-            db.commit()
-        if delay is not None:
-            self.task.schedule(args=(delivery_id,), delay=delay)
+            db.add(row)
+            db.add(Delivery(kind=KIND, owner_id=row.id, due_at=due))
+
+    # -- after the commit -----------------------------------------------------------------------
+
+    def wake(self, event: events.Event) -> None:
+        """Wake the consumer for the rows the commit wrote (those no consumer has tried yet)."""
+        told = what(event)
+        if told is None:
+            return
+        with self.new_session() as db:
+            query = (
+                select(col(Delivery.id))
+                .join(WebhookDelivery, col(WebhookDelivery.id) == col(Delivery.owner_id))
+                .where(col(Delivery.kind) == KIND, col(Delivery.attempts) == 0)
+                .where(col(WebhookDelivery.member_id) == told[1])
+            )
+            ids = list(db.execute(query).scalars())
+        for row_id in ids:
+            self.outbox.wake_one(row_id)
+
+    # -- in the consumer ------------------------------------------------------------------------
+
+    def send(self, db: Session, row: Delivery) -> str:
+        """One try of the outbox row's delivery: "delivered", "failed" or "gone"; raises
+        tasks.TryLater while another try is due (the outbox keeps the row until then)."""
+        delivery = db.get(WebhookDelivery, row.owner_id)
+        endpoint = db.get(WebhookEndpoint, delivery.endpoint_id) if delivery else None
+        if delivery is None or endpoint is None or delivery.status == DELIVERED:
+            return "gone"
+        url, secret, body, endpoint_id = (
+            endpoint.url,
+            self.pii.decrypt(endpoint.secret_enc),
+            delivery.payload,
+            endpoint.id,
+        )
+        db.commit()  # no transaction (on SQLite: no write lock) while the receiver takes its time
+        now = utcnow()
+        headers = signed_headers(secret, row.owner_id, body, now)
+        result = transport.post(
+            url, body.encode(), headers, timeout=self.settings.timeout, allow_private=self.settings.allow_private
+        )
+        delivery = db.get(WebhookDelivery, row.owner_id, populate_existing=True)
+        if delivery is None:
+            return "gone"
+        delay = self._record(delivery, result, now)
+        db.add(delivery)
         if result.outcome is not transport.Outcome.ok:
-            log.warning("webhook %s to endpoint %s: %s", delivery_id, endpoint.id, result.error)
-        return result.outcome.value
+            log.warning("webhook %s to endpoint %s: %s", row.owner_id, endpoint_id, result.error)
+        if delay is not None:
+            raise tasks.TryLater(result.outcome.value, delay)
+        return delivery.status
 
     def _record(self, delivery: WebhookDelivery, result: transport.Result, now: datetime) -> float | None:
         """Note the try on the row; returns the delay of the next try, if there is one."""
@@ -158,13 +204,15 @@ class Webhooks:
         return delay if _aware(now) + timedelta(seconds=delay) <= deadline else None
 
     @staticmethod
-    def mark_for_resend(db: Session, delivery_id: str) -> WebhookDelivery:
-        """ "Send again": the delivery is pending once more (raises DeliveryNotFound). After the
-        commit the caller queues the try (`task(delivery_id)`), with the same `webhook-id`."""
+    def resend(db: Session, delivery_id: str) -> Delivery:
+        """ "Send again": the delivery is pending once more and owed to the outbox (raises
+        DeliveryNotFound). After the commit the caller wakes the consumer (`outbox.wake_one(row.id)`);
+        the try keeps the same `webhook-id`."""
         delivery = db.get(WebhookDelivery, delivery_id)
         if delivery is None:
             raise DeliveryNotFound(delivery_id)
         delivery.status = PENDING
-        db.add(delivery)
+        row = Delivery(kind=KIND, owner_id=delivery_id, due_at=utcnow() + timedelta(seconds=tasks.GRACE_SECONDS))
+        db.add_all([delivery, row])
         db.flush()
-        return delivery
+        return row

@@ -6,9 +6,10 @@ import base64
 import secrets
 
 from sqlalchemy import delete
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
-from app.models import District, WebhookDelivery, WebhookEndpoint
+from app.models import Delivery, District, WebhookDelivery, WebhookEndpoint
 from app.services import audit
 from app.services.crypto import PiiCipher
 from app.services.webhooks.transport import check_url
@@ -93,18 +94,21 @@ def listed(session: Session) -> list[tuple[WebhookEndpoint, str | None]]:
 def remove(session: Session, endpoint_id: int) -> None:
     """Delete an endpoint and its delivery log (queued sends find nothing and stop)."""
     endpoint = get(session, endpoint_id)
+    logged = select(WebhookDelivery.id).where(col(WebhookDelivery.endpoint_id) == endpoint_id)
+    session.execute(delete(Delivery).where(col(Delivery.kind) == "webhook", col(Delivery.owner_id).in_(logged)))
     session.execute(delete(WebhookDelivery).where(col(WebhookDelivery.endpoint_id) == endpoint_id))
     session.delete(endpoint)
     session.flush()
     audit.record(session, "webhook.remove", target_type="webhook_endpoint", target_id=endpoint_id)
 
 
-def matching(session: Session, event_type: str, district_id: int) -> list[WebhookEndpoint]:
+def matching(session: Session | OrmSession, event_type: str, district_id: int) -> list[WebhookEndpoint]:
     """The endpoints that asked for `event_type` in this district (or in every district)."""
     query = select(WebhookEndpoint).where(
         (col(WebhookEndpoint.district_id).is_(None)) | (col(WebhookEndpoint.district_id) == district_id)
     )
-    return [endpoint for endpoint in session.exec(query) if event_type in endpoint.events]
+    # execute, not exec: the outbox's writer may hand a plain SQLAlchemy session
+    return [endpoint for endpoint in session.execute(query).scalars() if event_type in endpoint.events]
 
 
 def deliveries(session: Session, endpoint_id: int | None, limit: int) -> list[WebhookDelivery]:
