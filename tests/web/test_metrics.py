@@ -80,9 +80,7 @@ def test_request_id_is_echoed_or_made(client):  # type: ignore[no-untyped-def]
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
 
 
-def test_queue_depth_is_what_the_outbox_owes_and_a_given_up_text_is_a_task_failure(
-    app, station, monkeypatch
-):  # type: ignore[no-untyped-def]
+def test_queue_depth_is_what_the_outbox_owes_and_a_given_up_text_is_a_task_failure(app, station, monkeypatch):  # type: ignore[no-untyped-def]
     from app.services import tasks  # noqa: PLC0415
     from app.services.sms import SmsError  # noqa: PLC0415
 
