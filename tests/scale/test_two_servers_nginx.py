@@ -17,6 +17,7 @@ No timing is asserted: every wait is generous and ends on an event, for a loaded
 
 from __future__ import annotations
 
+import configparser
 import datetime
 import ipaddress
 import json
@@ -26,6 +27,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -128,7 +130,10 @@ def _as_unprivileged() -> dict[str, Any]:
     """Popen arguments that drop root to `nobody` (nothing when the tests are not root)."""
     if os.geteuid() != 0:
         return {}
-    nobody = pwd.getpwnam("nobody")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        return {}
     return {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
 
 
@@ -150,11 +155,12 @@ def _nginx_folder(upstreams: tuple[str, str]) -> Iterator[Nginx]:
                     "CERTIFICATE_KEY": str(key),
                     "APP_SERVER_1": upstreams[0],
                     "APP_SERVER_2": upstreams[1],
-                    "APP_ROOT": str(ROOT),
+                    "APP_ROOT": str(prefix),  # a copy of app/static: `nobody` may not read the checkout
                     "ACCESS_LOG": str(prefix / "access.log"),
                 }
             )
         )
+        shutil.copytree(ROOT / "app" / "static", prefix / "app" / "static")
         mime = "include /etc/nginx/mime.types;" if Path("/etc/nginx/mime.types").exists() else ""
         conf = prefix / "nginx.conf"
         # What Debian's /etc/nginx/nginx.conf would hold, with every path inside the prefix.
@@ -178,7 +184,7 @@ http {{
         )
         unprivileged = _as_unprivileged()
         if unprivileged:
-            for path in (prefix, *prefix.iterdir()):
+            for path in (prefix, *prefix.rglob("*")):
                 os.chown(path, unprivileged["user"], unprivileged["group"])
         yield Nginx(prefix, conf, cert, prefix / "access.log", https_port)
     finally:
@@ -212,6 +218,55 @@ def test_every_placeholder_of_the_site_is_named_in_its_header() -> None:
     header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     assert set(PLACEHOLDER.findall(body)) <= set(PLACEHOLDER.findall(header))
+
+
+def _unit(name: str) -> configparser.ConfigParser:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(ROOT / "deploy" / "systemd" / name, encoding="utf-8")
+    return unit
+
+
+def test_the_units_start_what_the_tests_start():
+    web, worker = _unit("scanjoin-web.service"), _unit("scanjoin-worker.service")
+    assert web["Service"]["ExecStart"].endswith("/.venv/bin/gunicorn wsgi:app")
+    assert worker["Service"]["ExecStart"].endswith("/.venv/bin/flask --app wsgi worker")
+    for unit in (web, worker):
+        assert unit["Service"]["EnvironmentFile"] == unit["Service"]["WorkingDirectory"] + "/.env"
+        assert unit["Service"]["ReadWritePaths"] == unit["Service"]["WorkingDirectory"] + "/instance"
+        assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+@pytest.mark.slow
+def test_gunicorn_tells_systemd_it_is_ready(tmp_path, migrated_template):  # type: ignore[no-untyped-def]
+    """scanjoin-web.service is Type=notify: gunicorn must send READY=1 to $NOTIFY_SOCKET."""
+    need((BIN / "gunicorn").exists(), "gunicorn in the venv")
+    assert _unit("scanjoin-web.service")["Service"]["Type"] == "notify"
+    database = tmp_path / "app.db"
+    shutil.copy(migrated_template, database)
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(WAIT)
+        env = {
+            **os.environ,
+            "APP_ENV": "testing",
+            "INSTANCE_PATH": str(tmp_path),
+            "DATABASE_URL": f"sqlite:///{database}",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "QR_SECRET": secrets.token_urlsafe(48),
+            "PII_INDEX_KEY": secrets.token_urlsafe(48),
+            "PII_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "BIND": f"127.0.0.1:{_free_port()}",
+            "WEB_CONCURRENCY": "1",
+            "NOTIFY_SOCKET": address,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        }
+        server = _start([str(BIN / "gunicorn"), "wsgi:app"], env, tmp_path / "server.log")
+        try:
+            assert b"READY=1" in listener.recv(4096)
+        finally:
+            _kill(server, signal.SIGTERM)
 
 
 # --- the running stack -------------------------------------------------------------------------
@@ -342,7 +397,12 @@ def _stack(tmp_path: Path, database_url: str) -> Iterator[Stack]:
             servers = [
                 _start(
                     [str(BIN / "gunicorn"), "-w", "2", "-b", upstream, "--timeout", "60", "wsgi:app"],
-                    {**env, "GUNICORN_ACCESS_LOG": str(log.with_suffix(".access"))},
+                    {
+                        **env,
+                        "GUNICORN_ACCESS_LOG": str(log.with_suffix(".access")),
+                        # in tmp_path: a SIGKILLed master leaves its metrics folder behind
+                        "PROMETHEUS_MULTIPROC_DIR": str(log.with_suffix(".metrics")),
+                    },
                     log,
                 )
                 for upstream, log in zip(upstreams, logs, strict=True)
