@@ -227,7 +227,7 @@ def _unit(name: str) -> configparser.ConfigParser:
     return unit
 
 
-def test_the_units_start_what_the_tests_start():
+def test_the_units_start_what_the_tests_start() -> None:
     web, worker = _unit("scanjoin-web.service"), _unit("scanjoin-worker.service")
     assert web["Service"]["ExecStart"].endswith("/.venv/bin/gunicorn wsgi:app")
     assert worker["Service"]["ExecStart"].endswith("/.venv/bin/flask --app wsgi worker")
