@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from app.models import AuditEvent, CodeState, Delivery, JoinAttempt, Member, StatusCheck, utcnow
-from app.services import audit, events, notify, sms, verification
+from app.services import audit, events, metrics, notify, sms, verification
 from app.services.crypto import PiiCipher
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ NOTICE_FIRST_DELAY = 60
 NOTICE_BACKOFF = 2
 NOTICE_FAILED = "notice_failed"
 TEMPORARY = {"unavailable", "rate_limited"}  # SmsError kinds worth another try
+SETTLED = {"sent", "stale", "gone", "opted_out"}  # outcomes that are not a failure
 
 
 Sender = Callable[[Session, Delivery], str]
@@ -190,6 +191,8 @@ class Deliveries:
                     self._wake_at(delivery_id, due)
                     return "later"
                 outcome = self._gave_up(db, row, later.kind)
+            if outcome not in SETTLED:
+                metrics.task_failed(row.kind)
             db.execute(delete(Delivery).where(col(Delivery.id) == delivery_id))
             db.commit()
             return outcome
@@ -296,6 +299,11 @@ class Deliveries:
             else:
                 self.wake_one.schedule(args=(row_id,), eta=max(_aware(at), now))
         return len(due)
+
+
+def depth(db: Session) -> int:
+    """How many texts the outbox still owes (the queue depth of /metrics)."""
+    return int(db.exec(select(func.count()).select_from(Delivery)).one())
 
 
 def _code_kind(requested: events.CodeRequested) -> str:
