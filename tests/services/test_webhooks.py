@@ -15,6 +15,7 @@ from app.services import decisions, webhooks
 from app.services.webhooks import endpoints, transport
 from app.services.webhooks.delivery import Settings, Webhooks
 from tests import factories
+from tests.conftest import hidden_fields
 from tests.http_receiver import receiving
 from tests.web.test_api import make_member, make_user
 
@@ -257,3 +258,23 @@ def test_the_secret_is_stored_encrypted(app, db):  # type: ignore[no-untyped-def
     assert secret.startswith("whsec_") and secret not in endpoint.secret_enc
     assert app.extensions["pii"].decrypt(endpoint.secret_enc) == secret
     assert json.loads(json.dumps(endpoint.events)) == ["member.approved"]
+
+
+def test_a_join_and_a_withdrawal_through_the_worker_pages_are_told(app, client, db, sms, station):  # type: ignore[no-untyped-def]
+    from tests.web.test_status import joined, prove
+
+    with receiving() as receiver:
+        _, secret = register(app, db, receiver.url, events="member.submitted,member.withdrawn")
+        joined(client, app, sms, station)
+        worker = app.test_client()
+        page = prove(worker, sms, factories.phone(1))
+        done = worker.post("/status/withdraw", data={**hidden_fields(page.text), "confirm": "y"})
+        assert done.status_code == 303
+        got = receiver.wait_for(2, within=5)
+    submitted, withdrawn = (Webhook(secret).verify(item.body, item.headers) for item in got)
+    assert submitted["type"] == "member.submitted" and submitted["data"]["status"] == "pending"
+    assert submitted["data"]["member_number"] is None and submitted["data"]["workplace"] == "PD-ZJ01"
+    assert withdrawn["type"] == "member.withdrawn" and withdrawn["data"]["status"] == "withdrawn"
+    assert withdrawn["data"]["member_id"] == submitted["data"]["member_id"] and withdrawn["data"]["district"] == "PD"
+    for item in got:
+        assert factories.phone(1)[-8:] not in item.body.decode() and "王小明" not in item.body.decode()
