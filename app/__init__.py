@@ -142,8 +142,8 @@ def register_events(app: Flask) -> None:
 
 
 def register_integrations(app: Flask, deliveries: Any, new_session: Any) -> None:
-    """Signed webhooks (an outbox kind) and district group robots (a queued task), sent by the consumer."""
-    from app.services import events, robots, webhooks
+    """Signed webhooks and district group robots: kinds of the outbox, sent by the consumer."""
+    from app.services import robots, webhooks
 
     bus, config, pii = app.extensions["events"], app.config, app.extensions["pii"]
     settings = webhooks.Settings(
@@ -155,9 +155,9 @@ def register_integrations(app: Flask, deliveries: Any, new_session: Any) -> None
     hooks = webhooks.Webhooks(deliveries, pii, new_session, settings)
     app.extensions["webhooks"] = hooks
     hooks.subscribe(bus)
-    chat = robots.Robots(deliveries.huey, pii, new_session, settings)
+    chat = robots.Robots(deliveries, pii, new_session, settings)
     app.extensions["robots"] = chat
-    bus.subscribe(events.ApplicationSubmitted, chat.on_submitted)
+    chat.subscribe(bus)
 
 
 class WtformsTranslations:

@@ -71,11 +71,11 @@ def digest_command() -> None:
     """Queue each district's overdue digest (run once a day from cron)."""
     days = current_app.config["APPROVAL_WORKING_DAYS"]
     chat, db = current_app.extensions["robots"], get_session()
-    messages = chat.digest(db, utcnow(), days)
-    db.commit()  # the reading transaction ends before the posts (the SQLite queue writes)
-    for robot_id, text in messages:
-        chat.task(robot_id, text)
-    click.echo(f"queued {len(messages)} digest message(s)")
+    owed = chat.owe_digest(db, utcnow(), days)
+    db.commit()
+    for row in owed:
+        chat.outbox.wake_one(row.id)
+    click.echo(f"queued {len(owed)} digest message(s)")
 
 
 def register(app: Flask) -> None:

@@ -27,7 +27,7 @@ woken to send it (app/services/tasks.py). `MemberDecided`: the neutral decision 
 the same way (retried for hours, a final failure flagged on the member's page and in the audit
 log). `ApplicationSubmitted`, `MemberDecided` and `MemberWithdrawn` also write signed webhook
 deliveries (app/services/webhooks/) to the outbox, and a new application posts to its district's
-group robot (app/services/robots.py, a queued task).
+group robot (app/services/robots.py), the same way.
 
 A webhook is one more writer and handler pair: a row in the outbox, a wake-up after the commit.
 """

@@ -11,7 +11,8 @@ answer `{"errcode": 0, "errmsg": "ok"}`. WeCom's URL is
 `https://oapi.dingtalk.com/robot/send?access_token=…` and, for a robot with 加签 (signing), gets
 `&timestamp=<ms>&sign=<urlencoded base64 HMAC-SHA256 of "timestamp\\nsecret" under the secret>`.
 Each robot takes at most 20 messages a minute (WeCom errcode 45009, DingTalk 130101): those are
-retried. URLs (they hold the robot's key) and secrets are stored encrypted; both pass the same
+retried. Messages are rows of the outbox (app/services/tasks.py), written with the application's
+commit and sent by the consumer. URLs (they hold the robot's key) and secrets are stored encrypted; both pass the same
 SSRF guard as webhooks.
 """
 
@@ -24,31 +25,29 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote_plus
 
-from huey import Huey
 from sqlalchemy import delete
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, func, select
 
-from app.models import ChatRobot, District, Member, MemberStatus, Workplace
-from app.services import audit, deadlines, events
+from app.models import ChatRobot, Delivery, District, Member, MemberStatus, Workplace, utcnow
+from app.services import audit, deadlines, events, tasks
 from app.services.crypto import PiiCipher
 from app.services.webhooks import Settings, transport
 
 log = logging.getLogger(__name__)
 
 KINDS = ("wecom", "dingtalk")
+KIND = "robot"  # the outbox's kind
 BUSY = {45009, 130101}  # too many messages this minute: try again
 RETRIES, RETRY_DELAY = 5, 30
 
 
 class RobotError(ValueError):
     """Bad input for a robot (the message says what to change)."""
-
-
-class RobotBusy(RuntimeError):
-    """A temporary failure: the task is tried again."""
 
 
 def dingtalk_signed(url: str, secret: str, now_ms: int) -> str:
@@ -110,12 +109,12 @@ def remove(session: Session, robot_id: int) -> None:
     audit.record(session, "robot.remove", target_type="chat_robot", target_id=robot_id)
 
 
-def pending_count(session: Session, district_id: int) -> int:
+def pending_count(session: OrmSession, district_id: int) -> int:
     query = select(func.count()).where(Member.district_id == district_id, Member.status == MemberStatus.pending)
-    return int(session.exec(query).one())
+    return int(session.execute(query).scalar_one())
 
 
-def new_application_text(session: Session, member: Member) -> str:
+def new_application_text(session: OrmSession, member: Member) -> str:
     district = session.get(District, member.district_id)
     station = session.get(Workplace, member.workplace_id) if member.workplace_id else None
     place = station.name if station else (district.name if district else "")
@@ -123,8 +122,8 @@ def new_application_text(session: Session, member: Member) -> str:
     return f"新入会申请 1 份（{place}）。本区待审核共 {pending} 份，请登录名册处理。"
 
 
-def overdue_texts(session: Session, now: datetime, days: int) -> dict[int, str]:
-    """Each district with a robot and applications past the deadline: its digest's text."""
+def overdue_counts(session: Session, now: datetime, days: int) -> dict[int, int]:
+    """Each district with a robot and applications past the deadline: how many."""
     cutoff = deadlines.overdue_cutoff(now, days)
     query = (
         select(Member.district_id, func.count())
@@ -132,62 +131,93 @@ def overdue_texts(session: Session, now: datetime, days: int) -> dict[int, str]:
         .where(col(Member.district_id).in_(select(ChatRobot.district_id)))
         .group_by(col(Member.district_id))
     )
-    return {
-        district_id: f"逾期提醒：本区有 {count} 份入会申请已超过 {days} 个工作日未审批，请尽快处理。"
-        for district_id, count in session.exec(query)
-    }
+    return {district_id: int(count) for district_id, count in session.exec(query)}
+
+
+def digest_text(count: int, days: int) -> str:
+    return f"逾期提醒：本区有 {count} 份入会申请已超过 {days} 个工作日未审批，请尽快处理。"
 
 
 class Robots:
-    """The robot handler and task of one app on its task queue."""
+    """The robots' writer, wake-up and sender of one app, on its outbox (app/services/tasks.py).
 
-    def __init__(self, huey: Huey, pii: PiiCipher, new_session: Callable[[], Session], settings: Settings) -> None:
-        self.pii, self.new_session, self.settings = pii, new_session, settings
-        self.task = huey.task(retries=RETRIES, retry_delay=RETRY_DELAY, name="post_robot")(self.post)
+    An outbox row of kind `robot` is owned by `new:<member id>:<robot id>` (a new application:
+    the text is made when sent, with the pending count then) or `digest:<robot id>:<count>:<days>`.
+    """
 
-    def on_submitted(self, submitted: events.ApplicationSubmitted) -> None:
+    def __init__(
+        self, outbox: tasks.Deliveries, pii: PiiCipher, new_session: Callable[[], Any], settings: Settings
+    ) -> None:
+        self.outbox, self.pii, self.new_session, self.settings = outbox, pii, new_session, settings
+        outbox.add_kind(KIND, self.send)
+
+    def subscribe(self, bus: events.Bus) -> None:
+        bus.subscribe_in_transaction(events.ApplicationSubmitted, self.write)
+        bus.subscribe(events.ApplicationSubmitted, self.wake)
+
+    def write(self, db: OrmSession, submitted: events.ApplicationSubmitted) -> None:
+        """In the transaction: a message owed to each robot of the application's district."""
         if submitted.outcome not in ("created", "reapplied"):
             return
+        query = select(ChatRobot.id).where(ChatRobot.district_id == submitted.district_id)
+        due = utcnow() + timedelta(seconds=tasks.GRACE_SECONDS)
+        for robot_id in db.execute(query).scalars():
+            db.add(Delivery(kind=KIND, owner_id=f"new:{submitted.member_id}:{robot_id}", due_at=due))
+
+    def wake(self, submitted: events.ApplicationSubmitted) -> None:
+        """After the commit: wake the consumer for the rows the commit wrote."""
+        prefix = f"new:{submitted.member_id}:"
         with self.new_session() as db:
-            robots = db.exec(select(ChatRobot).where(ChatRobot.district_id == submitted.district_id)).all()
-            member = db.get(Member, submitted.member_id)
-            if not robots or member is None:
-                return
-            text = new_application_text(db, member)
-        for robot in robots:
-            self.task(robot.id, text)
+            query = select(Delivery.id).where(Delivery.kind == KIND, Delivery.attempts == 0)
+            ids = db.execute(query.where(col(Delivery.owner_id).startswith(prefix))).scalars().all()
+        for row_id in ids:
+            self.outbox.wake_one(row_id)
 
     @staticmethod
-    def digest(db: Session, now: datetime, days: int) -> list[tuple[int, str]]:
-        """The overdue digest of every district that has a robot: (robot id, text) to queue, once
-        the caller has ended its transaction (`task(robot_id, text)`)."""
-        return [
-            (robot.id or 0, text)
-            for district_id, text in overdue_texts(db, now, days).items()
+    def owe_digest(db: Session, now: datetime, days: int) -> list[Delivery]:
+        """The overdue digest owed to every robot of a district with overdue applications; the
+        caller commits, then wakes the consumer for each row (`outbox.wake_one(row.id)`)."""
+        rows = [
+            Delivery(kind=KIND, owner_id=f"digest:{robot.id}:{count}:{days}", due_at=now)
+            for district_id, count in overdue_counts(db, now, days).items()
             for robot in db.exec(select(ChatRobot).where(ChatRobot.district_id == district_id))
         ]
+        db.add_all(rows)
+        db.flush()
+        return rows
 
-    def post(self, robot_id: int, text: str) -> str:
-        """Post one message: "ok", "gone" or the failure; a busy robot or server is tried again."""
-        with self.new_session() as db:
-            robot = db.get(ChatRobot, robot_id)
-            if robot is None:
-                return "gone"
-            url = self.pii.decrypt(robot.url_enc)
-            if robot.secret_enc:
-                url = dingtalk_signed(url, self.pii.decrypt(robot.secret_enc), int(time.time() * 1000))
-            kind = robot.kind
+    def send(self, db: OrmSession, row: Delivery) -> str:
+        """Post the row's message: "sent", "gone" or "failed"; a busy robot or server raises
+        TryLater (RETRIES times, RETRY_DELAY apart)."""
+        what, *parts = row.owner_id.split(":")
+        robot = db.get(ChatRobot, int(parts[1] if what == "new" else parts[0]))
+        if robot is None:
+            return "gone"
+        if what == "new":
+            member = db.get(Member, int(parts[0]))
+            if member is None:
+                return "gone"  # withdrawn meanwhile
+            text = new_application_text(db, member)
+        else:
+            text = digest_text(int(parts[1]), int(parts[2]))
+        url = self.pii.decrypt(robot.url_enc)
+        if robot.secret_enc:
+            url = dingtalk_signed(url, self.pii.decrypt(robot.secret_enc), int(time.time() * 1000))
+        kind, robot_id = robot.kind, robot.id
+        db.commit()  # no transaction (on SQLite: no write lock) while the robot answers
         result = transport.post(
             url, text_body(text), {}, timeout=self.settings.timeout, allow_private=self.settings.allow_private
         )
         code = _errcode(result.body) if result.outcome is transport.Outcome.ok else None
         if result.outcome is transport.Outcome.temporary or code in BUSY:
             log.warning("%s robot %s busy or unreachable: %s", kind, robot_id, result.error or code)
-            raise RobotBusy(kind)
+            if row.attempts <= RETRIES:
+                raise tasks.TryLater("busy", RETRY_DELAY)
+            return "failed"
         if result.outcome is transport.Outcome.permanent or code != 0:
             log.error("%s robot %s refused the message: %s", kind, robot_id, result.error or code)
-            return f"refused:{result.error or code}"
-        return "ok"
+            return "failed"
+        return "sent"
 
 
 def _errcode(answer: bytes) -> int | None:

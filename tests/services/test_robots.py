@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlmodel import select
 
-from app.models import ChatRobot, District, Member, utcnow
+from app.models import ChatRobot, Delivery, District, Member, utcnow
 from app.services import robots
 from tests import factories
 from tests.http_receiver import Received, receiving
@@ -85,20 +85,33 @@ def test_a_new_application_posts_the_station_and_count_to_wecom_and_signed_dingt
         assert factories.phone(1)[-4:] not in item.body.decode() and "王" not in text
 
 
-def test_post_reports_refusals_and_retries_a_busy_robot(app, db, station):  # type: ignore[no-untyped-def]
-    chat = app.extensions["robots"]
+def owe(db, robot: ChatRobot, count: int = 3) -> int:  # type: ignore[no-untyped-def]
+    row = Delivery(kind=robots.KIND, owner_id=f"digest:{robot.id}:{count}:15", due_at=utcnow())
+    db.add(row)
+    db.commit()
+    return row.id or 0
+
+
+def test_refusals_fail_and_a_busy_robot_is_tried_again(app, db, station):  # type: ignore[no-untyped-def]
+    outbox = app.extensions["tasks"]
     with receiving() as server:
         server.reply = dingtalk
         robot = connect(app, db, "dingtalk", server.url + "/robot/send?access_token=dt-token", "SECwrong")
-        assert chat.post(robot.id, "测试") == "refused:310000"
+        assert outbox.deliver(owe(db, robot)) == "failed"  # errcode 310000: sign not match
         busy = connect(app, db, "wecom", server.url + "/cgi-bin/webhook/send?key=wk-key")
         server.reply = lambda item: (200, json.dumps({"errcode": 45009, "errmsg": "api freq out of limit"}).encode())
-        with pytest.raises(robots.RobotBusy):
-            chat.post(busy.id, "测试")
+        row_id = owe(db, busy)
+        assert outbox.deliver(row_id) == "later"
         server.reply = lambda item: (502, b"")
-        with pytest.raises(robots.RobotBusy):
-            chat.post(busy.id, "测试")
-    assert chat.post(9999, "测试") == "gone"
+        later = utcnow() + timedelta(seconds=robots.RETRY_DELAY + 1)
+        assert outbox.deliver(row_id, now=later) == "later"
+        server.reply = wecom
+        assert outbox.deliver(row_id, now=later + timedelta(seconds=robots.RETRY_DELAY + 1)) == "sent"
+        assert "3 份入会申请" in text_of(server.received[-1])
+        gone = owe(db, busy)
+        robots.remove(db, busy.id or 0)
+        db.commit()
+        assert outbox.deliver(gone) == "gone"
 
 
 def test_the_overdue_digest_counts_pending_applications_past_the_deadline(app, db, station):  # type: ignore[no-untyped-def]
@@ -117,7 +130,7 @@ def test_the_overdue_digest_counts_pending_applications_past_the_deadline(app, d
         assert result.exit_code == 0 and "queued 1" in result.output
         [item] = server.wait_for(1, within=5)
     assert "2 份入会申请已超过 15 个工作日" in text_of(item)
-    assert robots.overdue_texts(db, utcnow() - timedelta(days=60), 15) == {}
+    assert robots.overdue_counts(db, utcnow() - timedelta(days=60), 15) == {}
 
 
 def test_a_robot_on_a_private_address_is_refused_unless_allowed(app, db, station):  # type: ignore[no-untyped-def]
