@@ -138,10 +138,10 @@ def register_events(app: Flask) -> None:
     )
     app.extensions["tasks"] = deliveries
     deliveries.subscribe(bus)
-    register_integrations(app, deliveries, new_session)
+    register_integrations(app, deliveries)
 
 
-def register_integrations(app: Flask, deliveries: Any, new_session: Any) -> None:
+def register_integrations(app: Flask, deliveries: Any) -> None:
     """Signed webhooks and district group robots: kinds of the outbox, sent by the consumer."""
     from app.services import robots, webhooks
 
@@ -152,10 +152,10 @@ def register_integrations(app: Flask, deliveries: Any, new_session: Any) -> None
         retry_base=config["WEBHOOK_RETRY_BASE_SECONDS"],
         retry_hours=config["WEBHOOK_RETRY_HOURS"],
     )
-    hooks = webhooks.Webhooks(deliveries, pii, new_session, settings)
+    hooks = webhooks.Webhooks(deliveries, pii, settings)
     app.extensions["webhooks"] = hooks
     hooks.subscribe(bus)
-    chat = robots.Robots(deliveries, pii, new_session, settings)
+    chat = robots.Robots(deliveries, pii, settings)
     app.extensions["robots"] = chat
     chat.subscribe(bus)
 

@@ -329,7 +329,7 @@ class WebhookDelivery(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     endpoint_id: int = Field(foreign_key="webhook_endpoint.id", index=True, ondelete="CASCADE")
-    member_id: int = Field(index=True)  # no foreign key: a withdrawn member's row is gone, its events stay
+    member_id: int = Field(index=True)  # whom it tells of; no foreign key: a withdrawn member's row goes, its log stays
     event_type: str = Field(max_length=40)
     payload: str
     status: str = Field(default="pending", max_length=16)  # pending, delivered, failed

@@ -24,9 +24,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import quote_plus
 
 from sqlalchemy import delete
@@ -37,6 +35,7 @@ from app.models import ChatRobot, Delivery, District, Member, MemberStatus, Work
 from app.services import audit, deadlines, events, tasks
 from app.services.crypto import PiiCipher
 from app.services.webhooks import Settings, transport
+from app.services.webhooks.delivery import Owed
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +144,9 @@ class Robots:
     the text is made when sent, with the pending count then) or `digest:<robot id>:<count>:<days>`.
     """
 
-    def __init__(
-        self, outbox: tasks.Deliveries, pii: PiiCipher, new_session: Callable[[], Any], settings: Settings
-    ) -> None:
-        self.outbox, self.pii, self.new_session, self.settings = outbox, pii, new_session, settings
+    def __init__(self, outbox: tasks.Deliveries, pii: PiiCipher, settings: Settings) -> None:
+        self.outbox, self.pii, self.settings = outbox, pii, settings
+        self.owed = Owed()
         outbox.add_kind(KIND, self.send)
 
     def subscribe(self, bus: events.Bus) -> None:
@@ -162,15 +160,13 @@ class Robots:
         query = select(ChatRobot.id).where(ChatRobot.district_id == submitted.district_id)
         due = utcnow() + timedelta(seconds=tasks.GRACE_SECONDS)
         for robot_id in db.execute(query).scalars():
-            db.add(Delivery(kind=KIND, owner_id=f"new:{submitted.member_id}:{robot_id}", due_at=due))
+            row = Delivery(kind=KIND, owner_id=f"new:{submitted.member_id}:{robot_id}", due_at=due)
+            db.add(row)
+            self.owed.add(submitted, row)
 
     def wake(self, submitted: events.ApplicationSubmitted) -> None:
         """After the commit: wake the consumer for the rows the commit wrote."""
-        prefix = f"new:{submitted.member_id}:"
-        with self.new_session() as db:
-            query = select(Delivery.id).where(Delivery.kind == KIND, Delivery.attempts == 0)
-            ids = db.execute(query.where(col(Delivery.owner_id).startswith(prefix))).scalars().all()
-        for row_id in ids:
+        for row_id in self.owed.take(submitted):
             self.outbox.wake_one(row_id)
 
     @staticmethod

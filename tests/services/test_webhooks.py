@@ -278,3 +278,16 @@ def test_a_join_and_a_withdrawal_through_the_worker_pages_are_told(app, client, 
     assert withdrawn["data"]["member_id"] == submitted["data"]["member_id"] and withdrawn["data"]["district"] == "PD"
     for item in got:
         assert factories.phone(1)[-8:] not in item.body.decode() and "王小明" not in item.body.decode()
+
+
+def test_the_rows_a_writer_owed_go_to_that_very_event_s_wake_up():  # type: ignore[no-untyped-def]
+    from app.services.events import MemberDecided
+    from app.services.webhooks.delivery import Owed
+
+    owed, first, equal = Owed(), MemberDecided(1, 1, True), MemberDecided(1, 1, True)
+    owed.add(first, Delivery(id=5, kind="webhook", owner_id="msg_a", due_at=utcnow()))
+    owed.add(first, Delivery(id=6, kind="webhook", owner_id="msg_b", due_at=utcnow()))
+    assert owed.take(equal) == [] and owed.take(first) == [5, 6] and owed.take(first) == []
+    for n in range(Owed.CAP + 10):  # commits that failed after their writer ran leave no growing pile
+        owed.add(MemberDecided(n, 1, True), Delivery(id=n, kind="webhook", owner_id="x", due_at=utcnow()))
+    assert len(owed._rows) <= Owed.CAP

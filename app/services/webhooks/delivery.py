@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlmodel import col
 from standardwebhooks.webhooks import Webhook
 
 from app.models import Delivery, Member, WebhookDelivery, WebhookEndpoint, utcnow
@@ -86,15 +83,42 @@ def what(event: events.Event) -> tuple[str, int, int] | None:
     return None
 
 
+class Owed:
+    """The outbox rows a writer added for an event, handed to that event's wake-up after the commit
+    (the bus passes both the same event object), so waking needs no query. An event whose commit
+    failed leaves its entry; the oldest go past `CAP` (their rows were never committed anyway)."""
+
+    CAP = 1000
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[events.Event, list[Delivery]]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, event: events.Event, row: Delivery) -> None:
+        with self._lock:
+            entry = self._rows.get(id(event))
+            if entry is None or entry[0] is not event:
+                entry = self._rows[id(event)] = (event, [])
+            entry[1].append(row)
+            while len(self._rows) > self.CAP:
+                del self._rows[next(iter(self._rows))]
+
+    def take(self, event: events.Event) -> list[int]:
+        with self._lock:
+            entry = self._rows.pop(id(event), None)
+        if entry is None or entry[0] is not event:
+            return []
+        return [row.id for row in entry[1] if row.id is not None]
+
+
 class Webhooks:
     """The webhook writer, wake-up and sender of one app, on its outbox."""
 
     TOLD = (events.ApplicationSubmitted, events.MemberDecided, events.MemberWithdrawn)
 
-    def __init__(
-        self, outbox: tasks.Deliveries, pii: PiiCipher, new_session: Callable[[], Any], settings: Settings
-    ) -> None:
-        self.outbox, self.pii, self.new_session, self.settings = outbox, pii, new_session, settings
+    def __init__(self, outbox: tasks.Deliveries, pii: PiiCipher, settings: Settings) -> None:
+        self.outbox, self.pii, self.settings = outbox, pii, settings
+        self.owed = Owed()
         outbox.add_kind(KIND, self.send)
 
     def subscribe(self, bus: events.Bus) -> None:
@@ -131,25 +155,15 @@ class Webhooks:
                 payload=body,
                 created_at=now,
             )
-            db.add(row)
-            db.add(Delivery(kind=KIND, owner_id=row.id, due_at=due))
+            owed = Delivery(kind=KIND, owner_id=row.id, due_at=due)
+            db.add_all([row, owed])
+            self.owed.add(event, owed)
 
     # -- after the commit -----------------------------------------------------------------------
 
     def wake(self, event: events.Event) -> None:
-        """Wake the consumer for the rows the commit wrote (those no consumer has tried yet)."""
-        told = what(event)
-        if told is None:
-            return
-        with self.new_session() as db:
-            query = (
-                select(col(Delivery.id))
-                .join(WebhookDelivery, col(WebhookDelivery.id) == col(Delivery.owner_id))
-                .where(col(Delivery.kind) == KIND, col(Delivery.attempts) == 0)
-                .where(col(WebhookDelivery.member_id) == told[1])
-            )
-            ids = list(db.execute(query).scalars())
-        for row_id in ids:
+        """Wake the consumer for the rows the commit wrote."""
+        for row_id in self.owed.take(event):
             self.outbox.wake_one(row_id)
 
     # -- in the consumer ------------------------------------------------------------------------
