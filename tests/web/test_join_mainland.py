@@ -300,3 +300,20 @@ def test_a_notice_the_provider_refuses_for_good_is_flagged_on_the_roster(  # typ
     roster = staff.get("/roster/?status=approved", headers={"Accept-Language": "en"})
     row = roster.text.split(f'data-id="{member.id}"', 1)[1].split("</tr>", 1)[0]
     assert "SMS notice not delivered" in row
+
+
+def test_the_notice_names_the_provider_in_mainland_china_and_asks_no_cross_border_consent(  # type: ignore[no-untyped-def]
+    client, db, path, provider
+):
+    name = {"aliyun": "阿里云短信服务", "tencent": "腾讯云短信"}[provider.name]
+    html = client.get(path).text
+    assert f"境内短信服务商{name}发送，你的手机号不会提供到境外" in html
+    assert 'name="cross_border"' not in html and "Twilio" not in html
+    english = client.get(path, headers={"Accept-Language": "en"}).text
+    assert "a provider in mainland China: your number is not given to anyone abroad" in english
+    assert f"2026-12-v2-{provider.name}" in html
+    provider.answer_ok()
+    submit(client, path)
+    send_code(client, provider.sent()[0].params[0])
+    [member] = members(db)
+    assert member.consent_version == f"2026-12-v2-{provider.name}"  # the text agreed to named the provider

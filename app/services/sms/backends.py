@@ -17,6 +17,9 @@ class Backend:
     production: bool  # may serve the public
     settings: tuple[str, ...] = ()  # settings it cannot start without
     checklist: tuple[str, ...] = ()  # what check-deploy asks an operator to check by hand
+    # The worker's number leaves mainland China (PIPL Art. 38-39): the join form asks a separate
+    # consent to the transfer, naming the provider. Alibaba Cloud and Tencent Cloud send from within.
+    abroad: bool = False
 
 
 TWILIO_CHECKLIST = (
@@ -49,9 +52,21 @@ REGISTRY: dict[str, Backend] = {
     for backend in (
         Backend("console", "console", production=False),
         Backend(
-            "twilio-verify", "twilio_verify", True, (*TWILIO_ACCOUNT, "TWILIO_VERIFY_SERVICE_SID"), TWILIO_CHECKLIST
+            "twilio-verify",
+            "twilio_verify",
+            True,
+            (*TWILIO_ACCOUNT, "TWILIO_VERIFY_SERVICE_SID"),
+            TWILIO_CHECKLIST,
+            abroad=True,
         ),
-        Backend("twilio-messaging", "twilio_messaging", True, (*TWILIO_ACCOUNT, "TWILIO_FROM"), TWILIO_CHECKLIST),
+        Backend(
+            "twilio-messaging",
+            "twilio_messaging",
+            True,
+            (*TWILIO_ACCOUNT, "TWILIO_FROM"),
+            TWILIO_CHECKLIST,
+            abroad=True,
+        ),
         Backend("aliyun", "aliyun", True, MAINLAND_SETTINGS["aliyun"], MAINLAND_CHECKLIST),
         Backend("tencent", "tencent", True, MAINLAND_SETTINGS["tencent"], MAINLAND_CHECKLIST),
     )
@@ -72,3 +87,22 @@ def spoken(choices: tuple[str, ...]) -> str:
 
 def lookup(name: str) -> Backend | None:
     return REGISTRY.get(name) or TEST_ONLY.get(name)
+
+
+def providers(*names: str) -> tuple[str, ...]:
+    """The providers the named backends send through, in order, once each (`twilio`, `aliyun`,
+    `tencent`); the development and test backends send through none."""
+    found: list[str] = []
+    for name in names:
+        backend = lookup(name) if name else None
+        if backend is None or not backend.production:
+            continue
+        provider = name.split("-", 1)[0]
+        if provider not in found:
+            found.append(provider)
+    return tuple(found)
+
+
+def sends_abroad(*names: str) -> bool:
+    """Whether any of the named backends sends the worker's number out of mainland China."""
+    return any(backend.abroad for backend in (lookup(name) for name in names if name) if backend is not None)
