@@ -20,6 +20,7 @@ class Backend:
     # The worker's number leaves mainland China (PIPL Art. 38-39): the join form asks a separate
     # consent to the transfer, naming the provider. Alibaba Cloud and Tencent Cloud send from within.
     abroad: bool = False
+    makes_codes: bool = False  # the provider makes and checks the codes itself (Twilio Verify)
 
 
 TWILIO_CHECKLIST = (
@@ -58,6 +59,7 @@ REGISTRY: dict[str, Backend] = {
             (*TWILIO_ACCOUNT, "TWILIO_VERIFY_SERVICE_SID"),
             TWILIO_CHECKLIST,
             abroad=True,
+            makes_codes=True,
         ),
         Backend(
             "twilio-messaging",
@@ -87,6 +89,20 @@ def spoken(choices: tuple[str, ...]) -> str:
 
 def lookup(name: str) -> Backend | None:
     return REGISTRY.get(name) or TEST_ONLY.get(name)
+
+
+def fallback_problem(primary: str, fallback: str, *, production: bool = False) -> str | None:
+    """Why SMS_FALLBACK_BACKEND cannot back SMS_BACKEND up, or None (also when it is not set)."""
+    if not fallback:
+        return None
+    second, first = lookup(fallback), lookup(primary)
+    if second is None or (production and not second.production):
+        return f"SMS_FALLBACK_BACKEND must be {spoken(names(production=production))}, not {fallback!r}"
+    if fallback == primary:
+        return "SMS_FALLBACK_BACKEND must name another backend than SMS_BACKEND"
+    if second.makes_codes or (first is not None and first.makes_codes):
+        return "SMS_FALLBACK_BACKEND needs two backends that send the app's own code: not twilio-verify"
+    return None
 
 
 def providers(*names: str) -> tuple[str, ...]:
