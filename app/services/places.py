@@ -119,7 +119,7 @@ def resolve(session: Session, signer: QrSigner, token: str, today: date) -> Reso
     if place is None or district is None:
         raise PlaceNotFound()
     current = place.qr_version % 64 == ref.version_mod and place.qr_issued_at.date() == ref.issued_on
-    if not current or place.qr_revoked_at is not None:
+    if not current or place.qr_revoked_at is not None or place.retired_at is not None:
         raise PlaceReplaced()
     return ResolvedPlace(district=district, workplace=workplace, kind=ref.kind, qr_version=place.qr_version)
 
