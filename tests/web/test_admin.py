@@ -13,8 +13,8 @@ from app.services import api_tokens, places, users
 from tests import conftest, factories
 from tests.conftest import hidden_fields
 
-LINK_RE = re.compile(r'id="setup-link" readonly value="([^"]+)"')
-TOKEN_RE = re.compile(r'id="api-token" readonly value="([^"]+)"')
+LINK_RE = re.compile(r'id="setup-link" readonly rows="4" class="secret">([^<]+)<')
+TOKEN_RE = re.compile(r'id="api-token" readonly rows="2" class="secret">([^<]+)<')
 NEW_PASSWORD = "my own long passphrase"
 
 
