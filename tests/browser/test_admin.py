@@ -92,3 +92,24 @@ def test_admin_creates_a_station_and_an_official_who_signs_in_by_the_link(live_a
         assert db.exec(select(User).where(User.email == "official@example.org")).one().totp_secret_enc
         actions = [e.action for e in db.exec(select(AuditEvent).order_by(AuditEvent.id))]
         assert {"place.create", "user.create", "user.setup_link", "user.setup_done", "user.mfa_enrol"} <= set(actions)
+
+
+def test_admin_imports_places_and_reads_the_report_on_a_phone(live_app, chromium, tmp_path):
+    page = signed_in_page(
+        live_app, chromium, "admin@example.org", Role.admin, [], javascript=False, width=390, height=844
+    )
+    page.goto(live_app.url + "/admin/places/import")
+    rows = (
+        "district_code,district_name,workplace_code,workplace_name,kind\n"
+        "MH,闵行区总工会,MH-01,莘庄驿站,驿站\nMH,闵行区总工会,MH 02,坏代码,\n"
+    )
+    csv_file = tmp_path / "地点.csv"
+    csv_file.write_bytes(rows.encode("utf-8-sig"))
+    page.set_input_files("input[name=file]", str(csv_file))
+    page.click("form button[type=submit]")
+    page.wait_for_load_state()
+    shot(page, "admin-place-import-390.png")
+    text = page.locator("main").inner_text()
+    assert "被拒绝的行" in text and "workplace_code 须为字母、数字、- 或 _" in text
+    page.goto(live_app.url + "/admin/places")
+    assert "莘庄驿站" in page.locator("main").inner_text()

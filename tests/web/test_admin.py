@@ -103,6 +103,7 @@ def test_place_import_reports_each_row(signed_in, db):
     response = signed_in.post("/admin/places/import", data=data, content_type="multipart/form-data")
     assert response.status_code == 200
     assert re.search(r"新建的行</th><td>1<", response.text) and "<td>3</td>" in response.text
+    assert "workplace_code 须为字母、数字" in response.text
     assert fresh(db, Workplace, code="MH-01").kind.value == "rest_station"
     event = fresh(db, AuditEvent, action="place.import")
     assert event.details == {"created": 1, "updated": 0, "rejected": 1}
@@ -151,7 +152,8 @@ def test_admin_changes_access_resets_unlocks_and_deactivates(signed_in, app, db,
     assert post(signed_in, base + "/access", {"role": "organizer", "districts": ["MH"]}, base).status_code == 303
     assert post(signed_in, base + "/reset-mfa", page=base).status_code == 303
     assert post(signed_in, base + "/unlock", page=base).status_code == 303
-    assert post(signed_in, base + "/deactivate", page=base).status_code == 303
+    assert "停用 off@example.org？" in signed_in.get(base + "/deactivate").text
+    assert post(signed_in, base + "/deactivate", page=base + "/deactivate").status_code == 303
     user = fresh(db, User, id=official.id)
     assert user.role is Role.organizer and users.district_codes(db, user) == ["MH"]
     assert user.totp_secret_enc is None and user.locked_at is None and not user.active
@@ -180,3 +182,29 @@ def test_api_tokens_with_scope_and_expiry(signed_in, client, db, admin):
     _token, expired_raw = api_tokens.issue(db, admin, now=utcnow(), expires_at=utcnow())
     db.commit()
     assert api.get("/api/v1/places", headers={"Authorization": f"Bearer {expired_raw}"}).status_code == 401
+
+
+def test_every_admin_form_needs_its_csrf_token(signed_in, db, admin):
+    official = conftest.make_staff(db, "off@example.org", Role.official, ["PD"])
+    for path in (
+        "/admin/places/new",
+        "/admin/places/PD/retire",
+        "/admin/places/import",
+        "/admin/staff/new",
+        f"/admin/staff/{official.id}/deactivate",
+        f"/admin/staff/{official.id}/tokens",
+    ):
+        response = signed_in.post(path, data={"code": "X1", "name": "x", "email": "y@example.org", "role": "admin"})
+        assert response.status_code in (400, 422), path
+    assert fresh(db, User, id=official.id).active and fresh(db, District, code="X1") is None
+    assert fresh(db, ApiToken, user_id=official.id) is None and fresh(db, User, email="y@example.org") is None
+
+
+def test_import_reasons_are_translated_and_unknown_ones_kept(app):
+    from app.web.admin.place_import import reason_text
+
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        bad = "workplace_name has a character that cannot be printed on a poster (U+1F600): use letters"
+        assert reason_text(bad) == "站点名称含有无法打印的字符（U+1F600）"
+        assert reason_text("code PD is already a district") == "代码 PD 已是一个区"
+        assert reason_text("something new") == "something new"

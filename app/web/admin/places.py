@@ -1,4 +1,4 @@
-"""Districts and workplaces: list, create, edit, retire, and the CSV import with its per-row report."""
+"""Districts and workplaces: list, create, edit, retire (the CSV import is in place_import.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
 from sqlmodel import select
 from werkzeug.wrappers import Response
 from wtforms import SelectField, StringField
@@ -15,13 +14,11 @@ from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  #
 from wtforms.validators import DataRequired, Length
 
 from app.db import get_session
-from app.extensions import csrf
 from app.models import District, Workplace, WorkplaceKind, utcnow
-from app.services import audit, place_admin, places
+from app.services import place_admin, places
 from app.web.access import staff
 from app.web.admin.core import blueprint
 
-UPLOAD_LIMIT = 1024 * 1024  # a few thousand places; larger lists go through `flask places import`
 KINDS = [
     SelectChoice(WorkplaceKind.delivery_station.value, _l("Delivery station")),
     SelectChoice(WorkplaceKind.rest_station.value, _l("Rest station (驿站)")),
@@ -48,10 +45,6 @@ class WorkplaceForm(DistrictForm):
 class EditForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
     kind = SelectField(_l("Kind"), choices=KINDS)
-
-
-class ImportForm(FlaskForm):
-    file = FileField(_l("CSV file"), validators=[FileRequired(message=_l("Choose a CSV file."))])
 
 
 def _place(code: str) -> places.Place:
@@ -155,35 +148,3 @@ def retire(code: str) -> Response:
     db.commit()
     flash(_("%(n)d places are retired: their posters no longer work.", n=len(retired)))
     return redirect(url_for("admin.place_list"), 303)
-
-
-@blueprint.get("/places/import")
-def import_form() -> str:
-    return render_template("admin/place_import.html", form=ImportForm(), report=None)
-
-
-@blueprint.post("/places/import")
-@csrf.exempt  # checked by the form, once the body limit is raised (as on /admin/import)
-def import_places() -> ResponseReturnValue:
-    request.max_content_length = UPLOAD_LIMIT
-    form = ImportForm()
-    if not form.validate_on_submit():
-        return render_template("admin/place_import.html", form=form, report=None), 422
-    try:
-        text = form.file.data.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        error = _l("The file is not UTF-8 text. In Excel, save it as “CSV UTF-8”.")
-        return render_template("admin/place_import.html", form=form, report=None, error=error), 422
-    db = get_session()
-    report = places.import_csv(db, text, now=utcnow())
-    audit.record(
-        db,
-        "place.import",
-        target_type="place",
-        actor_id=staff().id,
-        created=len(report.created),
-        updated=len(report.updated),
-        rejected=len(report.rejected),
-    )
-    db.commit()
-    return render_template("admin/place_import.html", form=ImportForm(formdata=None), report=report)

@@ -183,6 +183,11 @@ def unlock(user_id: int) -> Response:
     return redirect(url_for("admin.staff_detail", user_id=user.id), 303)
 
 
+@blueprint.get("/staff/<int:user_id>/deactivate")
+def confirm_deactivate(user_id: int) -> str:
+    return render_template("admin/deactivate.html", user=_user(user_id, not_me=True))
+
+
 @blueprint.post("/staff/<int:user_id>/deactivate")
 def deactivate(user_id: int) -> Response:
     """Switch the account off: its sessions, set-up link and API tokens stop working at once."""
