@@ -68,7 +68,8 @@ def _status() -> int:
 @blueprint.get("/places")
 def place_list() -> str:
     db = get_session()
-    groups = [(d, places.workplaces_of(db, d.id or 0)) for d in db.exec(select(District).order_by(District.code))]
+    districts = db.exec(select(District).order_by(District.code))
+    groups = [(d, places.workplaces_of(db, d.id or 0, retired=True)) for d in districts]
     return render_template("admin/places.html", groups=groups, kinds={c.value: c.label for c in KINDS})
 
 
