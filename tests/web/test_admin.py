@@ -208,3 +208,12 @@ def test_import_reasons_are_translated_and_unknown_ones_kept(app):
         assert reason_text(bad) == "站点名称含有无法打印的字符（U+1F600）"
         assert reason_text("code PD is already a district") == "代码 PD 已是一个区"
         assert reason_text("something new") == "something new"
+
+
+def test_changes_are_limited_per_admin(signed_in):
+    form = hidden_fields(signed_in.get("/admin/places/new").text)
+    codes = [
+        signed_in.post("/admin/places/new", data={**form, "code": "a b", "name": "x"}).status_code for _ in range(61)
+    ]
+    assert codes[:60] == [422] * 60 and codes[60] == 429
+    assert signed_in.get("/admin/places").status_code == 200  # reading is not limited
