@@ -161,6 +161,8 @@ class Config:
         self.CARD_PUBLIC_KEYS = _split(env.get("CARD_PUBLIC_KEYS", ""))
         self.CARD_VALID_DAYS = int(env.get("CARD_VALID_DAYS", "365"))
         self.MAX_CONTENT_LENGTH = int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
+        # How long a staff set-up link (an admin sends it to a new account) stays usable, in seconds.
+        self.STAFF_SETUP_MAX_AGE_SECONDS = int(env.get("STAFF_SETUP_MAX_AGE_SECONDS", str(72 * 3600)))
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         # json: one JSON object a line (for a log collector); text: for a person at a terminal.
         self.LOG_FORMAT = "text" if env.get("LOG_FORMAT", "json").lower() == "text" else "json"
