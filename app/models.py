@@ -72,6 +72,8 @@ class QrState(SQLModel):
     qr_version: int = Field(default=1)
     qr_issued_at: datetime = Field(default_factory=utcnow)
     qr_revoked_at: datetime | None = None
+    # Set when an admin retires the place: its poster stops working and no new one is issued.
+    retired_at: datetime | None = None
 
 
 class CodeState(SQLModel):
@@ -200,6 +202,8 @@ class User(SQLModel, table=True):
     totp_last_step: int | None = None
     # A secret shown during enrolment but not yet confirmed with a code (also encrypted).
     totp_pending_enc: str | None = None
+    # SHA-256 of the nonce in the one live set-up link (app/services/staff_setup.py); None once used.
+    setup_hash: str | None = Field(default=None, max_length=64)
 
 
 class RecoveryCode(SQLModel, table=True):
@@ -250,6 +254,9 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    # "read" (GET only) or "write" (everything the user's role allows); after expires_at it stops working.
+    scope: str = Field(default="write", max_length=16, sa_column_kwargs={"server_default": "write"})
+    expires_at: datetime | None = None
 
 
 class PlaceStat(SQLModel, table=True):
