@@ -246,6 +246,12 @@ class Config:
             except ValueError as exc:
                 raise ConfigError("PII_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes)") from exc
         self._check_card_keys()
+        # A webhook try connects, then reads, each within the timeout: both must end inside the
+        # outbox's 30 s lease (app/services/tasks.py), or a second consumer would try it meanwhile.
+        if not 0 < self.WEBHOOK_TIMEOUT_SECONDS <= 14:
+            raise ConfigError("WEBHOOK_TIMEOUT_SECONDS must be more than 0 and at most 14")
+        if self.WEBHOOK_RETRY_BASE_SECONDS <= 0 or self.WEBHOOK_RETRY_HOURS <= 0:
+            raise ConfigError("WEBHOOK_RETRY_BASE_SECONDS and WEBHOOK_RETRY_HOURS must be more than 0")
         for name in ("API_RATE_LIMIT", "API_AUTH_FAILURE_LIMIT"):
             try:
                 parse_many(getattr(self, name))
