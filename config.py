@@ -176,6 +176,14 @@ class Config:
         # delivery reports and replies (empty: the path answers 404).
         self.SMS_RECEIPT_SECRET = env.get("SMS_RECEIPT_SECRET", "")
         self.TASK_QUEUE_NAME = env.get("TASK_QUEUE_NAME", "scanjoin")  # Redis: one name per deployment
+        # Webhooks (app/services/webhooks/): loopback, private and link-local addresses are refused
+        # unless WEBHOOK_ALLOW_PRIVATE=1 (tests, internal systems); each try waits this long to
+        # connect and to read; a failed try is retried after WEBHOOK_RETRY_BASE_SECONDS, then twice as
+        # long each time (at most an hour apart), for WEBHOOK_RETRY_HOURS after the event.
+        self.WEBHOOK_ALLOW_PRIVATE = _bool(env.get("WEBHOOK_ALLOW_PRIVATE", "0"))
+        self.WEBHOOK_TIMEOUT_SECONDS = float(env.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+        self.WEBHOOK_RETRY_BASE_SECONDS = float(env.get("WEBHOOK_RETRY_BASE_SECONDS", "60"))
+        self.WEBHOOK_RETRY_HOURS = float(env.get("WEBHOOK_RETRY_HOURS", "24"))
         # Threads of the consumer: each waits on the provider, so a slow one holds these only.
         self.TASK_WORKERS = int(env.get("TASK_WORKERS", "8"))
         # A poster's rendered page is reused this long per process (0: render every time); a
@@ -238,6 +246,12 @@ class Config:
             except ValueError as exc:
                 raise ConfigError("PII_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes)") from exc
         self._check_card_keys()
+        # A webhook try connects, then reads, each within the timeout: both must end inside the
+        # outbox's 30 s lease (app/services/tasks.py), or a second consumer would try it meanwhile.
+        if not 0 < self.WEBHOOK_TIMEOUT_SECONDS <= 14:
+            raise ConfigError("WEBHOOK_TIMEOUT_SECONDS must be more than 0 and at most 14")
+        if self.WEBHOOK_RETRY_BASE_SECONDS <= 0 or self.WEBHOOK_RETRY_HOURS <= 0:
+            raise ConfigError("WEBHOOK_RETRY_BASE_SECONDS and WEBHOOK_RETRY_HOURS must be more than 0")
         for name in ("API_RATE_LIMIT", "API_AUTH_FAILURE_LIMIT"):
             try:
                 parse_many(getattr(self, name))

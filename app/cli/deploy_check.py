@@ -120,7 +120,15 @@ def _abuse(config: Mapping[str, Any]) -> Iterator[str]:
 
 def warnings(config: Mapping[str, Any]) -> list[str]:
     """What a person must look at before going live, though the app can run with it."""
-    return list(_sign_names(config))
+    return [*_sign_names(config), *_webhooks(config)]
+
+
+def _webhooks(config: Mapping[str, Any]) -> Iterator[str]:
+    if config.get("WEBHOOK_ALLOW_PRIVATE"):
+        yield (
+            "WEBHOOK_ALLOW_PRIVATE is on: webhooks and robots may reach loopback and private addresses"
+            " (the database, Redis, a cloud metadata service); keep it for internal systems you trust"
+        )
 
 
 def _sign_names(config: Mapping[str, Any]) -> Iterator[str]:

@@ -25,7 +25,9 @@ Today's handlers: `CodeRequested` (app/services/phone_proof.py): a join or statu
 written to the outbox (the `delivery` table, the code encrypted like a name) and a consumer is
 woken to send it (app/services/tasks.py). `MemberDecided`: the neutral decision notice,
 the same way (retried for hours, a final failure flagged on the member's page and in the audit
-log). `ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
+log). `ApplicationSubmitted`, `MemberDecided` and `MemberWithdrawn` also write signed webhook
+deliveries (app/services/webhooks/) to the outbox, and a new application posts to its district's
+group robot (app/services/robots.py), the same way.
 
 A webhook is one more writer and handler pair: a row in the outbox, a wake-up after the commit.
 """
@@ -69,6 +71,14 @@ class MemberDecided(Event):
     member_id: int
     district_id: int
     approved: bool
+
+
+@dataclass(frozen=True)
+class MemberWithdrawn(Event):
+    """A worker withdrew consent: the member's row is deleted (the event keeps its ids only)."""
+
+    member_id: int
+    district_id: int
 
 
 @dataclass(frozen=True, repr=False)

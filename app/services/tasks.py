@@ -65,6 +65,9 @@ TEMPORARY = {"unavailable", "rate_limited"}  # SmsError kinds worth another try
 SETTLED = {"sent", "stale", "gone", "opted_out"}  # outcomes that are not a failure
 
 
+Sender = Callable[[Session, Delivery], str]
+
+
 class TryLater(Exception):
     """A delivery the provider could not take now: the row waits for `delay` seconds."""
 
@@ -123,6 +126,12 @@ class Deliveries:
         self.wake = huey.task(name="deliver")(self.deliver_owner)
         self.wake_one = huey.task(name="deliver_one")(self.deliver)
         self.sweep_task = huey.periodic_task(crontab(minute="*"), name="sweep_outbox")(self.sweep)
+        self.senders: dict[str, Sender] = {}  # kinds other modules send (webhooks)
+
+    def add_kind(self, kind: str, send: Sender) -> None:
+        """Rows of `kind` are sent by `send(db, row)`: it returns what the row came to, or raises
+        TryLater while it wants another try (it keeps its own count); the row is deleted after."""
+        self.senders[kind] = send
 
     def subscribe(self, bus: events.Bus) -> None:
         bus.subscribe_in_transaction(events.CodeRequested, self.write_code)
@@ -174,7 +183,8 @@ class Deliveries:
             try:
                 outcome = self._send(db, row)
             except TryLater as later:
-                if row.attempts <= (CODE_RETRIES if row.kind in CODES else NOTICE_RETRIES):
+                limit = CODE_RETRIES if row.kind in CODES else NOTICE_RETRIES if row.kind == NOTICE else None
+                if limit is None or row.attempts <= limit:
                     due = now + timedelta(seconds=later.delay)
                     db.execute(update(Delivery).where(col(Delivery.id) == delivery_id).values(due_at=due))
                     db.commit()
@@ -211,6 +221,8 @@ class Deliveries:
             return self._send_code(db, row)
         if row.kind == NOTICE:
             return self._send_notice(db, row)
+        if row.kind in self.senders:
+            return self.senders[row.kind](db, row)
         log.error("delivery %s of unknown kind %r dropped", row.id, row.kind)
         return "gone"
 

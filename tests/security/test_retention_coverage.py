@@ -16,7 +16,8 @@ from app.services import retention
 from tests import factories
 from tests.services.test_retention import attempt, member
 
-STAFF_ONLY = {"user"}  # TOTP secrets of staff accounts: no worker's name or phone
+# Encrypted, but no worker's name or phone: staff TOTP secrets, webhook secrets, robot URLs and secrets.
+STAFF_ONLY = {"user", "webhook_endpoint", "chat_robot"}
 
 
 def _encrypted_tables() -> set[str]:
