@@ -244,6 +244,7 @@ class Deliveries:
         assert owner is not None
         phone = self.pii.decrypt(owner.phone_enc)
         kind = sms.JOIN_CODE if row.kind == JOIN_CODE else sms.STATUS_CODE
+        db.commit()  # no transaction (on SQLite: the write lock) held while the provider answers
         try:
             verification.deliver(self._gateway(), to=phone, code=code, locale=owner.locale, kind=kind)
         except sms.SmsError as exc:
@@ -268,16 +269,23 @@ class Deliveries:
         member = db.get(Member, member_id)
         if member is None:
             return "gone"
+        prepared = notify.decision_message(db, self.pii, member, link=self.settings.link)
+        db.commit()  # no transaction (on SQLite: the write lock) held while the provider answers
+        if prepared is None:
+            return "opted_out"
+        phone, message = prepared
         try:
-            sent = notify.send_decision(
-                db, self._gateway(), self.pii, member, link=self.settings.link, now=utcnow(), strict=True
-            )
+            self._gateway().send(phone, message)
         except sms.SmsError as exc:
+            log.warning("decision text for member %s not sent: %s", member_id, exc.kind)
+            if exc.kind == "opted_out":  # remembered, so no unasked-for text goes to this phone
+                sms.record_opt_out(db, self.pii, phone, utcnow())
+                return "opted_out"
             if exc.kind in TEMPORARY:
                 raise TryLater(exc.kind, NOTICE_FIRST_DELAY * NOTICE_BACKOFF ** (row.attempts - 1)) from exc
             self.notice_failed(db, member_id, exc.kind)
             return exc.kind
-        return "sent" if sent else "opted_out"
+        return "sent"
 
     @staticmethod
     def notice_failed(db: Session, member_id: int, kind: str) -> None:
