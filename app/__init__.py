@@ -139,6 +139,7 @@ def register_events(app: Flask) -> None:
     app.extensions["tasks"] = deliveries
     bus.subscribe(events.CodeRequested, deliveries.enqueue_code)
     bus.subscribe(events.MemberDecided, deliveries.enqueue_notice)
+    bus.subscribe(events.TransferDecided, deliveries.enqueue_transfer_notice)
 
 
 class WtformsTranslations:

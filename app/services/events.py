@@ -21,7 +21,8 @@ Today's handlers: `CodeRequested` (app/services/phone_proof.py) queues a join co
 task (app/services/tasks.py: Huey, the code sealed with the PII cipher, dropped if stale when its
 turn comes) and sends a status code at once; `MemberDecided` queues the neutral decision notice
 (retried for hours, a final failure flagged on the member's page and in the audit log).
-`ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
+`TransferDecided` queues the same neutral notice when a transfer is approved (or when the worker's
+own request is rejected). `ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
 
 Next steps without touching a view: a webhook is one more `bus.subscribe(MemberDecided, post)`;
 a durable queue (Huey) is a handler that enqueues the event (events are small frozen dataclasses
@@ -68,6 +69,18 @@ class MemberDecided(Event):
     member_id: int
     district_id: int
     approved: bool
+
+
+@dataclass(frozen=True)
+class TransferDecided(Event):
+    """The receiving district approved or rejected a transfer (app/services/transfers.py)."""
+
+    transfer_id: int
+    member_id: int
+    from_district_id: int
+    to_district_id: int
+    approved: bool
+    started_by: str  # "worker" or "official"
 
 
 @dataclass(frozen=True, repr=False)

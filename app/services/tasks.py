@@ -29,7 +29,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from sqlmodel import Session, select
 
 from app.models import AuditEvent, CodeState, JoinAttempt, Member, StatusCheck, utcnow
-from app.services import audit, events, notify, sms, verification
+from app.services import audit, events, notify, sms, transfers, verification
 from app.services.crypto import PiiCipher
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,14 @@ class Deliveries:
 
     def enqueue_notice(self, decided: events.MemberDecided) -> bool:
         """The `MemberDecided` handler: True once the notice is queued."""
+        self.notice_task(decided.member_id)
+        return True
+
+    def enqueue_transfer_notice(self, decided: events.TransferDecided) -> bool:
+        """The `TransferDecided` handler: the same neutral notice (the status page says what moved);
+        True once queued, False when the decision is not one the worker is told of."""
+        if not transfers.tells_worker(decided):
+            return False
         self.notice_task(decided.member_id)
         return True
 
