@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from app.db import get_session
 from app.models import District, Member, TransferStatus, utcnow
@@ -44,10 +45,16 @@ def _request_body() -> tuple[str, str | None, str | None]:
     return to_district, station, reason
 
 
-@blueprint.post("/members/<int:member_id>/transfers")
-def request_transfer(member_id: int) -> tuple[Response, int]:
-    """An official of the member's district asks another district to take the member."""
+# One rule for both methods: with two rules on this path, Werkzeug answers an id too large for the
+# converter with 405 (the other method's rule) instead of 404.
+@blueprint.route("/members/<int:member_id>/transfers", methods=["GET", "POST"])
+def member_transfers(member_id: int) -> ResponseReturnValue:
     require(*MEMBER_ROLES)
+    return _history(member_id) if request.method == "GET" else _request(member_id)
+
+
+def _request(member_id: int) -> tuple[Response, int]:
+    """An official of the member's district asks another district to take the member."""
     to_district, station, reason = _request_body()
     db = get_session()
     try:
@@ -76,10 +83,8 @@ def request_transfer(member_id: int) -> tuple[Response, int]:
     return jsonify(transfer_json(transfers.get(db, None, transfer.id or 0))), 201
 
 
-@blueprint.get("/members/<int:member_id>/transfers")
-def member_transfers(member_id: int) -> Response:
+def _history(member_id: int) -> Response:
     """The member's transfers and district history (404 outside the caller's districts)."""
-    require(*MEMBER_ROLES)
     db, ids = get_session(), scope()
     member = db.get(Member, member_id) if member_id <= openapi.MAX_ID else None
     if member is None or (ids is not None and member.district_id not in ids):
