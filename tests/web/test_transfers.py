@@ -217,3 +217,27 @@ def test_withdrawal_removes_the_transfers_with_the_member(db, world: World):  # 
     db.commit()
     assert db.exec(select(Transfer)).all() == []
     assert db.exec(select(Member).where(Member.status == MemberStatus.approved)).all() == []
+
+
+def prove_again(app, sms):  # type: ignore[no-untyped-def]
+    """The status page after its code; the per-phone SMS limits (spent by the two joins) start afresh."""
+    from app.extensions import limiter
+    from tests.web.test_status import prove
+
+    limiter.storage.reset()
+    return prove(app.test_client(), sms, factories.phone(1)).text
+
+
+def test_the_status_page_tells_the_worker_what_became_of_the_transfer(client, app, db, sms, two_districts):
+    worker = member_in_pd_scans_xh(client, app, db, sms, two_districts)
+    worker.post("/join/transfer", data=hidden_fields(worker.get("/join/transfer").text))
+    assert "Your transfer to 徐汇区总工会 is waiting for review." in prove_again(app, sms)
+    [asked] = db.exec(select(Transfer)).all()
+    db.commit()
+    xh_token = token_for(db, "xh@example.org", Role.official, ["XH"])
+    sent_before = len(sms.sent)
+    call(client, "POST", f"/transfers/{asked.id}/reject", xh_token, json={"reason": "请先提供站点证明"})
+    assert len(sms.sent) == sent_before + 1, "the worker asked, so the worker hears"
+    page = prove_again(app, sms)
+    assert "Your transfer to 徐汇区总工会 was not accepted. Reason: 请先提供站点证明" in page
+    assert 'id="member-number">PD-000001<' in page, "still a PD member"

@@ -6,8 +6,11 @@ the join's done page sends an approved member of another district here. Works wi
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
+from sqlmodel import select
 
 from app.db import get_session
 from app.models import District, utcnow
@@ -16,6 +19,22 @@ from app.web.worker.forms import EmptyForm
 from app.web.worker.join import current_attempt
 
 bp = Blueprint("transfer", __name__)
+
+
+@bp.app_context_processor
+def helpers() -> dict[str, Any]:
+    """For the status page (asked only when it shows an approved member): the member's latest transfer."""
+    return {"latest_transfer": _latest}
+
+
+def _latest(member_id: int) -> dict[str, Any] | None:
+    db = get_session()
+    moves = transfers.of_member(db, member_id)
+    if not moves:
+        return None
+    move = moves[-1]
+    target = db.exec(select(District).where(District.code == move.to_district)).first()
+    return {"move": move, "to_name": target.name if target else move.to_district}
 
 
 @bp.get("/join/transfer")
