@@ -98,4 +98,6 @@ def test_incoming_transfers_tab(live_app, chromium, tmp_path: Path, width: int):
     page.screenshot(path=str(shots(tmp_path) / f"transfers-tab-{width}.png"), full_page=True)
     page.locator("section.transfer").first.get_by_role("button", name="同意转入", exact=True).click()
     page.wait_for_url(re.compile(r"/roster/\d+$"))  # the member page (the tab's own URL matches "**/roster/*")
-    assert "XH-000001" in page.inner_text("main")
+    assert "XH-000001" in page.inner_text("main") and "PD-00000" in page.inner_text("table.history")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, "no sideways scrolling"
+    page.screenshot(path=str(shots(tmp_path) / f"member-after-transfer-{width}.png"), full_page=True)
