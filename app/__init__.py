@@ -128,7 +128,7 @@ def register_events(app: Flask) -> None:
     )
     app.extensions["phone_proof"] = proof
     link = app.config["PUBLIC_BASE_URL"] + app.url_map.bind("localhost").build("status.start")
-    # Every SMS a commit asks for is a queued task, sent by `flask worker` (app/services/tasks.py).
+    # Every SMS a commit owes is an outbox row, sent by `flask worker` (app/services/tasks.py).
     deliveries = tasks.Deliveries(
         tasks.make_huey(config["TASK_QUEUE"], config["TASK_QUEUE_NAME"]),
         pii,
@@ -137,9 +137,7 @@ def register_events(app: Flask) -> None:
         tasks.Settings(config["SECRET_KEY"], link),
     )
     app.extensions["tasks"] = deliveries
-    bus.subscribe(events.CodeRequested, deliveries.enqueue_code)
-    bus.subscribe(events.MemberDecided, deliveries.enqueue_notice)
-    bus.subscribe(events.TransferDecided, deliveries.enqueue_transfer_notice)
+    deliveries.subscribe(bus)
 
 
 class WtformsTranslations:

@@ -14,7 +14,10 @@ def worker_command(workers: int | None) -> None:
     if deliveries.huey.immediate:
         raise click.ClickException("TASK_QUEUE=immediate runs tasks in the app: there is nothing to consume")
     count = workers or current_app.config["TASK_WORKERS"]
-    consumer = deliveries.huey.create_consumer(workers=count, worker_type="thread", periodic=False)
+    # What a killed consumer or server left in the outbox is woken now, then every minute.
+    woken = deliveries.sweep()
+    click.echo(f"outbox: {woken} deliveries due within a minute woken")
+    consumer = deliveries.huey.create_consumer(workers=count, worker_type="thread", periodic=True)
     consumer.run()
 
 
