@@ -359,3 +359,38 @@ class ChatRobot(SQLModel, table=True):
     url_enc: str
     secret_enc: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class TransferStatus(enum.StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class Transfer(SQLModel, table=True):
+    """An approved member's move to another district (会员关系转接), asked by the worker or an official.
+
+    Decided once by the receiving district. The member row keeps its id and join date; on approval
+    its district, station and member number change, and this row keeps both numbers (the history).
+    """
+
+    __table_args__ = (Index("ix_transfer_to_status_created", "to_district_id", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True, ondelete="CASCADE")
+    from_district_id: int = Field(foreign_key="district.id", index=True)
+    to_district_id: int = Field(foreign_key="district.id")
+    to_workplace_id: int | None = Field(default=None, foreign_key="workplace.id")
+    status: TransferStatus = Field(default=TransferStatus.pending, sa_column=_enum(TransferStatus, "transfer_status"))
+    # The member's id while pending, NULL once decided: unique, so a member has at most one pending
+    # transfer on both databases (NULLs never collide) without a partial index.
+    open_member_id: int | None = Field(default=None, unique=True)
+    started_by: str = Field(max_length=16)  # "worker" (a poster of the new district) or "official"
+    requested_by_id: int | None = Field(default=None, foreign_key="user.id")
+    reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = None
+    decided_by_id: int | None = Field(default=None, foreign_key="user.id")
+    reject_reason: str | None = Field(default=None, max_length=500)
+    from_member_number: str | None = Field(default=None, max_length=40)
+    to_member_number: str | None = Field(default=None, max_length=40)

@@ -27,7 +27,8 @@ woken to send it (app/services/tasks.py). `MemberDecided`: the neutral decision 
 the same way (retried for hours, a final failure flagged on the member's page and in the audit
 log). `ApplicationSubmitted`, `MemberDecided` and `MemberWithdrawn` also write signed webhook
 deliveries (app/services/webhooks/) to the outbox, and a new application posts to its district's
-group robot (app/services/robots.py), the same way.
+group robot (app/services/robots.py), the same way. `TransferDecided`: the same notice when a
+transfer is approved (or the worker's own request is rejected), written and woken the same way.
 
 A webhook is one more writer and handler pair: a row in the outbox, a wake-up after the commit.
 """
@@ -79,6 +80,18 @@ class MemberWithdrawn(Event):
 
     member_id: int
     district_id: int
+
+
+@dataclass(frozen=True)
+class TransferDecided(Event):
+    """The receiving district approved or rejected a transfer (app/services/transfers.py)."""
+
+    transfer_id: int
+    member_id: int
+    from_district_id: int
+    to_district_id: int
+    approved: bool
+    started_by: str  # "worker" or "official"
 
 
 @dataclass(frozen=True, repr=False)

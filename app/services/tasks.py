@@ -41,7 +41,7 @@ from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from app.models import AuditEvent, CodeState, Delivery, JoinAttempt, Member, StatusCheck, utcnow
-from app.services import audit, events, metrics, notify, sms, verification
+from app.services import audit, events, metrics, notify, sms, transfers, verification
 from app.services.crypto import PiiCipher
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,8 @@ class Deliveries:
         bus.subscribe(events.CodeRequested, self.enqueue_code)
         bus.subscribe_in_transaction(events.MemberDecided, self.write_notice)
         bus.subscribe(events.MemberDecided, self.enqueue_notice)
+        bus.subscribe_in_transaction(events.TransferDecided, self.write_transfer_notice)
+        bus.subscribe(events.TransferDecided, self.enqueue_transfer_notice)
 
     # -- in the transaction: the outbox rows ----------------------------------------------------
 
@@ -152,6 +154,10 @@ class Deliveries:
     def write_notice(self, db: Session, decided: events.MemberDecided) -> None:
         self._owe(db, NOTICE, str(decided.member_id))
 
+    def write_transfer_notice(self, db: Session, decided: events.TransferDecided) -> None:
+        if transfers.tells_worker(decided):
+            self._owe(db, NOTICE, str(decided.member_id))
+
     # -- after the commit: wake-ups ------------------------------------------------------------
 
     def enqueue_code(self, requested: events.CodeRequested) -> None:
@@ -161,6 +167,14 @@ class Deliveries:
 
     def enqueue_notice(self, decided: events.MemberDecided) -> bool:
         """The `MemberDecided` handler: True once the notice's consumer is woken."""
+        self.wake(NOTICE, str(decided.member_id))
+        return True
+
+    def enqueue_transfer_notice(self, decided: events.TransferDecided) -> bool:
+        """The `TransferDecided` handler: the same neutral notice (the status page says what moved) is
+        woken; False when the decision is not one the worker is told of."""
+        if not transfers.tells_worker(decided):
+            return False
         self.wake(NOTICE, str(decided.member_id))
         return True
 

@@ -364,6 +364,8 @@ def _rate_limited(paths: Schema) -> Schema:
 
 def document() -> Schema:
     """The whole description; paths are relative to the server URL /api/v1."""
+    from app.web import openapi_transfers  # it builds on this module's helpers
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -374,6 +376,6 @@ def document() -> Schema:
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
-        "paths": _rate_limited({**_members_paths(), **_places_paths()}),
-        "components": COMPONENTS,
+        "paths": _rate_limited({**_members_paths(), **_places_paths(), **openapi_transfers.paths()}),
+        "components": {**COMPONENTS, "schemas": {**COMPONENTS["schemas"], **openapi_transfers.SCHEMAS}},
     }
