@@ -139,6 +139,28 @@ def register_events(app: Flask) -> None:
     app.extensions["tasks"] = deliveries
     bus.subscribe(events.CodeRequested, deliveries.enqueue_code)
     bus.subscribe(events.MemberDecided, deliveries.enqueue_notice)
+    register_lifecycle(app, bus, deliveries, new_session)
+
+
+def register_lifecycle(app: Flask, bus: Any, deliveries: Any, new_session: Any) -> None:
+    """A question to an applicant texts the same neutral status link; officials' daily reminder."""
+    from huey import crontab
+
+    from app.models import utcnow
+    from app.services import lifecycle
+
+    bus.subscribe(lifecycle.QuestionAsked, deliveries.enqueue_notice)
+    days = app.config["APPROVAL_WORKING_DAYS"]
+
+    def daily_reminders() -> int:
+        with new_session() as db:
+            sent = lifecycle.send_reminders(db, now=utcnow(), days=days)
+            db.commit()
+        return len(sent)
+
+    # 01:00 UTC is 09:00 in Beijing; run by `flask worker` (its scheduler); once a day per district.
+    every_morning = crontab(minute="0", hour=str(app.config["REMINDER_HOUR_UTC"]))
+    app.extensions["reminders"] = deliveries.huey.periodic_task(every_morning, name="daily_reminders")(daily_reminders)
 
 
 class WtformsTranslations:

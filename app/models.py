@@ -284,3 +284,49 @@ class StatusCheck(CodeState, table=True):
     __tablename__ = "status_check"
 
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class MemberQuestion(SQLModel, table=True):
+    """An official's question to an applicant ("needs more information") and the answer.
+
+    Both texts are personal: AES-GCM ciphertext, like names (app/services/crypto.py).
+    """
+
+    __tablename__ = "member_question"
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True, ondelete="CASCADE")
+    asked_by_id: int | None = Field(default=None, foreign_key="user.id")
+    asked_at: datetime = Field(default_factory=utcnow)
+    question_enc: str
+    answer_enc: str | None = None
+    answered_at: datetime | None = None
+
+
+class Appeal(SQLModel, table=True):
+    """A rejected applicant's one appeal: the application is pending again, on the escalation queue."""
+
+    __tablename__ = "appeal"
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", unique=True, ondelete="CASCADE")
+    appealed_at: datetime = Field(default_factory=utcnow)
+    text_enc: str
+    rejected_at: datetime | None = None
+    rejected_by_id: int | None = Field(default=None, foreign_key="user.id")
+    closed_at: datetime | None = None
+
+
+class EscalationReturn(SQLModel, table=True):
+    """A federation admin sent an escalated application back to its district with a note.
+
+    The deadline counts again from `returned_at`. The note may name the applicant: ciphertext.
+    """
+
+    __tablename__ = "escalation_return"
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True, ondelete="CASCADE")
+    returned_by_id: int | None = Field(default=None, foreign_key="user.id")
+    returned_at: datetime = Field(default_factory=utcnow)
+    note_enc: str

@@ -14,7 +14,9 @@ def worker_command(workers: int | None) -> None:
     if deliveries.huey.immediate:
         raise click.ClickException("TASK_QUEUE=immediate runs tasks in the app: there is nothing to consume")
     count = workers or current_app.config["TASK_WORKERS"]
-    consumer = deliveries.huey.create_consumer(workers=count, worker_type="thread", periodic=False)
+    # periodic: the officials' daily reminder (app/services/lifecycle.py; sent once a day per district
+    # even when several consumers run).
+    consumer = deliveries.huey.create_consumer(workers=count, worker_type="thread", periodic=True)
     consumer.run()
 
 

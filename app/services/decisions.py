@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from app.models import Member, User
-from app.services import events, metrics, roster
+from app.services import events, lifecycle, metrics, roster
 
 
 def decide(
@@ -30,7 +30,7 @@ def decide(
     results = roster.decide_many(session, scope, member_ids, by=by, approve_all=approve, reason=reason, now=now)
     for result in results:
         if result.member is not None:
-            _decided(session, result.member, approve)
+            _decided(session, result.member, approve, now)
     return results
 
 
@@ -49,10 +49,11 @@ def decide_one(
         member = roster.approve(session, scope, member_id, by=by, now=now)
     else:
         member = roster.reject(session, scope, member_id, by=by, reason=reason, now=now)
-    _decided(session, member, approve)
+    _decided(session, member, approve, now)
     return member
 
 
-def _decided(session: Session, member: Member, approved: bool) -> None:
+def _decided(session: Session, member: Member, approved: bool, now: datetime) -> None:
+    lifecycle.decided(session, member, now)  # a decision closes an open appeal
     events.record(session, events.MemberDecided(member.id or 0, member.district_id, approved))
     metrics.decided(approved)

@@ -39,6 +39,10 @@ PERSONAL_TABLES = {
     "join_attempt": "drafts and finished attempts after RETENTION_DRAFT_HOURS",
     "member": "rejected applications RETENTION_REJECTED_DAYS after the decision",
     "status_check": "after RETENTION_DRAFT_HOURS, and at least a day",
+    # app/services/lifecycle.py: deleted with their member (ON DELETE CASCADE).
+    "member_question": "with its member",
+    "appeal": "with its member",
+    "escalation_return": "with its member",
 }
 
 
