@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -90,7 +90,7 @@ def _pending(session: Session, district_ids: Iterable[int] | None = None) -> lis
     )
     if district_ids is not None:
         query = query.where(col(Member.district_id).in_(list(district_ids)))
-    found = {m.id or 0: _Pending(m, d) for m, d in session.execute(query).tuples()}
+    found = {m.id or 0: _Pending(m, d) for m, d in session.execute(query).all()}
     ids = list(found)
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         for row in session.execute(select(Appeal).where(col(Appeal.member_id).in_(chunk))).scalars():
@@ -209,21 +209,25 @@ def reminders(session: Session, *, now: datetime, days: int) -> list[Reminder]:
         .join(User, col(User.id) == col(UserDistrict.user_id))
         .where(col(User.role) == Role.official, col(User.active).is_(True))
         .where(col(UserDistrict.district_id).in_([r.district_id for r in wanted]))
-    ).tuples()
+    ).all()
     for district_id, user_id in officials:
         found[district_id].official_ids.append(user_id)
     return sorted(wanted, key=lambda r: r.district_code)
 
 
-def _reminded_today(session: Session, district_id: int, now: datetime) -> bool:
-    start = datetime.combine(deadlines.local_date(now), time.min, deadlines.BEIJING).astimezone(UTC)
-    query = select(col(AuditEvent.id)).where(
-        col(AuditEvent.action) == REMINDER_SENT,
-        col(AuditEvent.target_type) == "district",
-        col(AuditEvent.target_id) == str(district_id),
-        col(AuditEvent.at) >= start,
+def _reminded_on(session: Session, district_id: int, day: date) -> bool:
+    """Whether the district's officials were reminded on this Beijing day (the audit row says)."""
+    query = (
+        select(AuditEvent)
+        .where(
+            col(AuditEvent.action) == REMINDER_SENT,
+            col(AuditEvent.target_type) == "district",
+            col(AuditEvent.target_id) == str(district_id),
+        )
+        .order_by(col(AuditEvent.id).desc())
+        .limit(3)
     )
-    return session.execute(query.limit(1)).first() is not None
+    return any(row.details.get("day") == day.isoformat() for row in session.execute(query).scalars())
 
 
 Deliver = Callable[[int, Reminder], None]  # (official's user id, reminder)
@@ -248,7 +252,7 @@ def send_reminders(
     """Remind each district's officials once a Beijing day (again only with `force`); returns those sent."""
     sent = []
     for reminder in reminders(session, now=now, days=days):
-        if not force and _reminded_today(session, reminder.district_id, now):
+        if not force and _reminded_on(session, reminder.district_id, deadlines.local_date(now)):
             continue
         for user_id in reminder.official_ids:
             deliver(user_id, reminder)
@@ -257,6 +261,7 @@ def send_reminders(
             REMINDER_SENT,
             target_type="district",
             target_id=reminder.district_id,
+            day=deadlines.local_date(now).isoformat(),
             officials=len(reminder.official_ids),
             **reminder.counts(),
         )
