@@ -26,12 +26,20 @@ def decide(
     reason: str = "",
     now: datetime,
 ) -> list[roster.RowResult]:
-    """A result per row (see roster.decide_many); each decided row's worker hears after the commit."""
-    results = roster.decide_many(session, scope, member_ids, by=by, approve_all=approve, reason=reason, now=now)
+    """A result per row (see roster.decide_many); each decided row's worker hears after the commit.
+
+    An official's rows under appeal on the federation's queue are left alone ("already_decided"):
+    only an admin (scope None) decides an appeal, unless it was sent back to the district.
+    """
+    held = {} if scope is None else lifecycle.held_for_admin(session, scope, member_ids)
+    free = [member_id for member_id in member_ids if member_id not in held]
+    results = roster.decide_many(session, scope, free, by=by, approve_all=approve, reason=reason, now=now)
     for result in results:
         if result.member is not None:
             _decided(session, result.member, approve, now)
-    return results
+    by_id = {r.member_id: r for r in results}
+    by_id.update({i: roster.RowResult(i, "already_decided", at=at) for i, at in held.items()})
+    return [by_id[i] for i in dict.fromkeys(member_ids) if i in by_id]
 
 
 def decide_one(
@@ -44,7 +52,11 @@ def decide_one(
     reason: str = "",
     now: datetime,
 ) -> Member:
-    """Decide one row; raises roster.MemberNotFound, AlreadyDecided or ReasonRequired."""
+    """Decide one row; raises roster.MemberNotFound, AlreadyDecided (also for an official when the
+    row is an appeal on the federation's queue) or ReasonRequired."""
+    held = {} if scope is None else lifecycle.held_for_admin(session, scope, [member_id])
+    if held:
+        raise roster.AlreadyDecided(None, held[member_id], "appeal")
     if approve:
         member = roster.approve(session, scope, member_id, by=by, now=now)
     else:

@@ -38,9 +38,11 @@ def _days() -> int:
 
 def member_extras(db: Session, member_id: int, status: str) -> dict[str, Any]:
     """For the roster's member page: questions and answers, the appeal, the federation's notes."""
-    pii = _pii()
+    pii, districts = _pii(), scope()
     appeal = lifecycle.appeal_of(db, member_id)
     return {
+        # an appeal on the federation's queue: its officials see it but only an admin decides it
+        "held": districts is not None and bool(lifecycle.held_for_admin(db, districts, [member_id])),
         "questions": lifecycle.questions(db, member_id, pii),
         "can_ask": status == "pending" and lifecycle.open_question(db, member_id) is None,
         "appeal": appeal,

@@ -243,3 +243,37 @@ def test_inactive_officials_are_not_reminded(db, world):
     db.commit()
     [reminder] = lifecycle.reminders(db, now=NEXT_MORNING, days=DAYS)
     assert reminder.official_ids == []
+
+
+def test_an_appeal_on_the_queue_is_decided_by_an_admin_only(db, pii, world):
+    member = _reject(db, world)
+    lifecycle.appeal(db, member, text="请复核", pii=pii, now=APPLIED)
+    db.commit()
+    scope = [world["pd"].id]
+    with pytest.raises(roster.AlreadyDecided):
+        decisions.decide_one(db, scope, member.id, by=world["official"], approve=True, now=APPLIED)
+    [row] = decisions.decide(db, scope, [member.id], by=world["official"], approve=True, now=APPLIED)
+    assert row.outcome == "already_decided" and row.member is None
+    db.rollback()
+    assert db.get(Member, member.id).status is MemberStatus.pending
+    # an official of another district learns nothing: the row is not found, as any other
+    [other] = decisions.decide(db, [world["xh"].id], [member.id], by=world["official"], approve=True, now=APPLIED)
+    assert other.outcome == "not_found"
+    db.rollback()
+    # sent back by the federation, the district decides the appeal itself
+    lifecycle.send_back(db, member.id, by=world["admin"], note="请区里复核", pii=pii, now=APPLIED, days=DAYS)
+    decided = decisions.decide_one(db, scope, member.id, by=world["official"], approve=True, now=APPLIED)
+    db.commit()
+    assert decided.status is MemberStatus.approved and db.exec(select(Appeal)).one().closed_at is not None
+
+
+def test_a_bulk_decision_leaves_the_appeal_and_decides_the_rest(db, pii, world):
+    member = _reject(db, world)
+    lifecycle.appeal(db, member, text="请复核", pii=pii, now=APPLIED)
+    other = make_member(db, pii, world["pd"], 2)
+    db.commit()
+    results = decisions.decide(
+        db, [world["pd"].id], [other.id, member.id], by=world["official"], approve=True, now=APPLIED
+    )
+    db.commit()
+    assert [(r.member_id, r.outcome) for r in results] == [(other.id, "approved"), (member.id, "already_decided")]

@@ -252,3 +252,18 @@ def test_a_member_row_deleted_takes_its_questions_and_appeal_with_it(client, app
     assert withdrawn.status_code == 303
     db.expire_all()
     assert db.exec(select(Member)).all() == [] and db.exec(select(Appeal)).all() == []
+
+
+def test_the_district_official_sees_the_appeal_but_cannot_decide_it(client, app, db, sms, station):
+    joined(client, app, sms, station)
+    member_id = only_member(db).id
+    decide(app, db, member_id, approve=False)
+    worker = _worker(app, sms)
+    page = worker.get("/status/me", headers=EN)
+    worker.post("/status/appeal", data={**hidden_fields(page.text), "text": "请复核"}, headers=EN)
+    _official(client, db)
+    member_page = client.get(f"/roster/{member_id}", headers=EN)
+    assert "Under appeal: the federation decides" in member_page.text and "请复核" in member_page.text
+    assert f"/roster/{member_id}/approve" not in member_page.text
+    tried = _post(client, "/roster/", f"/roster/{member_id}/approve")
+    assert tried.status_code == 409 and only_member(db).status is MemberStatus.pending

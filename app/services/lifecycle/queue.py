@@ -81,7 +81,9 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _pending(session: Session, district_ids: Iterable[int] | None = None) -> list[_Pending]:
+def _pending(
+    session: Session, district_ids: Iterable[int] | None = None, member_ids: Iterable[int] | None = None
+) -> list[_Pending]:
     query = (
         select(Member, District)
         .join(District, col(District.id) == col(Member.district_id))
@@ -90,6 +92,8 @@ def _pending(session: Session, district_ids: Iterable[int] | None = None) -> lis
     )
     if district_ids is not None:
         query = query.where(col(Member.district_id).in_(list(district_ids)))
+    if member_ids is not None:
+        query = query.where(col(Member.id).in_(list(member_ids)))
     found = {m.id or 0: _Pending(m, d) for m, d in session.execute(query).all()}
     ids = list(found)
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
@@ -107,10 +111,10 @@ def _pending(session: Session, district_ids: Iterable[int] | None = None) -> lis
     return list(found.values())
 
 
-def escalations(session: Session, *, now: datetime, days: int) -> list[Escalated]:
+def escalations(session: Session, *, now: datetime, days: int, member_ids: list[int] | None = None) -> list[Escalated]:
     """The federation admin's queue: open appeals, then pending applications past their deadline."""
     queue = []
-    for item in _pending(session):
+    for item in _pending(session, member_ids=member_ids):
         due = deadlines.due_date(item.since, days)
         if item.on_appeal_queue:
             kind = APPEAL
@@ -126,7 +130,14 @@ def escalations(session: Session, *, now: datetime, days: int) -> list[Escalated
 
 
 def is_escalated(session: Session, member_id: int, *, now: datetime, days: int) -> bool:
-    return any(e.member_id == member_id for e in escalations(session, now=now, days=days))
+    return any(e.member_id == member_id for e in escalations(session, now=now, days=days, member_ids=[member_id]))
+
+
+def held_for_admin(session: Session, scope: list[int] | None, member_ids: list[int]) -> dict[int, datetime]:
+    """The appeals among `member_ids` (of the districts in `scope`) on the federation's queue and not
+    sent back since, with when each was made: only an admin decides them."""
+    found = _pending(session, district_ids=scope, member_ids=member_ids)
+    return {item.member.id or 0: item.appeal.appealed_at for item in found if item.on_appeal_queue and item.appeal}
 
 
 def send_back(
