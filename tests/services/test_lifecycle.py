@@ -6,10 +6,11 @@ National Day holiday of 2026 (Oct 1-7 off, Sun Sep 20 and Sat Oct 10 worked).
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from app.models import Appeal, AuditEvent, EscalationReturn, Member, MemberQuestion, MemberStatus, Role, User
 from app.services import decisions, lifecycle, roster
@@ -277,3 +278,51 @@ def test_a_bulk_decision_leaves_the_appeal_and_decides_the_rest(db, pii, world):
     )
     db.commit()
     assert [(r.member_id, r.outcome) for r in results] == [(other.id, "approved"), (member.id, "already_decided")]
+
+
+# --- at the same moment --------------------------------------------------------------------------
+
+
+def _at_once(app, work) -> list[str]:  # type: ignore[no-untyped-def]
+    """Run `work(session)` in two threads, each in a writing session of its own, released together."""
+    from app.db import writing
+
+    barrier, outcomes = threading.Barrier(2), []
+
+    def run() -> None:
+        with Session(writing(app.extensions["db_engine"]), expire_on_commit=False) as own:
+            barrier.wait()
+            try:
+                work(own)
+                own.commit()
+                outcomes.append("done")
+            except Exception as exc:  # noqa: BLE001 - the refusal is the outcome under test
+                own.rollback()
+                outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return sorted(outcomes)
+
+
+def test_two_appeals_at_once_make_one(app, db, pii, world):
+    member_id = _reject(db, world).id
+
+    def work(own) -> None:  # type: ignore[no-untyped-def]
+        member = own.get(Member, member_id)
+        lifecycle.appeal(own, member, text="请复核", pii=pii, now=APPLIED)
+
+    assert _at_once(app, work) == ["AppealRefused", "done"]
+    assert len(db.exec(select(Appeal)).all()) == 1
+
+
+def test_two_officials_asking_at_once_leave_one_open_question(app, db, pii, world):
+    def work(own) -> None:  # type: ignore[no-untyped-def]
+        official = own.get(User, world["official"].id)
+        lifecycle.ask(own, [world["pd"].id], world["member"].id, by=official, question="?", pii=pii, now=APPLIED)
+
+    assert _at_once(app, work) == ["QuestionOpen", "done"]
+    assert len(db.exec(select(MemberQuestion)).all()) == 1
