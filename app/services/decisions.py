@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from app.models import Member, User
+from app.models import Appeal, Member, MemberStatus, User
 from app.services import events, lifecycle, metrics, roster
 
 
@@ -38,7 +38,7 @@ def decide(
         if result.member is not None:
             _decided(session, result.member, approve, now)
     by_id = {r.member_id: r for r in results}
-    by_id.update({i: roster.RowResult(i, "already_decided", at=at) for i, at in held.items()})
+    by_id.update({i: _held(session, i, appeal) for i, appeal in held.items()})
     return [by_id[i] for i in dict.fromkeys(member_ids) if i in by_id]
 
 
@@ -56,13 +56,20 @@ def decide_one(
     row is an appeal on the federation's queue) or ReasonRequired."""
     held = {} if scope is None else lifecycle.held_for_admin(session, scope, [member_id])
     if held:
-        raise roster.AlreadyDecided(None, held[member_id], "appeal")
+        result = _held(session, member_id, held[member_id])
+        raise roster.AlreadyDecided(result.by_email, result.at, MemberStatus.rejected.value)
     if approve:
         member = roster.approve(session, scope, member_id, by=by, now=now)
     else:
         member = roster.reject(session, scope, member_id, by=by, reason=reason, now=now)
     _decided(session, member, approve, now)
     return member
+
+
+def _held(session: Session, member_id: int, appeal: Appeal) -> roster.RowResult:
+    """An appeal on the federation's queue, reported as its district left it: rejected, by whom, when."""
+    by = session.get(User, appeal.rejected_by_id) if appeal.rejected_by_id else None
+    return roster.RowResult(member_id, "already_decided", by_email=by.email if by else None, at=appeal.rejected_at)
 
 
 def _decided(session: Session, member: Member, approved: bool, now: datetime) -> None:

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 import config
 from app import create_app
-from app.models import Appeal, EscalationReturn, Member, MemberQuestion, MemberStatus, Role, utcnow
+from app.models import Appeal, EscalationReturn, Member, MemberQuestion, MemberStatus, Role, User, utcnow
 from app.services import cards
 from tests import factories
 from tests.conftest import hidden_fields, make_staff, sign_in
@@ -267,3 +267,21 @@ def test_the_district_official_sees_the_appeal_but_cannot_decide_it(client, app,
     assert f"/roster/{member_id}/approve" not in member_page.text
     tried = _post(client, "/roster/", f"/roster/{member_id}/approve")
     assert tried.status_code == 409 and only_member(db).status is MemberStatus.pending
+
+
+def test_the_api_answers_409_for_an_appeal_on_the_queue(client, app, db, sms, station):
+    joined(client, app, sms, station)
+    member_id = only_member(db).id
+    decide(app, db, member_id, approve=False)
+    worker = _worker(app, sms)
+    page = worker.get("/status/me", headers=EN)
+    worker.post("/status/appeal", data={**hidden_fields(page.text), "text": "请复核"}, headers=EN)
+    make_staff(db, "api@example.org", Role.official, ["PD"])
+    from app.services import api_tokens
+
+    _, token = api_tokens.issue(db, db.exec(select(User).where(User.email == "api@example.org")).one(), now=utcnow())
+    db.commit()
+    answer = client.post(f"/api/v1/members/{member_id}/approve", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 409
+    body = answer.get_json()
+    assert body["error"] == "already_decided" and body["status"] == "rejected" and body["decided_by"] == "o@example.org"

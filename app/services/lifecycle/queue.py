@@ -133,11 +133,11 @@ def is_escalated(session: Session, member_id: int, *, now: datetime, days: int) 
     return any(e.member_id == member_id for e in escalations(session, now=now, days=days, member_ids=[member_id]))
 
 
-def held_for_admin(session: Session, scope: list[int] | None, member_ids: list[int]) -> dict[int, datetime]:
+def held_for_admin(session: Session, scope: list[int] | None, member_ids: list[int]) -> dict[int, Appeal]:
     """The appeals among `member_ids` (of the districts in `scope`) on the federation's queue and not
-    sent back since, with when each was made: only an admin decides them."""
+    sent back since: only an admin decides them."""
     found = _pending(session, district_ids=scope, member_ids=member_ids)
-    return {item.member.id or 0: item.appeal.appealed_at for item in found if item.on_appeal_queue and item.appeal}
+    return {item.member.id or 0: item.appeal for item in found if item.on_appeal_queue and item.appeal}
 
 
 def send_back(
