@@ -326,3 +326,11 @@ def test_two_officials_asking_at_once_leave_one_open_question(app, db, pii, worl
 
     assert _at_once(app, work) == ["QuestionOpen", "done"]
     assert len(db.exec(select(MemberQuestion)).all()) == 1
+
+
+def test_a_decision_closes_a_question_left_unanswered(db, pii, world):
+    _ask(db, pii, world)
+    _reject(db, world)
+    assert lifecycle.open_question(db, world["member"].id) is None
+    [view] = lifecycle.questions(db, world["member"].id, pii)
+    assert view.answer is None and view.answered_at is not None

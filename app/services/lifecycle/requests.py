@@ -175,10 +175,17 @@ def appeal(session: Session, member: Member, *, text: str, pii: PiiCipher, now: 
 
 
 def decided(session: Session, member: Member, now: datetime) -> None:
-    """Called by the one decision path: a decision closes the member's open appeal."""
+    """Called by the one decision path: a decision closes the member's open appeal, and a question
+    still unanswered (closed without an answer, so a later application does not show it again)."""
     session.execute(
         update(Appeal)
         .where(col(Appeal.member_id) == member.id, col(Appeal.closed_at).is_(None))
         .values(closed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(MemberQuestion)
+        .where(col(MemberQuestion.member_id) == member.id, col(MemberQuestion.answered_at).is_(None))
+        .values(answered_at=now)
         .execution_options(synchronize_session=False)
     )
