@@ -128,7 +128,7 @@ def register_events(app: Flask) -> None:
     )
     app.extensions["phone_proof"] = proof
     link = app.config["PUBLIC_BASE_URL"] + app.url_map.bind("localhost").build("status.start")
-    # Every SMS a commit asks for is a queued task, sent by `flask worker` (app/services/tasks.py).
+    # Every SMS a commit owes is an outbox row, sent by `flask worker` (app/services/tasks.py).
     deliveries = tasks.Deliveries(
         tasks.make_huey(config["TASK_QUEUE"], config["TASK_QUEUE_NAME"]),
         pii,
@@ -137,8 +137,7 @@ def register_events(app: Flask) -> None:
         tasks.Settings(config["SECRET_KEY"], link),
     )
     app.extensions["tasks"] = deliveries
-    bus.subscribe(events.CodeRequested, deliveries.enqueue_code)
-    bus.subscribe(events.MemberDecided, deliveries.enqueue_notice)
+    deliveries.subscribe(bus)
     register_lifecycle(app, bus, deliveries, new_session)
 
 
@@ -149,6 +148,8 @@ def register_lifecycle(app: Flask, bus: Any, deliveries: Any, new_session: Any) 
     from app.models import utcnow
     from app.services import lifecycle
 
+    # the same outbox row and wake-up as a decision notice (app/services/tasks.py)
+    bus.subscribe_in_transaction(lifecycle.QuestionAsked, deliveries.write_notice)
     bus.subscribe(lifecycle.QuestionAsked, deliveries.enqueue_notice)
     days = app.config["APPROVAL_WORKING_DAYS"]
 

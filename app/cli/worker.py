@@ -14,8 +14,11 @@ def worker_command(workers: int | None) -> None:
     if deliveries.huey.immediate:
         raise click.ClickException("TASK_QUEUE=immediate runs tasks in the app: there is nothing to consume")
     count = workers or current_app.config["TASK_WORKERS"]
-    # periodic: the officials' daily reminder (app/services/lifecycle.py; sent once a day per district
-    # even when several consumers run).
+    # What a killed consumer or server left in the outbox is woken now, then every minute.
+    woken = deliveries.sweep()
+    click.echo(f"outbox: {woken} deliveries due within a minute woken")
+    # periodic: the outbox sweep and the officials' daily reminder (app/services/lifecycle, sent once a
+    # day per district even when several consumers run).
     consumer = deliveries.huey.create_consumer(workers=count, worker_type="thread", periodic=True)
     consumer.run()
 

@@ -12,21 +12,22 @@ transaction: `events.record(session, MemberDecided(...))`. The event waits on `s
   a change that never happened texts no one.
 * A handler that fails is logged (by type, never with personal data) and the others still run;
   the commit and the response are not affected.
+* A side effect that must survive a crash also has a writer, registered with
+  `bus.subscribe_in_transaction`: it runs as the transaction commits (SQLAlchemy `before_commit`)
+  and adds the side effect's outbox row to the same transaction (app/services/tasks.py), so a
+  process killed after the commit, before its handler ran, leaves the row for a sweep.
 * Handlers are registered by type in `create_app` (`bus.subscribe(CodeRequested, ...)`); views
   and services never call a side effect themselves. A handler's return value is kept for the
   committing caller (`events.outcomes(session, MemberDecided)`), e.g. the roster's count of
   decision texts that could not be sent.
 
-Today's handlers: `CodeRequested` (app/services/phone_proof.py) queues a join code as a durable
-task (app/services/tasks.py: Huey, the code sealed with the PII cipher, dropped if stale when its
-turn comes) and sends a status code at once; `MemberDecided` queues the neutral decision notice
-(retried for hours, a final failure flagged on the member's page and in the audit log).
-`ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
+Today's handlers: `CodeRequested` (app/services/phone_proof.py): a join or status-check code is
+written to the outbox (the `delivery` table, the code encrypted like a name) and a consumer is
+woken to send it (app/services/tasks.py). `MemberDecided`: the neutral decision notice,
+the same way (retried for hours, a final failure flagged on the member's page and in the audit
+log). `ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
 
-Next steps without touching a view: a webhook is one more `bus.subscribe(MemberDecided, post)`;
-a durable queue (Huey) is a handler that enqueues the event (events are small frozen dataclasses
-of ids and strings; a queued `CodeRequested` must not store the code in clear) and a worker that
-calls the same handlers.
+A webhook is one more writer and handler pair: a row in the outbox, a wake-up after the commit.
 """
 
 from __future__ import annotations
@@ -86,16 +87,29 @@ class CodeRequested(Event):
 
 
 Handler = Callable[[Any], object]
+Writer = Callable[[Any, Any], None]  # (session, event); the session is SQLModel's or SQLAlchemy's
 
 
 class Bus:
-    """Handlers by event type; `dispatch` runs them after a commit."""
+    """Handlers by event type; `dispatch` runs them after a commit, `write` before it."""
 
     def __init__(self) -> None:
         self._handlers: dict[type[Event], list[Handler]] = defaultdict(list)
+        self._writers: dict[type[Event], list[Writer]] = defaultdict(list)
 
     def subscribe(self, kind: type[Event], handler: Handler) -> None:
         self._handlers[kind].append(handler)
+
+    def subscribe_in_transaction(self, kind: type[Event], writer: Writer) -> None:
+        """`writer(session, event)` runs as the transaction commits, before its last flush: what it
+        adds commits with the change or not at all (the outbox row of a durable side effect). A
+        writer that fails fails the commit."""
+        self._writers[kind].append(writer)
+
+    def write(self, session: Session, events: list[Event]) -> None:
+        for item in events:
+            for writer in self._writers.get(type(item), []):
+                writer(session, item)
 
     def dispatch(self, events: list[Event]) -> list[tuple[Event, object]]:
         done: list[tuple[Event, object]] = []
@@ -142,6 +156,12 @@ def _bus(session: Session) -> Bus | None:
     return _BUSES.get(pool) if pool is not None else None
 
 
+def _before_commit(session: Session) -> None:
+    pending = session.info.get(PENDING)
+    if pending and (bus := _bus(session)) is not None:
+        bus.write(session, pending)
+
+
 def _after_commit(session: Session) -> None:
     pending = session.info.pop(PENDING, [])
     session.info[DONE] = []
@@ -162,5 +182,6 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
 def install() -> None:
     """Listen on every ORM session (once per process)."""
     if not sa_event.contains(Session, "after_commit", _after_commit):
+        sa_event.listen(Session, "before_commit", _before_commit)
         sa_event.listen(Session, "after_commit", _after_commit)
         sa_event.listen(Session, "after_transaction_end", _after_transaction_end)

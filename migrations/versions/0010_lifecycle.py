@@ -1,7 +1,7 @@
 """lifecycle: questions to applicants, one appeal, escalations sent back (texts encrypted)
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0011
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '0010'
-down_revision: str | None = '0007'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
