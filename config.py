@@ -154,6 +154,7 @@ class Config:
         # ROSTER_OVERDUE_DAYS is read when the new one is not set, and both keys hold the value.
         self.APPROVAL_WORKING_DAYS = int(env.get("APPROVAL_WORKING_DAYS", env.get("ROSTER_OVERDUE_DAYS", "15")))
         self.ROSTER_OVERDUE_DAYS = self.APPROVAL_WORKING_DAYS
+        self.REMINDER_HOUR_UTC = int(env.get("REMINDER_HOUR_UTC", "1"))  # officials' daily reminder (09:00 Beijing)
         # Member e-cards (app/services/cards.py): the Ed25519 private key that signs new cards
         # (base64 of 32 bytes, or PEM), the older public keys whose cards stay valid until they
         # expire (comma-separated base64), and how long a card is valid.

@@ -139,6 +139,7 @@ def register_events(app: Flask) -> None:
     app.extensions["tasks"] = deliveries
     deliveries.subscribe(bus)
     register_integrations(app, deliveries)
+    register_lifecycle(app, bus, deliveries, new_session)
 
 
 def register_integrations(app: Flask, deliveries: Any) -> None:
@@ -158,6 +159,29 @@ def register_integrations(app: Flask, deliveries: Any) -> None:
     chat = robots.Robots(deliveries, pii, settings)
     app.extensions["robots"] = chat
     chat.subscribe(bus)
+
+
+def register_lifecycle(app: Flask, bus: Any, deliveries: Any, new_session: Any) -> None:
+    """A question to an applicant texts the same neutral status link; officials' daily reminder."""
+    from huey import crontab
+
+    from app.models import utcnow
+    from app.services import lifecycle
+
+    # the same outbox row and wake-up as a decision notice (app/services/tasks.py)
+    bus.subscribe_in_transaction(lifecycle.QuestionAsked, deliveries.write_notice)
+    bus.subscribe(lifecycle.QuestionAsked, deliveries.enqueue_notice)
+    days = app.config["APPROVAL_WORKING_DAYS"]
+
+    def daily_reminders() -> int:
+        with new_session() as db:
+            sent = lifecycle.send_reminders(db, now=utcnow(), days=days)
+            db.commit()
+        return len(sent)
+
+    # 01:00 UTC is 09:00 in Beijing; run by `flask worker` (its scheduler); once a day per district.
+    every_morning = crontab(minute="0", hour=str(app.config["REMINDER_HOUR_UTC"]))
+    app.extensions["reminders"] = deliveries.huey.periodic_task(every_morning, name="daily_reminders")(daily_reminders)
 
 
 class WtformsTranslations:

@@ -17,6 +17,8 @@ def worker_command(workers: int | None) -> None:
     # What a killed consumer or server left in the outbox is woken now, then every minute.
     woken = deliveries.sweep()
     click.echo(f"outbox: {woken} deliveries due within a minute woken")
+    # periodic: the outbox sweep and the officials' daily reminder (app/services/lifecycle, sent once a
+    # day per district even when several consumers run).
     consumer = deliveries.huey.create_consumer(workers=count, worker_type="thread", periodic=True)
     consumer.run()
 

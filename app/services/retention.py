@@ -44,6 +44,10 @@ PERSONAL_TABLES = {
     "member": "rejected applications RETENTION_REJECTED_DAYS after the decision",
     "status_check": "after RETENTION_DRAFT_HOURS, and at least a day",
     "delivery": "SMS outbox rows (sealed codes) a day old: every delivery ends within hours",
+    # app/services/lifecycle.py: deleted with their member (ON DELETE CASCADE).
+    "member_question": "with its member",
+    "appeal": "with its member",
+    "escalation_return": "with its member",
 }
 
 

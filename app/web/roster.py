@@ -34,7 +34,7 @@ from app.models import MemberStatus, Role, utcnow
 from app.security import action_limit, same_origin_referrer
 from app.services import decisions, events, export, roster, tasks
 from app.services.crypto import PiiCipher
-from app.web import MAX_DB_ID
+from app.web import MAX_DB_ID, escalation
 from app.web.access import role_required, scope, staff
 from app.web.worker.messages import PLATFORM_LABELS
 
@@ -129,6 +129,7 @@ def member(member_id: int) -> str:
         statuses=STATUS_LABELS,
         platforms=PLATFORM_LABELS,
         notice_failed=failed,
+        **escalation.member_extras(get_session(), view.id, view.status),
     )
 
 

@@ -21,6 +21,7 @@ FIELDS = [
     "name", "phone", "platform", "workplace", "consent", "code", "email", "password", "reason", "status", "q",
     "next", "ids", "one", "action", "since", "before", "cursor", "event", "actor", "district", "district_code",
     "district_name", "workplace_code", "workplace_name", "kind", "answer", "format", "limit", "lang", "csv",
+    "text", "question", "note",
 ]  # fmt: skip
 SKIPPED = {"auth.logout", "static", "auth.change_password"}  # they end the session the fuzz signs in with
 JSON_SURROGATES = ["\\ud800", "a\\udfffb", "\\u0000", "\\u202e"]

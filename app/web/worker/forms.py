@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, SelectField, StringField
+from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.fields import TelField
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3 has it; types-WTForms 3.2 lacks it
 from wtforms.validators import DataRequired, Length
@@ -72,4 +72,28 @@ class WithdrawForm(FlaskForm):
 class ChallengeForm(FlaskForm):
     answer = StringField(
         _l("Digits in the picture"), validators=[DataRequired(message=_l("Please type the digits in the picture."))]
+    )
+
+
+class AnswerForm(FlaskForm):
+    """The applicant's answer to an official's question (status page)."""
+
+    text = TextAreaField(
+        _l("Your answer"),
+        validators=[
+            DataRequired(message=_l("Please write your answer.")),
+            Length(max=500, message=_l("At most 500 characters.")),
+        ],
+    )
+
+
+class AppealForm(FlaskForm):
+    """The rejected applicant's one appeal (status page)."""
+
+    text = TextAreaField(
+        _l("Why the decision should change"),
+        validators=[
+            DataRequired(message=_l("Please say why you appeal.")),
+            Length(max=500, message=_l("At most 500 characters.")),
+        ],
     )

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, session, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from app.db import get_session
 from app.models import District, StatusCheck, utcnow
-from app.services import phone_proof, status
-from app.web.worker import challenge, flow
-from app.web.worker.forms import ChallengeForm, CodeForm, EmptyForm, PhoneForm, WithdrawForm
+from app.services import lifecycle, phone_proof, status
+from app.web.worker import challenge, flow, standing
+from app.web.worker.forms import AnswerForm, AppealForm, ChallengeForm, CodeForm, EmptyForm, PhoneForm, WithdrawForm
 from app.web.worker.messages import PLATFORM_LABELS
 
 log = logging.getLogger(__name__)
@@ -165,17 +167,55 @@ def _verified() -> StatusCheck:
         abort(404)
 
 
-def _me_page(check: StatusCheck, form: WithdrawForm, code: int = 200):  # type: ignore[no-untyped-def]
+def _me_page(check: StatusCheck, form: WithdrawForm, code: int = 200, **forms: Any):  # type: ignore[no-untyped-def]
     db = get_session()
     member = status.member_of(db, check)
     district = db.get(District, member.district_id) if member else None
-    page = render_template("status/me.html", member=member, district=district, form=form, platforms=PLATFORM_LABELS)
+    extras = standing.extras(db, member, **forms)
+    page = render_template(
+        "status/me.html", member=member, district=district, form=form, platforms=PLATFORM_LABELS, **extras
+    )
     return page, code
 
 
 @bp.get("/me")
 def me():  # type: ignore[no-untyped-def]
     return _me_page(_verified(), WithdrawForm())
+
+
+@bp.post("/answer")
+def answer():  # type: ignore[no-untyped-def]
+    """The applicant answers an official's question: the application is back with the district."""
+    check, form = _verified(), AnswerForm()
+    db = get_session()
+    member = status.member_of(db, check)
+    if member is None or not form.validate():
+        return _me_page(check, WithdrawForm(), 422, answer=form)
+    try:
+        lifecycle.answer(db, member, text=form.text.data or "", pii=current_app.extensions["pii"], now=utcnow())
+    except (lifecycle.NoOpenQuestion, lifecycle.TextInvalid):
+        return _me_page(check, WithdrawForm(), 409, answer=form)
+    db.commit()
+    flash(_("Thank you: your answer was sent to the union."))
+    return redirect(url_for("status.me"), 303)
+
+
+@bp.post("/appeal")
+def appeal():  # type: ignore[no-untyped-def]
+    """A rejected applicant's one appeal: to the federation's escalation queue."""
+    check, form = _verified(), AppealForm()
+    db = get_session()
+    member = status.member_of(db, check)
+    if member is None or not form.validate():
+        return _me_page(check, WithdrawForm(), 422, appeal=form)
+    try:
+        lifecycle.appeal(db, member, text=form.text.data or "", pii=current_app.extensions["pii"], now=utcnow())
+    except (lifecycle.AppealRefused, lifecycle.TextInvalid):
+        db.rollback()
+        return _me_page(check, WithdrawForm(), 409, appeal=form)
+    db.commit()
+    flash(_("Your appeal was sent. The federation will review it."))
+    return redirect(url_for("status.me"), 303)
 
 
 @bp.post("/withdraw")

@@ -1,9 +1,4 @@
-"""Tables and input models.
-
-Times are timezone-aware UTC (`utcnow()`); SQLModel's UTCDateTime keeps them so on SQLite too. Names and phones are
-never stored in clear: `*_enc` columns hold AES-256-GCM ciphertext (app/services/crypto.py) and `phone_index` an HMAC
-(blind index) used for lookups and uniqueness.
-"""
+"""The core tables: places, members, join attempts, staff, audit, tokens, statistics, status checks."""
 
 from __future__ import annotations
 
@@ -61,7 +56,7 @@ class Platform(enum.StrEnum):
     other = "other"
 
 
-def _enum(enum_cls: type[enum.Enum], name: str) -> Column[Any]:
+def enum_column(enum_cls: type[enum.Enum], name: str) -> Column[Any]:
     # Stored as plain strings with a CHECK constraint, so adding a value is a small migration.
     return Column(Enum(enum_cls, name=name, native_enum=False, create_constraint=True, length=32), nullable=False)
 
@@ -111,7 +106,7 @@ class Workplace(QrState, table=True):
     code: str = Field(max_length=32, unique=True, index=True)
     name: str = Field(max_length=200)
     district_id: int = Field(foreign_key="district.id", index=True)
-    kind: WorkplaceKind = Field(default=WorkplaceKind.other, sa_column=_enum(WorkplaceKind, "workplace_kind"))
+    kind: WorkplaceKind = Field(default=WorkplaceKind.other, sa_column=enum_column(WorkplaceKind, "workplace_kind"))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -133,11 +128,11 @@ class Member(SQLModel, table=True):
     phone_enc: str
     phone_index: str = Field(max_length=64, unique=True)
     phone_last4_index: str = Field(max_length=64, index=True)
-    platform: Platform = Field(sa_column=_enum(Platform, "platform"))
-    status: MemberStatus = Field(default=MemberStatus.pending, sa_column=_enum(MemberStatus, "member_status"))
+    platform: Platform = Field(sa_column=enum_column(Platform, "platform"))
+    status: MemberStatus = Field(default=MemberStatus.pending, sa_column=enum_column(MemberStatus, "member_status"))
     consent_version: str = Field(max_length=32)
     consent_at: datetime
-    source_kind: PlaceKind = Field(sa_column=_enum(PlaceKind, "place_kind"))
+    source_kind: PlaceKind = Field(sa_column=enum_column(PlaceKind, "place_kind"))
     source_qr_version: int
     created_at: datetime = Field(default_factory=utcnow, index=True)
     verified_at: datetime
@@ -170,10 +165,10 @@ class JoinAttempt(CodeState, table=True):
     form_key: str = Field(max_length=64, unique=True)
     district_id: int = Field(foreign_key="district.id", index=True)
     workplace_id: int | None = Field(default=None, foreign_key="workplace.id")
-    source_kind: PlaceKind = Field(sa_column=_enum(PlaceKind, "place_kind"))
+    source_kind: PlaceKind = Field(sa_column=enum_column(PlaceKind, "place_kind"))
     source_qr_version: int
     name_enc: str
-    platform: Platform = Field(sa_column=_enum(Platform, "platform"))
+    platform: Platform = Field(sa_column=enum_column(Platform, "platform"))
     consent_version: str = Field(max_length=32)
     consent_at: datetime
     member_id: int | None = Field(default=None, foreign_key="member.id", ondelete="SET NULL")
@@ -185,7 +180,7 @@ class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254, unique=True, index=True)
     password_hash: str = Field(max_length=255)
-    role: Role = Field(sa_column=_enum(Role, "role"))
+    role: Role = Field(sa_column=enum_column(Role, "role"))
     active: bool = Field(default=True)
     # Bumped on sign-out, password change or deactivation: every older session stops working.
     session_version: int = Field(default=1)
@@ -266,7 +261,7 @@ class PlaceStat(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("place_kind", "place_id", "qr_version", "day"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    place_kind: PlaceKind = Field(sa_column=_enum(PlaceKind, "place_kind"))
+    place_kind: PlaceKind = Field(sa_column=enum_column(PlaceKind, "place_kind"))
     place_id: int = Field(index=True)
     qr_version: int
     day: date
@@ -291,106 +286,3 @@ class StatusCheck(CodeState, table=True):
     __tablename__ = "status_check"
 
     created_at: datetime = Field(default_factory=utcnow, index=True)
-
-
-class Delivery(SQLModel, table=True):
-    """A side effect the database owes someone (the transactional outbox): written in the same
-    transaction as the change that asks for it, deleted once done (app/services/tasks.py).
-
-    `due_at` is when a sweep may hand it to a consumer: a little after the commit for a new row
-    (the commit's own wake-up normally comes first), the end of the lease while a consumer holds
-    it, the next try after a temporary failure."""
-
-    __tablename__ = "delivery"
-
-    id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=20)  # "join_code", "notice"
-    owner_id: str = Field(max_length=64)  # the join attempt's or the member's id
-    code_enc: str | None = None  # a join code, encrypted like names; None when the provider makes it
-    attempts: int = Field(default=0)
-    due_at: datetime = Field(index=True)
-    created_at: datetime = Field(default_factory=utcnow)
-
-    __table_args__ = (Index("ix_delivery_kind_owner", "kind", "owner_id"),)
-
-
-class WebhookEndpoint(SQLModel, table=True):
-    """A receiver of signed event POSTs (Standard Webhooks). Its secret is stored encrypted."""
-
-    __tablename__ = "webhook_endpoint"
-
-    id: int | None = Field(default=None, primary_key=True)
-    url: str = Field(max_length=2000)
-    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    # None: every district's events; else only this district's.
-    district_id: int | None = Field(default=None, foreign_key="district.id", index=True, ondelete="CASCADE")
-    secret_enc: str
-    created_at: datetime = Field(default_factory=utcnow)
-
-
-class WebhookDelivery(SQLModel, table=True):
-    """One event for one endpoint: the body sent (ids, codes, times: no name or phone) and how it went.
-    `id` is the `webhook-id` header, the same on every retry, so a receiver can drop repeats."""
-
-    __tablename__ = "webhook_delivery"
-
-    id: str = Field(primary_key=True, max_length=40)
-    endpoint_id: int = Field(foreign_key="webhook_endpoint.id", index=True, ondelete="CASCADE")
-    member_id: int = Field(index=True)  # whom it tells of; no foreign key: a withdrawn member's row goes, its log stays
-    event_type: str = Field(max_length=40)
-    payload: str
-    status: str = Field(default="pending", max_length=16)  # pending, delivered, failed
-    attempts: int = Field(default=0)
-    last_error: str | None = Field(default=None, max_length=200)
-    created_at: datetime = Field(default_factory=utcnow, index=True)
-    last_attempt_at: datetime | None = None
-    delivered_at: datetime | None = None
-
-
-class ChatRobot(SQLModel, table=True):
-    """A district's WeCom (企业微信) or DingTalk group robot; its URL (which holds the robot's key)
-    and DingTalk's signing secret are stored encrypted."""
-
-    __tablename__ = "chat_robot"
-
-    id: int | None = Field(default=None, primary_key=True)
-    district_id: int = Field(foreign_key="district.id", index=True, ondelete="CASCADE")
-    kind: str = Field(max_length=16)  # wecom, dingtalk
-    url_enc: str
-    secret_enc: str | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-
-
-class TransferStatus(enum.StrEnum):
-    pending = "pending"
-    approved = "approved"
-    rejected = "rejected"
-
-
-class Transfer(SQLModel, table=True):
-    """An approved member's move to another district (会员关系转接), asked by the worker or an official.
-
-    Decided once by the receiving district. The member row keeps its id and join date; on approval
-    its district, station and member number change, and this row keeps both numbers (the history).
-    """
-
-    __table_args__ = (Index("ix_transfer_to_status_created", "to_district_id", "status", "created_at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    member_id: int = Field(foreign_key="member.id", index=True, ondelete="CASCADE")
-    from_district_id: int = Field(foreign_key="district.id", index=True)
-    to_district_id: int = Field(foreign_key="district.id")
-    to_workplace_id: int | None = Field(default=None, foreign_key="workplace.id")
-    status: TransferStatus = Field(default=TransferStatus.pending, sa_column=_enum(TransferStatus, "transfer_status"))
-    # The member's id while pending, NULL once decided: unique, so a member has at most one pending
-    # transfer on both databases (NULLs never collide) without a partial index.
-    open_member_id: int | None = Field(default=None, unique=True)
-    started_by: str = Field(max_length=16)  # "worker" (a poster of the new district) or "official"
-    requested_by_id: int | None = Field(default=None, foreign_key="user.id")
-    reason: str | None = Field(default=None, max_length=500)
-    created_at: datetime = Field(default_factory=utcnow)
-    decided_at: datetime | None = None
-    decided_by_id: int | None = Field(default=None, foreign_key="user.id")
-    reject_reason: str | None = Field(default=None, max_length=500)
-    from_member_number: str | None = Field(default=None, max_length=40)
-    to_member_number: str | None = Field(default=None, max_length=40)
