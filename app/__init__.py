@@ -95,7 +95,9 @@ def register_events(app: Flask) -> None:
 
     from app.db import writing
     from app.extensions import limiter
-    from app.services import conversion, events, limits, phone_proof, tasks
+    from pathlib import Path
+
+    from app.services import conversion, events, export_jobs, limits, phone_proof, tasks
 
     events.install()
     bus = events.Bus()
@@ -138,6 +140,16 @@ def register_events(app: Flask) -> None:
     )
     app.extensions["tasks"] = deliveries
     deliveries.subscribe(bus)
+    # Roster exports are jobs on the same queue (app/services/export_jobs.py).
+    exports = export_jobs.Exports(
+        deliveries.huey,
+        pii,
+        new_session,
+        engine,
+        export_jobs.Settings(Path(app.instance_path) / "exports", config["EXPORT_RETENTION_HOURS"]),
+    )
+    app.extensions["exports"] = exports
+    exports.subscribe(bus)
 
 
 class WtformsTranslations:

@@ -25,7 +25,8 @@ Today's handlers: `CodeRequested` (app/services/phone_proof.py): a join code is 
 outbox (the `delivery` table, the code encrypted like a name) and a consumer is woken to send it
 (app/services/tasks.py); a status code is sent at once. `MemberDecided`: the neutral decision notice,
 the same way (retried for hours, a final failure flagged on the member's page and in the audit
-log). `ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
+log). `ExportRequested`: the job's row is its own outbox row (the `export_job` table); a consumer
+is woken to prepare the file (app/services/export_jobs.py). `ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
 
 A webhook is one more writer and handler pair: a row in the outbox, a wake-up after the commit.
 """
@@ -84,6 +85,13 @@ class CodeRequested(Event):
 
     def __repr__(self) -> str:  # never the phone or the code in a log line
         return f"CodeRequested(flow={self.flow!r}, owner_id={self.owner_id[:8]!r})"
+
+
+@dataclass(frozen=True)
+class ExportRequested(Event):
+    """An official asked for a roster export: its job row is written; a consumer prepares the file."""
+
+    job_id: int
 
 
 Handler = Callable[[Any], object]

@@ -39,6 +39,7 @@ PERSONAL_TABLES = {
     "join_attempt": "drafts and finished attempts after RETENTION_DRAFT_HOURS",
     "member": "rejected applications RETENTION_REJECTED_DAYS after the decision",
     "status_check": "after RETENTION_DRAFT_HOURS, and at least a day",
+    "export_job": "file and row EXPORT_RETENTION_HOURS after the job ended (app/services/export_jobs.py purge)",
 }
 
 
