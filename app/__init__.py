@@ -91,12 +91,12 @@ def register_caches(app: Flask) -> None:
 
 def register_events(app: Flask) -> None:
     """The one channel for side effects after a commit (app/services/events.py) and its handlers."""
+    from pathlib import Path
+
     from sqlmodel import Session
 
     from app.db import writing
     from app.extensions import limiter
-    from pathlib import Path
-
     from app.services import conversion, events, export_jobs, limits, phone_proof, tasks
 
     events.install()

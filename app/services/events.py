@@ -26,7 +26,8 @@ outbox (the `delivery` table, the code encrypted like a name) and a consumer is 
 (app/services/tasks.py); a status code is sent at once. `MemberDecided`: the neutral decision notice,
 the same way (retried for hours, a final failure flagged on the member's page and in the audit
 log). `ExportRequested`: the job's row is its own outbox row (the `export_job` table); a consumer
-is woken to prepare the file (app/services/export_jobs.py). `ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
+is woken to prepare the file (app/services/export_jobs.py).
+`ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
 
 A webhook is one more writer and handler pair: a row in the outbox, a wake-up after the commit.
 """

@@ -20,10 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
-
-from typing import IO
 
 import xlsxwriter  # type: ignore[import-untyped]
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -317,7 +315,7 @@ def write_xlsx(
                 if value.__class__ is str:
                     if not value:
                         continue
-                    if value.startswith(DANGEROUS_START) or value.isdigit():  # type: ignore[attr-defined]
+                    if value.startswith(DANGEROUS_START) or value.isdigit():
                         text(count, c, value, quoted)
                     else:
                         text(count, c, value)

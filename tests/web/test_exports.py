@@ -18,7 +18,7 @@ from app.services import export_jobs
 from tests import conftest
 from tests.conftest import hidden_fields
 from tests.services.test_roster import make_member
-from tests.web.test_roster import places, pii, sign_in  # noqa: F401 - fixtures
+from tests.web.test_roster import pii, places, sign_in  # noqa: F401 - fixtures
 
 LINK = re.compile(r'href="(/roster/exports/file/[^"]+)"')
 
@@ -191,7 +191,11 @@ def test_a_job_that_fails_says_so(app, client, db, pii, places, monkeypatch):  #
     monkeypatch.setattr("app.services.export.csv_stream", broken)
     start(client)
     [job] = jobs(db)
-    assert job.status == "failed" and job.error == "OSError" and not list(app.extensions["exports"].settings.folder.iterdir())
+    assert (
+        job.status == "failed"
+        and job.error == "OSError"
+        and not list(app.extensions["exports"].settings.folder.iterdir())
+    )
     assert "failed" in client.get("/roster/exports/").text or "失败" in client.get("/roster/exports/").text
 
 
