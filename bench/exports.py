@@ -25,7 +25,6 @@ import time
 from bench.harness import ROOT, percentile, report
 from bench.roster import ensure_members
 
-
 BENCH_USER = "bench-exports@example.org"
 
 
