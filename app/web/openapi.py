@@ -259,7 +259,8 @@ def _members_paths() -> Schema:
         "/members/export": {
             "get": {
                 "operationId": "exportMembers",
-                "summary": "The filtered roster as CSV or Excel (streamed; audited)",
+                "summary": "The filtered roster as CSV or Excel (streamed; audited); a filter of more than "
+                "EXPORT_STREAM_MAX_ROWS rows is 422 export_too_large (prepared as a job on /roster/exports/)",
                 "parameters": [
                     _query("format", {"type": "string", "enum": ["csv", "xlsx"], "default": "csv"}, "File format"),
                     *FILTERS,
@@ -274,7 +275,7 @@ def _members_paths() -> Schema:
                             },
                         },
                     },
-                    **_errors("400", "401", "403"),
+                    **_errors("400", "401", "403", "422"),
                 },
             }
         },

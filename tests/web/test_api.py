@@ -252,6 +252,13 @@ def test_export_xlsx_and_bad_format(client, world):
     assert call(client, "GET", "/members/export?format=pdf", world.tokens["admin"]).status_code == 400
 
 
+def test_a_large_export_is_refused_not_streamed(app, client, world):
+    app.config["EXPORT_STREAM_MAX_ROWS"] = 1
+    response = call(client, "GET", "/members/export?format=csv", world.tokens["admin"])
+    assert response.status_code == 422 and response.json["error"] == "export_too_large"
+    assert "/roster/exports/" in response.json["message"]
+
+
 def test_places_are_scoped(client, world):
     codes = [p["code"] for p in call(client, "GET", "/places", world.tokens["organizer"]).json["items"]]
     assert codes == ["PD", "PD-ZJ01"]

@@ -1,4 +1,9 @@
-"""The members export: the filtered roster as a streamed CSV or XLSX file."""
+"""The members export: the filtered roster as a streamed CSV or XLSX file, when small.
+
+A filter of more than EXPORT_STREAM_MAX_ROWS rows answers 422 `export_too_large`: a file that
+size is prepared as a job on the roster (/roster/exports, app/web/exports.py), never streamed
+through one request.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from flask import Response, current_app, request, stream_with_context
 from app.db import get_session, session_scope
 from app.models import utcnow
 from app.security import action_limit
-from app.services import export
+from app.services import export, export_jobs
 from app.web.api.core import MEMBER_ROLES, ApiError, blueprint, caller, require, scope
 from app.web.api.members import roster_filter
 
@@ -23,6 +28,11 @@ def export_members() -> Response:
     if fmt not in ("csv", "xlsx"):
         raise ApiError(400, "bad_format", "format must be csv or xlsx")
     flt, user, ids = roster_filter(), caller(), scope()
+    limit = current_app.config["EXPORT_STREAM_MAX_ROWS"]
+    if export_jobs.estimate(get_session(), current_app.extensions["pii"], ids, flt) > limit:
+        raise ApiError(
+            422, "export_too_large", f"more than {limit} rows: prepare this export on the roster (/roster/exports/)"
+        )
 
     def finish(rows: int, complete: bool) -> None:
         with session_scope() as own:
