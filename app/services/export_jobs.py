@@ -269,6 +269,8 @@ class Exports:
             return "failed"
         folder = self.settings.folder
         folder.mkdir(parents=True, exist_ok=True)
+        for left in folder.glob(f"{job_id}-*.part"):  # what a killed consumer's attempt had written
+            left.unlink(missing_ok=True)
         name = f"{job_id}-{secrets.token_hex(8)}.{job.format}"
         partial = folder / (name + ".part")
         when = _aware(job.created_at)  # "the last 7 days" as of the request
