@@ -80,8 +80,8 @@ def _shape_text(shape: dict[str, object]) -> str:
         elif key == "overdue":
             parts.append(str(label))
             continue
-        parts.append(f"{label}: {words.get(key, {}).get(str(value), value)}")
-    return "; ".join(parts) or _("the whole roster")
+        parts.append(_("%(label)s: %(value)s", label=label, value=words.get(key, {}).get(str(value), value)))
+    return " · ".join(parts) or _("the whole roster")
 
 
 def _view(job: ExportJob) -> dict[str, object]:
