@@ -113,6 +113,7 @@ class Config:
         self.PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
         self.DATABASE_URL = env.get("DATABASE_URL", f"sqlite:///{instance / 'scanjoin.db'}")
         self.SMS_BACKEND = env.get("SMS_BACKEND", "console")
+        self.SMS_FALLBACK_BACKEND = env.get("SMS_FALLBACK_BACKEND", "")
         self.SMS_OUTBOX = env.get("SMS_OUTBOX", str(instance / "sms-outbox.jsonl"))
         self.TWILIO_ACCOUNT_SID = env.get("TWILIO_ACCOUNT_SID", "")
         self.TWILIO_AUTH_TOKEN = env.get("TWILIO_AUTH_TOKEN", "")
@@ -160,6 +161,8 @@ class Config:
         self.CARD_PUBLIC_KEYS = _split(env.get("CARD_PUBLIC_KEYS", ""))
         self.CARD_VALID_DAYS = int(env.get("CARD_VALID_DAYS", "365"))
         self.MAX_CONTENT_LENGTH = int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
+        # How long a staff set-up link (an admin sends it to a new account) stays usable, in seconds.
+        self.STAFF_SETUP_MAX_AGE_SECONDS = int(env.get("STAFF_SETUP_MAX_AGE_SECONDS", str(72 * 3600)))
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         # json: one JSON object a line (for a log collector); text: for a person at a terminal.
         self.LOG_FORMAT = "text" if env.get("LOG_FORMAT", "json").lower() == "text" else "json"
@@ -250,6 +253,9 @@ class Config:
 
         if backends.lookup(self.SMS_BACKEND) is None:
             raise ConfigError(f"SMS_BACKEND must be {backends.spoken(backends.names())}, not {self.SMS_BACKEND!r}")
+        fallback_problem = backends.fallback_problem(self.SMS_BACKEND, self.SMS_FALLBACK_BACKEND)
+        if fallback_problem:
+            raise ConfigError(fallback_problem)
         for name in ("ALIYUN_SMS_ENDPOINT", "TENCENT_SMS_ENDPOINT"):
             if not _endpoint_ok(getattr(self, name)):
                 raise ConfigError(f"{name} must be a host name or http(s)://host[:port], with no path")
@@ -339,8 +345,12 @@ class ProductionConfig(Config):
         backend = backends.lookup(self.SMS_BACKEND)
         if backend is None or not backend.production:
             raise ConfigError(f"production needs SMS_BACKEND={backends.spoken(backends.names(production=True))}")
-        needed = list(backend.settings)
-        missing = [name for name in needed if not getattr(self, name)]
+        problem = backends.fallback_problem(self.SMS_BACKEND, self.SMS_FALLBACK_BACKEND, production=True)
+        if problem:
+            raise ConfigError(problem)
+        fallback = backends.lookup(self.SMS_FALLBACK_BACKEND) if self.SMS_FALLBACK_BACKEND else None
+        needed = [*backend.settings, *(fallback.settings if fallback else ())]
+        missing = [name for name in dict.fromkeys(needed) if not getattr(self, name)]
         if missing:
             raise ConfigError(f"missing required settings: {', '.join(missing)}")
         if self.RATELIMIT_STORAGE_URI.split("://", 1)[0] in ("memory", "swept-memory"):

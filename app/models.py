@@ -72,6 +72,8 @@ class QrState(SQLModel):
     qr_version: int = Field(default=1)
     qr_issued_at: datetime = Field(default_factory=utcnow)
     qr_revoked_at: datetime | None = None
+    # Set when an admin retires the place: its poster stops working and no new one is issued.
+    retired_at: datetime | None = None
 
 
 class CodeState(SQLModel):
@@ -91,6 +93,9 @@ class CodeState(SQLModel):
     code_tries: int = Field(default=0)
     sends: int = Field(default=0)
     verified_at: datetime | None = None
+    # Why the last code could not be sent ("rejected", "unavailable", "opted_out"): the consumer
+    # sends after the response (app/services/tasks.py) and the code page reads it from here.
+    send_error: str | None = Field(default=None, max_length=20)
 
 
 class District(QrState, table=True):
@@ -171,9 +176,6 @@ class JoinAttempt(CodeState, table=True):
     platform: Platform = Field(sa_column=_enum(Platform, "platform"))
     consent_version: str = Field(max_length=32)
     consent_at: datetime
-    # Why the last code could not be sent ("rejected", "unavailable", "opted_out"): the send runs
-    # after the response, on the sender's thread, and the code page reads it from here.
-    send_error: str | None = Field(default=None, max_length=20)
     member_id: int | None = Field(default=None, foreign_key="member.id", ondelete="SET NULL")
     outcome: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, index=True)
@@ -200,6 +202,8 @@ class User(SQLModel, table=True):
     totp_last_step: int | None = None
     # A secret shown during enrolment but not yet confirmed with a code (also encrypted).
     totp_pending_enc: str | None = None
+    # SHA-256 of the nonce in the one live set-up link (app/services/staff_setup.py); None once used.
+    setup_hash: str | None = Field(default=None, max_length=64)
 
 
 class RecoveryCode(SQLModel, table=True):
@@ -250,6 +254,9 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    # "read" (GET only) or "write" (everything the user's role allows); after expires_at it stops working.
+    scope: str = Field(default="write", max_length=16, sa_column_kwargs={"server_default": "write"})
+    expires_at: datetime | None = None
 
 
 class PlaceStat(SQLModel, table=True):

@@ -25,7 +25,8 @@ def run_command() -> None:
     db.commit()
     click.echo(
         f"deleted drafts: {report.drafts}, finished attempts: {report.finished}, "
-        f"rejected applications: {report.rejected}, status checks: {report.status_checks}, export jobs: {jobs}"
+        f"rejected applications: {report.rejected}, status checks: {report.status_checks}, "
+        f"outbox rows: {report.deliveries}, export jobs: {jobs}"
     )
 
 

@@ -21,9 +21,9 @@ transaction: `events.record(session, MemberDecided(...))`. The event waits on `s
   committing caller (`events.outcomes(session, MemberDecided)`), e.g. the roster's count of
   decision texts that could not be sent.
 
-Today's handlers: `CodeRequested` (app/services/phone_proof.py): a join code is written to the
-outbox (the `delivery` table, the code encrypted like a name) and a consumer is woken to send it
-(app/services/tasks.py); a status code is sent at once. `MemberDecided`: the neutral decision notice,
+Today's handlers: `CodeRequested` (app/services/phone_proof.py): a join or status-check code is
+written to the outbox (the `delivery` table, the code encrypted like a name) and a consumer is
+woken to send it (app/services/tasks.py). `MemberDecided`: the neutral decision notice,
 the same way (retried for hours, a final failure flagged on the member's page and in the audit
 log). `ExportRequested`: the job's row is its own outbox row (the `export_job` table); a consumer
 is woken to prepare the file (app/services/export_jobs.py).

@@ -34,7 +34,7 @@ ERRORS: dict[str, Schema] = {
         "Malformed request (bad query value, cursor or JSON; text with control, format or unassigned characters)",
     ),
     "401": {
-        **_json(_ref("Error"), "No token, or a bad, revoked or inactive one"),
+        **_json(_ref("Error"), "No token, or a bad, revoked, expired or inactive one"),
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
     },
     "403": _json(_ref("Error"), "The role may not do this (or a cookie request failed its CSRF check)"),

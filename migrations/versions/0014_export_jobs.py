@@ -1,7 +1,7 @@
 """export_job: roster exports prepared by the consumer (a row per job, its progress and its file)
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0011
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '0014'
-down_revision: str | None = '0008'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

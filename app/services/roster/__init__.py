@@ -1,8 +1,9 @@
 """The district roster: filtered, scoped, keyset-paged member lists and exactly-once decisions.
 
 `filters` parses what a list asks for, `lists` reads members (pages, every row, counts, live
-changes), `decisions` approves and rejects, `audit_log` reads the audit trail. Callers import
-this package: `roster.list_members(...)`, `roster.approve(...)`.
+changes), `decisions` approves and rejects, `audit_log` reads the audit trail, `notices` finds
+the rows whose decision notice finally failed. Callers import this package:
+`roster.list_members(...)`, `roster.approve(...)`.
 """
 
 from app.services.roster.audit_log import AuditFilter, AuditRow, list_audit
@@ -44,6 +45,7 @@ from app.services.roster.lists import (
     list_members,
     overdue_count,
 )
+from app.services.roster.notices import failed_notices
 
 __all__ = [
     "DEFAULT_OVERDUE_DAYS",
@@ -71,6 +73,7 @@ __all__ = [
     "decision_text",
     "decode_cursor",
     "encode_cursor",
+    "failed_notices",
     "filter_from_args",
     "get_member",
     "iter_members",

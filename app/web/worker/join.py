@@ -47,6 +47,7 @@ def submit(token: str):  # type: ignore[no-untyped-def]
         platform=Platform(form.platform.data),
         workplace_id=None if form.workplace.data == poster.NO_WORKPLACE else int(form.workplace.data),
         locale=flow.short_locale(),
+        consent_version=membership.consent_version(poster.sms_consent()[0]),
     )
     return _start(place, applicant, form, token)
 
