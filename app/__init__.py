@@ -146,7 +146,7 @@ def register_events(app: Flask) -> None:
         pii,
         new_session,
         engine,
-        export_jobs.Settings(Path(app.instance_path) / "exports", config["EXPORT_RETENTION_HOURS"]),
+        export_jobs.Settings(Path(config["EXPORT_FOLDER"]), config["EXPORT_RETENTION_HOURS"]),
     )
     app.extensions["exports"] = exports
     exports.subscribe(bus)
