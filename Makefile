@@ -44,6 +44,7 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench.provider_latency
 	$(BIN)/python -m bench.join_cpu
 	$(BIN)/python -m bench.roster --members 1000000
+	$(BIN)/python -m bench.exports --members 1000000
 
 # CI gates (.ci/run): ruff (lint and format) on the whole repository, bandit at medium severity and up, mypy over app/
 # ([tool.mypy] in pyproject.toml), known vulnerabilities in

@@ -219,6 +219,15 @@ class Config:
         self.CHALLENGE_TTL_SECONDS = min(int(env.get("CHALLENGE_TTL_SECONDS", "300")), 3600)
         self.RETENTION_DRAFT_HOURS = int(env.get("RETENTION_DRAFT_HOURS", "24"))
         self.RETENTION_REJECTED_DAYS = int(env.get("RETENTION_REJECTED_DAYS", "30"))
+        # Roster exports (app/services/export_jobs.py): files prepared by `flask worker` are kept
+        # this long under INSTANCE_PATH/exports, then deleted; their download links live as long.
+        self.EXPORT_RETENTION_HOURS = int(env.get("EXPORT_RETENTION_HOURS", "24"))
+        # Where the consumer writes export files and the app servers read them: one folder both
+        # see (the same disk, or a shared mount when the consumer runs on another machine).
+        self.EXPORT_FOLDER = str(Path(env.get("EXPORT_FOLDER", str(instance / "exports"))).resolve())
+        # A filter of at most this many rows may still stream straight from /roster/export.<fmt> and
+        # the API; a larger one is prepared as a job (0: every export is a job).
+        self.EXPORT_STREAM_MAX_ROWS = int(env.get("EXPORT_STREAM_MAX_ROWS", "10000"))
         self.PROXY_FIX_X_FOR = int(env.get("PROXY_FIX_X_FOR", "0"))
         self.TRUSTED_HOSTS = _split(env.get("TRUSTED_HOSTS", "")) or None
         self.SESSION_COOKIE_SECURE = _bool(env.get("SESSION_COOKIE_SECURE", "false"))

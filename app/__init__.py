@@ -91,11 +91,13 @@ def register_caches(app: Flask) -> None:
 
 def register_events(app: Flask) -> None:
     """The one channel for side effects after a commit (app/services/events.py) and its handlers."""
+    from pathlib import Path
+
     from sqlmodel import Session
 
     from app.db import writing
     from app.extensions import limiter
-    from app.services import conversion, events, limits, phone_proof, tasks
+    from app.services import conversion, events, export_jobs, limits, phone_proof, tasks
 
     events.install()
     bus = events.Bus()
@@ -138,6 +140,16 @@ def register_events(app: Flask) -> None:
     )
     app.extensions["tasks"] = deliveries
     deliveries.subscribe(bus)
+    # Roster exports are jobs on the same queue (app/services/export_jobs.py).
+    exports = export_jobs.Exports(
+        deliveries.huey,
+        pii,
+        new_session,
+        engine,
+        export_jobs.Settings(Path(config["EXPORT_FOLDER"]), config["EXPORT_RETENTION_HOURS"]),
+    )
+    app.extensions["exports"] = exports
+    exports.subscribe(bus)
     register_integrations(app, deliveries)
     register_lifecycle(app, bus, deliveries, new_session)
 

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 
 from app.db import get_session
 from app.models import utcnow
-from app.services import retention
+from app.services import export_jobs, retention
 
 group = AppGroup("retention", help="Delete drafts and rejected applications past their retention period.")
 
@@ -20,11 +20,13 @@ def run_command() -> None:
     report = retention.purge(
         db, now=utcnow(), draft_hours=config["RETENTION_DRAFT_HOURS"], rejected_days=config["RETENTION_REJECTED_DAYS"]
     )
+    exports = current_app.extensions["exports"].settings
+    jobs = export_jobs.purge(db, exports.folder, now=utcnow(), hours=exports.retention_hours)
     db.commit()
     click.echo(
         f"deleted drafts: {report.drafts}, finished attempts: {report.finished}, "
         f"rejected applications: {report.rejected}, status checks: {report.status_checks}, "
-        f"outbox rows: {report.deliveries}"
+        f"outbox rows: {report.deliveries}, export jobs: {jobs}"
     )
 
 

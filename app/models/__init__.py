@@ -45,6 +45,7 @@ from app.models.lifecycle import (
 from app.models.outbox import (
     ChatRobot,
     Delivery,
+    ExportJob,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "Delivery",
     "District",
     "EscalationReturn",
+    "ExportJob",
     "JoinAttempt",
     "Member",
     "MemberQuestion",

@@ -76,3 +76,36 @@ class ChatRobot(SQLModel, table=True):
     url_enc: str
     secret_enc: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ExportJob(SQLModel, table=True):
+    """A roster export prepared by the consumer (app/services/export_jobs.py): written in the
+    request's transaction, run by `flask worker`, its file kept under the instance folder until
+    EXPORT_RETENTION_HOURS after it is done.
+
+    `filters_enc` is the filter's query arguments, encrypted like names (a search may be a name);
+    `filter_shape` is what an audit row may hold (RosterFilter.describe()). `scope` is the district
+    ids of the user when the job was asked for (None: an admin, every district). `layout` holds the
+    header and words in the user's language, so the consumer needs no request. `due_at` is when a
+    sweep may hand the job to a consumer: a little after the commit while queued, the end of the
+    lease while running (renewed with each step of progress)."""
+
+    __tablename__ = "export_job"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    scope: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    filters_enc: str
+    filter_shape: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    layout: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    format: str = Field(max_length=8)  # "csv", "xlsx"
+    status: str = Field(default="queued", max_length=16)  # queued, running, done, failed, expired
+    rows_done: int = Field(default=0)
+    rows_total: int | None = None
+    file_path: str | None = Field(default=None, max_length=255)  # relative to the exports folder
+    error: str | None = Field(default=None, max_length=64)  # a kind, never a message
+    attempts: int = Field(default=0)
+    due_at: datetime = Field(index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None

@@ -29,6 +29,8 @@ log). `ApplicationSubmitted`, `MemberDecided` and `MemberWithdrawn` also write s
 deliveries (app/services/webhooks/) to the outbox, and a new application posts to its district's
 group robot (app/services/robots.py), the same way. `TransferDecided`: the same notice when a
 transfer is approved (or the worker's own request is rejected), written and woken the same way.
+log). `ExportRequested`: the job's row is its own outbox row (the `export_job` table); a consumer
+is woken to prepare the file (app/services/export_jobs.py).
 
 A webhook is one more writer and handler pair: a row in the outbox, a wake-up after the commit.
 """
@@ -107,6 +109,13 @@ class CodeRequested(Event):
 
     def __repr__(self) -> str:  # never the phone or the code in a log line
         return f"CodeRequested(flow={self.flow!r}, owner_id={self.owner_id[:8]!r})"
+
+
+@dataclass(frozen=True)
+class ExportRequested(Event):
+    """An official asked for a roster export: its job row is written; a consumer prepares the file."""
+
+    job_id: int
 
 
 Handler = Callable[[Any], object]

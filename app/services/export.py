@@ -1,8 +1,10 @@
 """Roster exports: CSV and Excel of the current filter, streamed in flat memory, always audited.
 
 Rows come from one query, read in batches of plain column tuples (no ORM objects), and are
-written as they come; Excel goes through openpyxl's write-only mode into a temporary file that
-is then streamed in chunks. The stream reads on a session of its own, opened at its first row
+written as they come; Excel goes through XlsxWriter's constant-memory mode (one row in memory,
+formula, URL and number conversion off) into a file: a temporary one that is then streamed in
+chunks, or a job's file (app/services/export_jobs.py). `progress`, if given, hears the count of rows
+written every PROGRESS_EVERY rows (a job's progress). The stream reads on a session of its own, opened at its first row
 and closed when it ends, fails or is closed, so an export never holds the caller's connection
 (a streamed response outlives its request's teardown). Every export ends with an audit event
 (who, which filter, how many rows, whether it finished), written through the `finish` callback
@@ -18,16 +20,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+import xlsxwriter  # type: ignore[import-untyped]
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import String, func, type_coerce
 from sqlmodel import Session
 
-from app.models import District, Member, User, Workplace, utcnow
+from app.models import District, ExportJob, Member, User, Workplace, utcnow
 from app.services import audit
 from app.services.crypto import PiiCipher
 from app.services.roster import BadFilter, RosterFilter
@@ -50,12 +51,22 @@ HEADER = [
 ]
 DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 64 * 1024
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BATCH = 2000
 ISO_SECONDS = {  # the text of _iso(), made by the database (a datetime per cell costs ~3 µs in Python)
     "sqlite": lambda column: func.strftime("%Y-%m-%dT%H:%M:%S+00:00", column),
     "postgresql": lambda column: func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
 }
+PROGRESS_EVERY = 10_000
+XLSX_OPTIONS = {  # a cell is what it holds: no formula, link or number read from text
+    "constant_memory": True,
+    "strings_to_formulas": False,
+    "strings_to_urls": False,
+    "strings_to_numbers": False,
+    "default_date_format": "yyyy-mm-dd hh:mm:ss",
+}
 Finish = Callable[[int, bool], None]
+Progress = Callable[[int], None]
 Safe = Callable[[str | None], object]
 MAINLAND = "+86"
 
@@ -101,6 +112,21 @@ def record(session: Session, *, by: User, fmt: str, flt: RosterFilter, rows: int
         filter=flt.describe(),
         rows=rows,
         complete=complete,
+    )
+
+
+def record_job(session: Session, *, by: User, job: ExportJob) -> None:
+    """A prepared export's download, audited like a streamed one (the job's filter shape, its rows)."""
+    audit.record(
+        session,
+        "roster.export",
+        target_type="roster",
+        actor_id=by.id,
+        format=job.format,
+        filter=job.filter_shape,
+        rows=job.rows_done,
+        complete=True,
+        job=job.id,
     )
 
 
@@ -226,11 +252,12 @@ def csv_stream(
     finish: Finish,
     now: datetime | None = None,
     layout: Layout = CODES,
+    progress: Progress | None = None,
 ) -> Iterator[bytes]:
     """UTF-8 CSV (with BOM, so Excel reads Chinese right), one chunk per batch of rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    count, complete = 0, False
+    count, complete, told = 0, False, 0
     # Stations, districts and deciders repeat on many rows: neutralise each distinct value once.
     repeated = lru_cache(maxsize=4096)(_safe)
     try:
@@ -241,27 +268,12 @@ def csv_stream(
             count += 1
             if buffer.tell() >= CHUNK:
                 yield _drain(buffer)
+                if progress is not None and count - told >= PROGRESS_EVERY:
+                    progress(told := count)
         yield _drain(buffer)
         complete = True
     finally:
         finish(count, complete)
-
-
-def _text_cell(sheet: Any) -> Safe:
-    def cell(value: str | None) -> object:
-        if not value:
-            return ""
-        # A control character stored before input was cleaned at the boundary: XLSX cannot hold it
-        # (openpyxl refuses the row), so it shows as U+FFFD instead of failing the whole export.
-        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
-        if not value.startswith(DANGEROUS_START) and not value.isdigit():
-            return value
-        marked = WriteOnlyCell(sheet, value=value)
-        marked.data_type = "s"  # openpyxl would store "=..." as a formula
-        marked.quotePrefix = True
-        return marked
-
-    return cell
 
 
 def _drain(buffer: io.StringIO) -> bytes:
@@ -269,6 +281,61 @@ def _drain(buffer: io.StringIO) -> bytes:
     buffer.seek(0)
     buffer.truncate()
     return data
+
+
+def write_xlsx(
+    target: str | IO[bytes],
+    session: Session,
+    pii: PiiCipher,
+    scope: list[int] | None,
+    flt: RosterFilter,
+    *,
+    now: datetime | None = None,
+    layout: Layout = CODES,
+    progress: Progress | None = None,
+) -> int:
+    """An .xlsx of the filter written row by row to `target` (a path or a seekable file); the rows.
+
+    Text cells are text: one that a spreadsheet would read as a formula (or a number, like a
+    phone number with its +CC) is marked "quote prefix", which Excel shows as typed, without an
+    apostrophe, and keeps as text when edited. Times are date cells.
+    """
+    book = xlsxwriter.Workbook(target, XLSX_OPTIONS)
+    try:
+        sheet = book.add_worksheet("members")
+        quoted, stamp = book.add_format({"quote_prefix": True}), book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        text, when = sheet.write_string, sheet.write_datetime
+        for c, title in enumerate(layout.header):
+            text(0, c, title)
+        count = 0
+        for count, row in enumerate(
+            _rows(session, pii, scope, flt, now, layout=layout, safe=_clean, repeated=_clean), start=1
+        ):
+            for c, value in enumerate(row):
+                if value.__class__ is str:
+                    if not value:
+                        continue
+                    if value.startswith(DANGEROUS_START) or value.isdigit():
+                        text(count, c, value, quoted)
+                    else:
+                        text(count, c, value)
+                elif isinstance(value, datetime):
+                    when(count, c, value, stamp)
+                elif value is not None:
+                    text(count, c, str(value))
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                progress(count)
+    finally:
+        book.close()
+    return count
+
+
+def _clean(value: str | None) -> str:
+    """A text cell for Excel: empty for NULL; a control character stored before input was cleaned
+    at the boundary shows as U+FFFD (XLSX cannot hold it)."""
+    if not value:
+        return ""
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
 
 
 def xlsx_stream(
@@ -281,23 +348,11 @@ def xlsx_stream(
     now: datetime | None = None,
     layout: Layout = CODES,
 ) -> Iterator[bytes]:
-    """An .xlsx built row by row in write-only mode on disk, then streamed in chunks.
-
-    Text cells are text: one that a spreadsheet would read as a formula (or a number, like a
-    phone number with its +CC) is a string cell marked "quote prefix", which Excel shows as
-    typed, without an apostrophe, and keeps as text when edited.
-    """
+    """An .xlsx built on disk by `write_xlsx`, then streamed in chunks."""
     count, complete = 0, False
     try:
         with tempfile.TemporaryFile() as spool:
-            book = Workbook(write_only=True)
-            sheet = book.create_sheet("members")
-            sheet.append(layout.header)
-            safe = _text_cell(sheet)
-            for row in _rows(session, pii, scope, flt, now, layout=layout, safe=safe, repeated=safe):
-                sheet.append(row)
-                count += 1
-            book.save(spool)
+            count = write_xlsx(spool, session, pii, scope, flt, now=now, layout=layout)
             spool.seek(0)
             while chunk := spool.read(CHUNK):
                 yield chunk

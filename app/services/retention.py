@@ -43,6 +43,7 @@ PERSONAL_TABLES = {
     "join_attempt": "drafts and finished attempts after RETENTION_DRAFT_HOURS",
     "member": "rejected applications RETENTION_REJECTED_DAYS after the decision",
     "status_check": "after RETENTION_DRAFT_HOURS, and at least a day",
+    "export_job": "file and row EXPORT_RETENTION_HOURS after the job ended (app/services/export_jobs.py purge)",
     "delivery": "SMS outbox rows (sealed codes) a day old: every delivery ends within hours",
     # app/services/lifecycle.py: deleted with their member (ON DELETE CASCADE).
     "member_question": "with its member",

@@ -259,7 +259,8 @@ def _members_paths() -> Schema:
         "/members/export": {
             "get": {
                 "operationId": "exportMembers",
-                "summary": "The filtered roster as CSV or Excel (streamed; audited)",
+                "summary": "The filtered roster as CSV or Excel (streamed; audited); a filter of more than "
+                "EXPORT_STREAM_MAX_ROWS rows is 422 export_too_large (prepared as a job on /roster/exports/)",
                 "parameters": [
                     _query("format", {"type": "string", "enum": ["csv", "xlsx"], "default": "csv"}, "File format"),
                     *FILTERS,
@@ -274,7 +275,7 @@ def _members_paths() -> Schema:
                             },
                         },
                     },
-                    **_errors("400", "401", "403"),
+                    **_errors("400", "401", "403", "422"),
                 },
             }
         },
@@ -364,7 +365,10 @@ def _rate_limited(paths: Schema) -> Schema:
 
 def document() -> Schema:
     """The whole description; paths are relative to the server URL /api/v1."""
-    from app.web import openapi_transfers  # it builds on this module's helpers
+    from app.web import (
+        openapi_exports,  # it builds on this module's pieces
+        openapi_transfers,  # it builds on this module's helpers
+    )
 
     return {
         "openapi": "3.1.0",
@@ -376,6 +380,11 @@ def document() -> Schema:
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
-        "paths": _rate_limited({**_members_paths(), **_places_paths(), **openapi_transfers.paths()}),
-        "components": {**COMPONENTS, "schemas": {**COMPONENTS["schemas"], **openapi_transfers.SCHEMAS}},
+        "paths": _rate_limited(
+            {**_members_paths(), **openapi_exports.paths(), **_places_paths(), **openapi_transfers.paths()}
+        ),
+        "components": {
+            **COMPONENTS,
+            "schemas": {**COMPONENTS["schemas"], **openapi_transfers.SCHEMAS, **openapi_exports.SCHEMAS},
+        },
     }

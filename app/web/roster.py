@@ -32,7 +32,7 @@ from flask_wtf import FlaskForm
 from app.db import get_session, session_scope
 from app.models import MemberStatus, Role, utcnow
 from app.security import action_limit, same_origin_referrer
-from app.services import decisions, events, export, roster, tasks
+from app.services import decisions, events, export, export_jobs, roster, tasks
 from app.services.crypto import PiiCipher
 from app.web import MAX_DB_ID, escalation
 from app.web.access import role_required, scope, staff
@@ -213,9 +213,13 @@ def _safe_view(member_id: int | None) -> roster.MemberView | None:
 @bp.get("/export.<any(csv, xlsx):fmt>")
 @role_required(Role.official)
 @action_limit("export", lambda: staff().id or 0)
-def export_file(fmt: str) -> Response:
-    """The current filter as CSV or Excel, streamed; the audit event is written when it ends."""
+def export_file(fmt: str) -> ResponseReturnValue:
+    """The current filter as CSV or Excel, streamed when small (at most EXPORT_STREAM_MAX_ROWS
+    rows); a larger one is offered as a job (app/web/exports.py). The audit event is written when
+    the stream ends."""
     flt, user, pii, ids = _filter(), staff(), _pii(), scope()
+    if export_jobs.estimate(get_session(), pii, ids, flt) > current_app.config["EXPORT_STREAM_MAX_ROWS"]:
+        return render_template("roster/export_large.html", fmt=fmt, args=_filter_args())
 
     def finish(rows: int, complete: bool) -> None:
         with session_scope() as own:

@@ -43,6 +43,9 @@ def call(client, method: str, path: str, token: str | None = None, **kwargs):  #
     headers.update(kwargs.pop("headers", {}))
     response = client.open(PREFIX + path, method=method, headers=headers, **kwargs)
     template = re.sub(r"/\d+", "/{member_id}", path.split("?")[0])
+    template = re.sub(r"^/exports/file/.*", "/exports/file/{token}", template).replace(
+        "/exports/{member_id}", "/exports/{job_id}"
+    )
     documented = DOCUMENT["paths"][template][method.lower()]["responses"]
     assert str(response.status_code) in documented, f"{response.status_code} is not documented for {template}"
     SCHEMA[template][method].validate_response(response)
@@ -250,6 +253,27 @@ def test_export_xlsx_and_bad_format(client, world):
     response = call(client, "GET", "/members/export?format=xlsx&status=pending", world.tokens["admin"])
     assert response.status_code == 200 and response.data[:2] == b"PK"
     assert call(client, "GET", "/members/export?format=pdf", world.tokens["admin"]).status_code == 400
+
+
+def test_a_large_export_is_refused_not_streamed(app, client, world):
+    app.config["EXPORT_STREAM_MAX_ROWS"] = 1
+    response = call(client, "GET", "/members/export?format=csv", world.tokens["admin"])
+    assert response.status_code == 422 and response.json["error"] == "export_too_large"
+    assert "POST /api/v1/exports" in response.json["message"]
+
+
+def test_an_export_job_through_the_api(app, client, world):
+    response = call(client, "POST", "/exports?format=csv&status=pending", world.tokens["official"])
+    assert response.status_code == 202 and response.headers["Location"].endswith(f"/exports/{response.json['id']}")
+    job = call(client, "GET", f"/exports/{response.json['id']}", world.tokens["official"]).json
+    assert job["status"] == "done" and job["rows_done"] == job["rows_total"] and job["download_url"]
+    assert call(client, "GET", f"/exports/{job['id']}", world.tokens["admin"]).status_code == 404, "not your job"
+    path = job["download_url"].removeprefix("/api/v1")
+    body = call(client, "GET", path, world.tokens["official"])
+    assert body.status_code == 200 and body.mimetype == "text/csv"
+    assert call(client, "GET", path + "x", world.tokens["official"]).status_code == 404
+    assert call(client, "POST", "/exports?format=pdf", world.tokens["official"]).status_code == 400
+    assert call(client, "POST", "/exports", world.tokens["organizer"]).status_code == 403
 
 
 def test_places_are_scoped(client, world):
