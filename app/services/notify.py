@@ -16,6 +16,10 @@ from app.models import JoinAttempt, Member
 from app.services import sms
 from app.services.crypto import PiiCipher
 
+# The audit action of a decision notice that finally failed (app/services/tasks.py writes it; the
+# roster and the member page read it).
+NOTICE_FAILED = "notice_failed"
+
 log = logging.getLogger(__name__)
 
 

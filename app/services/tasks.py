@@ -60,7 +60,7 @@ CODE_RETRY_SECONDS = 10
 NOTICE_RETRIES = 8
 NOTICE_FIRST_DELAY = 60
 NOTICE_BACKOFF = 2
-NOTICE_FAILED = "notice_failed"
+NOTICE_FAILED = notify.NOTICE_FAILED
 TEMPORARY = {"unavailable", "rate_limited"}  # SmsError kinds worth another try
 SETTLED = {"sent", "stale", "gone", "opted_out"}  # outcomes that are not a failure
 

@@ -15,7 +15,7 @@ from typing import Protocol
 from sqlmodel import Session, col, select
 
 from app.models import AuditEvent
-from app.services.tasks import NOTICE_FAILED
+from app.services.notify import NOTICE_FAILED
 
 
 class Decided(Protocol):
