@@ -11,7 +11,7 @@ import enum
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Enum, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Enum, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -128,6 +128,9 @@ class Member(SQLModel, table=True):
     phone_enc: str
     phone_index: str = Field(max_length=64, unique=True)
     phone_last4_index: str = Field(max_length=64, index=True)
+    # The keyed index of the normalised full name (app/services/names.py); None until `members reindex`
+    # has reached a member that predates it.
+    name_index: str | None = Field(default=None, max_length=64, index=True)
     platform: Platform = Field(sa_column=_enum(Platform, "platform"))
     status: MemberStatus = Field(default=MemberStatus.pending, sa_column=_enum(MemberStatus, "member_status"))
     consent_version: str = Field(max_length=32)
@@ -155,6 +158,19 @@ class Member(SQLModel, table=True):
             server_default=MemberSource.join.value,
         ),
     )
+
+
+class DistrictCount(SQLModel, table=True):
+    """Members of one district in one status: the roster's tabs without counting rows.
+
+    Written only by the database's triggers on `member` (migration 0013), in the transaction of
+    the change; `flask --app wsgi counts rebuild` counts again from the members."""
+
+    __tablename__ = "district_count"
+
+    district_id: int = Field(foreign_key="district.id", primary_key=True, ondelete="CASCADE")
+    status: MemberStatus = Field(sa_column=Column(_enum(MemberStatus, "member_status").type, primary_key=True))
+    n: int = Field(default=0, sa_type=BigInteger)
 
 
 class JoinAttempt(CodeState, table=True):
