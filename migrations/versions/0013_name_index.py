@@ -1,4 +1,4 @@
-"""member.name_index (keyed index of the full name) and district_count (members per district and
+"""member.name_index (keyed index of the full name; the last four digits' index gains the district) and district_count (members per district and
 status, kept by triggers in the transaction of every change to a member)
 
 The name index needs PII_INDEX_KEY, which a migration does not hold: existing members get theirs
@@ -110,6 +110,10 @@ def upgrade() -> None:
         batch_op.create_index(
             'ix_member_name_district', ['name_index', 'district_id', 'created_at', 'id'], unique=False
         )
+        batch_op.drop_index('ix_member_phone_last4_index')
+        batch_op.create_index(
+            'ix_member_last4_district', ['phone_last4_index', 'district_id', 'created_at', 'id'], unique=False
+        )
     op.create_table(
         'district_count',
         sa.Column('district_id', sa.Integer(), nullable=False),
@@ -147,4 +151,6 @@ def downgrade() -> None:
     op.drop_table('district_count')
     with op.batch_alter_table('member') as batch_op:
         batch_op.drop_index('ix_member_name_district')
+        batch_op.drop_index('ix_member_last4_district')
+        batch_op.create_index('ix_member_phone_last4_index', ['phone_last4_index'], unique=False)
         batch_op.drop_column('name_index')
