@@ -128,6 +128,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('district_id', 'status'),
     )
     if op.get_bind().dialect.name == 'postgresql':
+        # A few rows updated by every join and decision: each update leaves a dead version behind.
+        # Free room on each page keeps the updates HOT (pruned in place), and autovacuum comes after
+        # every 1,000 dead versions rather than a share of a table this small (measured: 1M joins'
+        # worth of updates left 170,000 dead versions, 51 MB, and 40 ms tabs until a vacuum).
+        op.execute(
+            'ALTER TABLE district_count SET (fillfactor = 25, autovacuum_vacuum_scale_factor = 0, '
+            'autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0)'
+        )
         op.execute('LOCK TABLE member IN SHARE ROW EXCLUSIVE MODE')  # no writer between the count and the triggers
         for statement in POSTGRES:
             op.execute(statement)
