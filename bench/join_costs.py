@@ -70,6 +70,8 @@ def main() -> None:
         commands = int(store.info("stats")["total_commands_processed"]) - commands_before
         memory = int(store.info("memory")["used_memory"]) - memory_before
         keys = int(store.dbsize())
+        daily = [k for k in store.scan_iter(count=1000) if int(store.ttl(k)) > 3600]
+        daily_bytes = sum(int(store.memory_usage(k) or 0) for k in daily)
         engine.dispose()
     store.flushdb()
     lines += [
@@ -81,6 +83,7 @@ def main() -> None:
             f"{commands / args.joins:.1f}",
         ),
         ("Redis keys left after the joins", f"{keys} ({keys / args.joins:.1f} a join)"),
+        ("Redis keys that outlive an hour", f"{len(daily)} ({daily_bytes / args.joins:.0f} B a join)"),
         (
             "Redis memory growth",
             f"{memory / 1024:.0f} KiB ({memory / args.joins:.0f} B a join, {memory / max(keys, 1):.0f} B a key)",
