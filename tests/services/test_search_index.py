@@ -221,3 +221,33 @@ def test_counts_check_and_rebuild_repair_a_wrong_counter(app, db, pii, two):
     db.commit()
     assert tabs(db) == {"pending": 3, "approved": 0, "rejected": 0}
     assert db.exec(select(DistrictCount)).all()
+
+
+def test_transfers_in_opposite_directions_at_once_neither_deadlock_nor_miscount(app, pii, two):
+    """Counter rows are locked in (district, status) order whichever way a member moves."""
+    pd, xh = two
+    engine = app.extensions["db_engine"].execution_options(sqlite_begin="IMMEDIATE")
+    with Session(engine, expire_on_commit=False) as setup:
+        moves = [(make_member(setup, pii, (pd, xh)[n % 2], n).id, (xh, pd)[n % 2].id) for n in range(1, 11)]
+        setup.commit()
+    barrier, errors = threading.Barrier(len(moves)), []
+
+    def move(member_id: int, to: int) -> None:
+        with Session(engine) as session:
+            barrier.wait()
+            try:
+                session.execute(update(Member).where(col(Member.id) == member_id).values(district_id=to))
+                session.execute(update(Member).where(col(Member.id) == member_id).values(status=MemberStatus.approved))
+                session.commit()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=move, args=m) for m in moves]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Session(engine) as check:
+        assert tabs(check, [pd.id]) == tabs(check, [xh.id]) == {"pending": 0, "approved": 5, "rejected": 0}
+        assert district_counts.check(check) == []
