@@ -7,9 +7,12 @@ export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: run test test-sqlite test-postgres bench lint check translations extract-messages clean
 
+# A person at a terminal: log lines as text (LOG_FORMAT=json is the default for servers), and the
+# set-up steps quiet but for what they print themselves (the demo sign-in and join URLs).
+run: export LOG_FORMAT ?= text
 run: $(VENV)/.run-deps translations
-	$(BIN)/flask --app wsgi db upgrade
-	$(BIN)/flask --app wsgi seed-demo
+	LOG_LEVEL=WARNING $(BIN)/flask --app wsgi db upgrade
+	LOG_LEVEL=WARNING $(BIN)/flask --app wsgi seed-demo
 	@echo "SMS codes go to instance/sms-outbox.jsonl (SMS_BACKEND=console), sent by the consumer beside the server."
 	$(BIN)/flask --app wsgi worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \

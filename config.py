@@ -113,6 +113,7 @@ class Config:
         self.PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
         self.DATABASE_URL = env.get("DATABASE_URL", f"sqlite:///{instance / 'scanjoin.db'}")
         self.SMS_BACKEND = env.get("SMS_BACKEND", "console")
+        self.SMS_FALLBACK_BACKEND = env.get("SMS_FALLBACK_BACKEND", "")
         self.SMS_OUTBOX = env.get("SMS_OUTBOX", str(instance / "sms-outbox.jsonl"))
         self.TWILIO_ACCOUNT_SID = env.get("TWILIO_ACCOUNT_SID", "")
         self.TWILIO_AUTH_TOKEN = env.get("TWILIO_AUTH_TOKEN", "")
@@ -160,6 +161,8 @@ class Config:
         self.CARD_PUBLIC_KEYS = _split(env.get("CARD_PUBLIC_KEYS", ""))
         self.CARD_VALID_DAYS = int(env.get("CARD_VALID_DAYS", "365"))
         self.MAX_CONTENT_LENGTH = int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024)))
+        # How long a staff set-up link (an admin sends it to a new account) stays usable, in seconds.
+        self.STAFF_SETUP_MAX_AGE_SECONDS = int(env.get("STAFF_SETUP_MAX_AGE_SECONDS", str(72 * 3600)))
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         # json: one JSON object a line (for a log collector); text: for a person at a terminal.
         self.LOG_FORMAT = "text" if env.get("LOG_FORMAT", "json").lower() == "text" else "json"
@@ -173,6 +176,14 @@ class Config:
         # delivery reports and replies (empty: the path answers 404).
         self.SMS_RECEIPT_SECRET = env.get("SMS_RECEIPT_SECRET", "")
         self.TASK_QUEUE_NAME = env.get("TASK_QUEUE_NAME", "scanjoin")  # Redis: one name per deployment
+        # Webhooks (app/services/webhooks/): loopback, private and link-local addresses are refused
+        # unless WEBHOOK_ALLOW_PRIVATE=1 (tests, internal systems); each try waits this long to
+        # connect and to read; a failed try is retried after WEBHOOK_RETRY_BASE_SECONDS, then twice as
+        # long each time (at most an hour apart), for WEBHOOK_RETRY_HOURS after the event.
+        self.WEBHOOK_ALLOW_PRIVATE = _bool(env.get("WEBHOOK_ALLOW_PRIVATE", "0"))
+        self.WEBHOOK_TIMEOUT_SECONDS = float(env.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+        self.WEBHOOK_RETRY_BASE_SECONDS = float(env.get("WEBHOOK_RETRY_BASE_SECONDS", "60"))
+        self.WEBHOOK_RETRY_HOURS = float(env.get("WEBHOOK_RETRY_HOURS", "24"))
         # Threads of the consumer: each waits on the provider, so a slow one holds these only.
         self.TASK_WORKERS = int(env.get("TASK_WORKERS", "8"))
         # A poster's rendered page is reused this long per process (0: render every time); a
@@ -235,6 +246,12 @@ class Config:
             except ValueError as exc:
                 raise ConfigError("PII_ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes)") from exc
         self._check_card_keys()
+        # A webhook try connects, then reads, each within the timeout: both must end inside the
+        # outbox's 30 s lease (app/services/tasks.py), or a second consumer would try it meanwhile.
+        if not 0 < self.WEBHOOK_TIMEOUT_SECONDS <= 14:
+            raise ConfigError("WEBHOOK_TIMEOUT_SECONDS must be more than 0 and at most 14")
+        if self.WEBHOOK_RETRY_BASE_SECONDS <= 0 or self.WEBHOOK_RETRY_HOURS <= 0:
+            raise ConfigError("WEBHOOK_RETRY_BASE_SECONDS and WEBHOOK_RETRY_HOURS must be more than 0")
         for name in ("API_RATE_LIMIT", "API_AUTH_FAILURE_LIMIT"):
             try:
                 parse_many(getattr(self, name))
@@ -244,6 +261,9 @@ class Config:
 
         if backends.lookup(self.SMS_BACKEND) is None:
             raise ConfigError(f"SMS_BACKEND must be {backends.spoken(backends.names())}, not {self.SMS_BACKEND!r}")
+        fallback_problem = backends.fallback_problem(self.SMS_BACKEND, self.SMS_FALLBACK_BACKEND)
+        if fallback_problem:
+            raise ConfigError(fallback_problem)
         for name in ("ALIYUN_SMS_ENDPOINT", "TENCENT_SMS_ENDPOINT"):
             if not _endpoint_ok(getattr(self, name)):
                 raise ConfigError(f"{name} must be a host name or http(s)://host[:port], with no path")
@@ -333,8 +353,12 @@ class ProductionConfig(Config):
         backend = backends.lookup(self.SMS_BACKEND)
         if backend is None or not backend.production:
             raise ConfigError(f"production needs SMS_BACKEND={backends.spoken(backends.names(production=True))}")
-        needed = list(backend.settings)
-        missing = [name for name in needed if not getattr(self, name)]
+        problem = backends.fallback_problem(self.SMS_BACKEND, self.SMS_FALLBACK_BACKEND, production=True)
+        if problem:
+            raise ConfigError(problem)
+        fallback = backends.lookup(self.SMS_FALLBACK_BACKEND) if self.SMS_FALLBACK_BACKEND else None
+        needed = [*backend.settings, *(fallback.settings if fallback else ())]
+        missing = [name for name in dict.fromkeys(needed) if not getattr(self, name)]
         if missing:
             raise ConfigError(f"missing required settings: {', '.join(missing)}")
         if self.RATELIMIT_STORAGE_URI.split("://", 1)[0] in ("memory", "swept-memory"):

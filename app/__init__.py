@@ -138,6 +138,26 @@ def register_events(app: Flask) -> None:
     )
     app.extensions["tasks"] = deliveries
     deliveries.subscribe(bus)
+    register_integrations(app, deliveries)
+
+
+def register_integrations(app: Flask, deliveries: Any) -> None:
+    """Signed webhooks and district group robots: kinds of the outbox, sent by the consumer."""
+    from app.services import robots, webhooks
+
+    bus, config, pii = app.extensions["events"], app.config, app.extensions["pii"]
+    settings = webhooks.Settings(
+        allow_private=config["WEBHOOK_ALLOW_PRIVATE"],
+        timeout=config["WEBHOOK_TIMEOUT_SECONDS"],
+        retry_base=config["WEBHOOK_RETRY_BASE_SECONDS"],
+        retry_hours=config["WEBHOOK_RETRY_HOURS"],
+    )
+    hooks = webhooks.Webhooks(deliveries, pii, settings)
+    app.extensions["webhooks"] = hooks
+    hooks.subscribe(bus)
+    chat = robots.Robots(deliveries, pii, settings)
+    app.extensions["robots"] = chat
+    chat.subscribe(bus)
 
 
 class WtformsTranslations:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 BASE_URL = "https://join.example.org"  # 24 characters, as the issue's QR budget assumes
 DOC = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Posters"
-TARGETS = {"page_ms": 150, "district_s": 30, "rss_mb": 300}
+TARGETS = {"page_ms": 150, "district_s": 12, "rss_mb": 300}  # district: wall seconds on two cores (issue 17)
 
 
 def median_ms(action: Callable[[], object], runs: int) -> tuple[float, float]:
@@ -78,13 +78,17 @@ def seed(env: dict[str, str], workplaces: int) -> None:
             places.import_csv(db, "\n".join(rows))
 
 
-def run_child(env: dict[str, str], args: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one `flask` command in a fresh child process."""
+def run_child(env: dict[str, str], args: list[str], workers: int = 1) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one `flask` command in a fresh child process,
+    its drawing processes included: CPU is theirs and its own; the peak is its own plus `workers`
+    times the largest of theirs (an upper bound: they all peak at once)."""
     code = (
         "import resource, sys; from flask.cli import main; sys.argv = ['flask', '--app', 'wsgi'] + sys.argv[1:];\n"
         "try:\n    main()\nfinally:\n"
         "    u = resource.getrusage(resource.RUSAGE_SELF)\n"
-        "    print(u.ru_maxrss, u.ru_utime + u.ru_stime, file=sys.stderr)"
+        "    c = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        f"    print(u.ru_maxrss + {workers if workers > 1 else 0} * c.ru_maxrss,"
+        " u.ru_utime + u.ru_stime + c.ru_utime + c.ru_stime, file=sys.stderr)"
     )
     start = time.perf_counter()
     done = subprocess.run(
@@ -150,6 +154,7 @@ def report(
     base_s, base_cpu, base_mb = runs["baseline"]
     _small_s, _small_cpu, small_mb = runs["small"]
     big_s, big_cpu, big_mb = runs["district"]
+    one_s, one_cpu, one_mb = runs["one process"]
     qr_wall, qr_cpu = pages["baseline"]
     ok = lambda good: "yes" if good else "**no**"  # noqa: E731
     per_page = (big_cpu - base_cpu) / page_count * 1000
@@ -172,20 +177,28 @@ def report(
             f" | {cpu / qr_cpu:.1f}× | ≤ {TARGETS['page_ms']} ms | {ok(cpu <= TARGETS['page_ms'])} |"
         )
     lines += [
-        f"| `posters render --district`, {page_count} pages | {big_s:.1f} s | {big_cpu:.1f} s"
-        f" | start-up (`posters templates`): {base_s:.1f} s wall, {base_cpu:.1f} s CPU"
-        f" | {per_page:.0f} ms CPU a page | ≤ {TARGETS['district_s']} s | {ok(big_cpu <= TARGETS['district_s'])} |",
+        "",
+        "| district PDF | wall | CPU (all processes) | baseline (same run) | wall ratio | target (wall) | met |",
+        "|---|---|---|---|---|---|---|",
+        f"| `posters render --district`, {page_count} pages, `--workers 2` | {big_s:.1f} s | {big_cpu:.1f} s"
+        f" | one process (`--workers 1`): {one_s:.1f} s wall, {one_cpu:.1f} s CPU; start-up (`posters templates`):"
+        f" {base_s:.1f} s wall | {big_s / one_s:.2f} | ≤ {TARGETS['district_s']} s"
+        f" | {ok(big_s <= TARGETS['district_s'])} |",
+        "",
+        f"{per_page:.0f} ms of CPU a page with two drawing processes (each starts clean and draws the template's"
+        " background once).",
         "",
         "| peak RSS of the command | MB |",
         "|---|---|",
         f"| `posters templates` (start-up baseline) | {base_mb:.0f} |",
-        f"| `posters render`, 20 pages | {small_mb:.0f} |",
-        f"| `posters render --district`, {page_count} pages | {big_mb:.0f} (target ≤ {TARGETS['rss_mb']}:"
-        f" {ok(big_mb <= TARGETS['rss_mb'])}) |",
+        f"| `posters render`, 20 pages (one process) | {small_mb:.0f} |",
+        f"| `posters render --district`, {page_count} pages, one process | {one_mb:.0f} |",
+        f"| `posters render --district`, {page_count} pages, two drawing processes (the command plus twice the"
+        f" larger worker's peak) | {big_mb:.0f} (target ≤ {TARGETS['rss_mb']}: {ok(big_mb <= TARGETS['rss_mb'])}) |",
         "",
         f"The {page_count}-page PDF is {size_mb:.1f} MB (the template's background is stored once; one A4 PNG is"
         f" {pages['png_kb'][0]:.0f} KB). Memory stays flat: the PDF is written a page at a time, so"
-        f" {page_count} pages peak within {big_mb - small_mb:+.0f} MB of 20 pages.",
+        f" {page_count} pages in one process peak within {one_mb - small_mb:+.0f} MB of 20 pages.",
         "",
     ]
     return "\n".join(lines)
@@ -228,12 +241,20 @@ def main() -> None:
                     *[f"B-{i:04d}" for i in range(1, 21)],
                     "--template",
                     "a4",
+                    "--workers",
+                    "1",
                     "-o",
                     str(instance / "small.pdf"),
                 ],
             ),
+            "one process": run_child(
+                env,
+                ["posters", "render", "--district", "BENCH", "--template", "a4", "--workers", "1", "-o", str(out)],
+            ),
             "district": run_child(
-                env, ["posters", "render", "--district", "BENCH", "--template", "a4", "-o", str(out)]
+                env,
+                ["posters", "render", "--district", "BENCH", "--template", "a4", "--workers", "2", "-o", str(out)],
+                workers=2,
             ),
         }
         text = report(pages, runs, args.pages, out.stat().st_size / 2**20, (load_start, os.getloadavg()[0]))

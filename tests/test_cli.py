@@ -99,6 +99,8 @@ def test_members_list_json_is_decrypted_for_operators(app, client, db, sms):
         "district": "PD",
         "status": "pending",
         "created_at": row["created_at"],
+        "member_number": None,
+        "history": [],
     }
     assert json.loads(run(app, "members", "list", "--json", "--status", "approved").output) == []
     assert json.loads(run(app, "members", "list", "--json", "--district", "XX").output) == []

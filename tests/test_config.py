@@ -137,3 +137,13 @@ def test_approval_working_days_with_the_old_name_as_alias(tmp_path):
         {"INSTANCE_PATH": str(tmp_path), "ROSTER_OVERDUE_DAYS": "20", "APPROVAL_WORKING_DAYS": "10"}
     )
     assert both.ROSTER_OVERDUE_DAYS == 10
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("WEBHOOK_TIMEOUT_SECONDS", "0"), ("WEBHOOK_TIMEOUT_SECONDS", "20"), ("WEBHOOK_RETRY_BASE_SECONDS", "0")],
+)
+def test_webhook_timings_that_cannot_work_are_refused(keys, tmp_path, setting, value):  # type: ignore[no-untyped-def]
+    env = {**keys, "APP_ENV": "testing", "INSTANCE_PATH": str(tmp_path), setting: value}
+    with pytest.raises(ConfigError, match=setting):
+        load_config(env)

@@ -23,8 +23,14 @@ MANUAL = ("`flask --app wsgi retention run` is scheduled at least hourly (F8)",)
 
 def checklist(config: Mapping[str, Any]) -> tuple[str, ...]:
     """What an operator checks by hand: the SMS backend's own items (from its registry entry), then ours."""
-    backend = backends.lookup(str(config.get("SMS_BACKEND")))
-    return (*(backend.checklist if backend else ()), *MANUAL)
+    items = [item for backend in _sms_backends(config) for item in backend.checklist]
+    return (*dict.fromkeys(items), *MANUAL)
+
+
+def _sms_backends(config: Mapping[str, Any]) -> list[backends.Backend]:
+    """The registry entries of SMS_BACKEND and, when set, SMS_FALLBACK_BACKEND."""
+    named = (str(config.get("SMS_BACKEND")), str(config.get("SMS_FALLBACK_BACKEND") or ""))
+    return [backend for backend in map(backends.lookup, filter(None, named)) if backend is not None]
 
 
 def problems(config: Mapping[str, Any], storage_ok: bool = True) -> list[str]:
@@ -77,6 +83,11 @@ def _runtime(config: Mapping[str, Any], storage_ok: bool) -> Iterator[str]:
     backend = backends.lookup(str(config.get("SMS_BACKEND")))
     if backend is None or not backend.production:
         yield f"SMS_BACKEND must be {backends.spoken(backends.names(production=True))}"
+    fallback = backends.fallback_problem(
+        str(config.get("SMS_BACKEND")), str(config.get("SMS_FALLBACK_BACKEND") or ""), production=True
+    )
+    if fallback:
+        yield fallback
     if security.HSTS_SECONDS < 365 * 24 * 3600:
         yield "HSTS max-age must be at least one year"
 
@@ -109,15 +120,26 @@ def _abuse(config: Mapping[str, Any]) -> Iterator[str]:
 
 def warnings(config: Mapping[str, Any]) -> list[str]:
     """What a person must look at before going live, though the app can run with it."""
-    return list(_sign_names(config))
+    return [*_sign_names(config), *_webhooks(config)]
+
+
+def _webhooks(config: Mapping[str, Any]) -> Iterator[str]:
+    if config.get("WEBHOOK_ALLOW_PRIVATE"):
+        yield (
+            "WEBHOOK_ALLOW_PRIVATE is on: webhooks and robots may reach loopback and private addresses"
+            " (the database, Redis, a cloud metadata service); keep it for internal systems you trust"
+        )
 
 
 def _sign_names(config: Mapping[str, Any]) -> Iterator[str]:
     """A mainland SMS shows its sign name as 【…】: one naming the union tells whoever sees the phone."""
-    backend = config.get("SMS_BACKEND")
-    prefix = {"aliyun": "ALIYUN", "tencent": "TENCENT"}.get(str(backend))
-    if prefix is None:
-        return
+    for backend in _sms_backends(config):
+        prefix = {"aliyun": "ALIYUN", "tencent": "TENCENT"}.get(backend.name)
+        if prefix is not None:
+            yield from _sign_name(config, prefix)
+
+
+def _sign_name(config: Mapping[str, Any], prefix: str) -> Iterator[str]:
     sign_name = str(config.get(f"{prefix}_SMS_SIGN_NAME", ""))
     for reason in sign_name_problems(sign_name, str(config.get("UNION_NAME", ""))):
         yield (

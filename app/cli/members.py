@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.db import engine, get_session
 from app.models import District, Member, MemberStatus, Workplace
-from app.services import member_import, names
+from app.services import member_import, names, transfers
 from app.services.crypto import PiiCipher
 
 group = AppGroup("members", help="Members and applications.")
@@ -37,6 +37,8 @@ def list_command(status: str | None, district: str | None, as_json: bool) -> Non
         query = query.where(Member.status == MemberStatus(status))
     if district:
         query = query.where(District.code == district)
+    found = list(db.exec(query))
+    moves = transfers.histories(db, [m.id or 0 for m, _d, _w in found])
     rows = [
         {
             "id": m.id,
@@ -47,8 +49,10 @@ def list_command(status: str | None, district: str | None, as_json: bool) -> Non
             "district": d_code,
             "status": m.status.value,
             "created_at": m.created_at.isoformat(),
+            "member_number": m.member_number,
+            "history": _history(m, d_code, moves.get(m.id or 0, [])),
         }
-        for m, d_code, w_code in db.exec(query)
+        for m, d_code, w_code in found
     ]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -56,6 +60,21 @@ def list_command(status: str | None, district: str | None, as_json: bool) -> Non
     for r in rows:
         where = f"{r['district']:<10} {r['workplace'] or '-':<12}"
         click.echo(f"{r['id']:>6} {r['status']:<9} {where} {r['platform']:<14} {r['name']} {r['phone']}")
+
+
+def _history(member: Member, district: str, moves: list[transfers.TransferView]) -> list[dict[str, object]]:
+    """Each district of an approved member with its dates and member number (transfers), oldest first."""
+    if member.decided_at is None or member.status is not MemberStatus.approved:
+        return []
+    return [
+        {
+            "district": stay.district,
+            "member_number": stay.member_number,
+            "since": stay.since.isoformat() if stay.since else None,
+            "until": stay.until.isoformat() if stay.until else None,
+        }
+        for stay in transfers.history(member, district, moves)
+    ]
 
 
 @group.command("import")

@@ -48,7 +48,15 @@ def templates_command() -> None:
     required=True,
     help="OUT.pdf (any number of places, one a page) or OUT.png (one place).",
 )
-def render_command(codes: tuple[str, ...], district: str | None, template_name: str, output: Path) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes drawing pages at once (default: one a CPU this process may use; one for a few pages).",
+)
+def render_command(
+    codes: tuple[str, ...], district: str | None, template_name: str, output: Path, workers: int | None
+) -> None:
     """Render posters for place CODEs and/or a --district into a PDF or a PNG."""
     kind = output.suffix.lower()
     if kind not in (".pdf", ".png"):
@@ -65,18 +73,29 @@ def render_command(codes: tuple[str, ...], district: str | None, template_name: 
         raise click.UsageError("name at least one place CODE or a --district")
     if kind == ".png" and len(chosen) != 1:
         raise click.UsageError(f"a PNG holds one place, not {len(chosen)}: write a .pdf")
-    _write(output, _render(kit, template, chosen, kind))
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if len(chosen) > SMALL_JOB else 1
+    _write(output, _render(kit, template, chosen, kind, workers))
     click.echo(f"{output}: {len(chosen)} page(s), template {template.name}", err=True)
 
 
-def _render(kit: posters.Kit, template: Template, chosen: list[places.Place], kind: str) -> Iterator[bytes]:
+SMALL_JOB = 8  # pages: fewer are drawn in this process (starting workers would cost more)
+
+
+def _render(
+    kit: posters.Kit, template: Template, chosen: list[places.Place], kind: str, workers: int
+) -> Iterator[bytes]:
     db = get_session()
     if kind == ".png":
         image = posters.render(template, kit.data(db, chosen[0]), kit.fonts)
         yield posters.png_bytes(image, template.page.dpi)
         return
-    with click.progressbar(chosen, label="rendering", file=sys.stderr, show_pos=True) as bar:
-        yield from posters.pdf(template, (kit.data(db, place) for place in bar), kit.fonts)
+    pages = [kit.data(db, place) for place in chosen]  # read before any drawing starts
+    with click.progressbar(length=len(pages), label="rendering", file=sys.stderr, show_pos=True) as bar:
+        for index, chunk in enumerate(posters.pdf(template, pages, kit.fonts, workers=workers)):
+            if index < len(pages):  # one piece a page, then the index
+                bar.update(1)
+            yield chunk
 
 
 def _write(output: Path, chunks: Iterable[bytes]) -> None:

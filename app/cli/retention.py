@@ -23,7 +23,8 @@ def run_command() -> None:
     db.commit()
     click.echo(
         f"deleted drafts: {report.drafts}, finished attempts: {report.finished}, "
-        f"rejected applications: {report.rejected}, status checks: {report.status_checks}"
+        f"rejected applications: {report.rejected}, status checks: {report.status_checks}, "
+        f"outbox rows: {report.deliveries}"
     )
 
 

@@ -15,6 +15,8 @@ from app.services import audit
 PREFIX = "sj_"
 # last_used_at is for humans ("is this integration alive?"): an hour's precision spares a write per call.
 TOUCH_EVERY = timedelta(hours=1)
+# "read" answers GET only; "write" also decides and upserts, within what the user's role allows.
+SCOPES = ("read", "write")
 
 
 class TokenNotFound(LookupError):
@@ -25,24 +27,47 @@ def digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def issue(session: Session, user: User, *, now: datetime, actor_id: int | None = None) -> tuple[ApiToken, str]:
+def issue(
+    session: Session,
+    user: User,
+    *,
+    now: datetime,
+    actor_id: int | None = None,
+    scope: str = "write",
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
     """A new token for `user`: the row and the only copy of the secret."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     raw = PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id or 0, token_hash=digest(raw), created_at=now)
+    token = ApiToken(user_id=user.id or 0, token_hash=digest(raw), created_at=now, scope=scope, expires_at=expires_at)
     session.add(token)
     session.flush()
     audit.record(
-        session, "api_token.create", target_type="api_token", target_id=token.id, actor_id=actor_id, user_id=user.id
+        session,
+        "api_token.create",
+        target_type="api_token",
+        target_id=token.id,
+        actor_id=actor_id,
+        user_id=user.id,
+        scope=scope,
+        expires_at=expires_at.isoformat() if expires_at else None,
     )
     return token, raw
 
 
 def authenticate(session: Session, raw: str, *, now: datetime) -> User | None:
     """The active user a live token belongs to, or None."""
+    found = check(session, raw, now=now)
+    return found[0] if found else None
+
+
+def check(session: Session, raw: str, *, now: datetime) -> tuple[User, ApiToken] | None:
+    """The active user and the live (unrevoked, unexpired) token, or None."""
     if not raw.startswith(PREFIX) or len(raw) > 128:
         return None
     token = session.exec(select(ApiToken).where(ApiToken.token_hash == digest(raw))).first()
-    if token is None or token.revoked_at is not None:
+    if token is None or token.revoked_at is not None or expired(token, now):
         return None
     user = session.get(User, token.user_id)
     if user is None or not user.active:
@@ -50,7 +75,11 @@ def authenticate(session: Session, raw: str, *, now: datetime) -> User | None:
     if token.last_used_at is None or _aware(token.last_used_at) < now - TOUCH_EVERY:
         token.last_used_at = now
         session.add(token)
-    return user
+    return user, token
+
+
+def expired(token: ApiToken, now: datetime) -> bool:
+    return token.expires_at is not None and _aware(token.expires_at) <= now
 
 
 def _aware(at: datetime) -> datetime:

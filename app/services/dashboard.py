@@ -26,7 +26,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.models import District, Member, MemberStatus, PlaceKind, PlaceStat, Workplace
-from app.services import deadlines
+from app.services import deadlines, transfers
 
 PERIODS = (30, 90)
 SUPPRESS_BELOW = 5
@@ -357,6 +357,8 @@ class Report:
     funnels: list[tuple[PosterFunnel, dict[str, int | str | None]]] = field(default_factory=list)
     funnel_totals: dict[str, int | str] = field(default_factory=dict)
     decisions: dict[int | None, Decisions] = field(default_factory=dict)
+    # Approved transfers decided in the window, per district: (out, in).
+    transfers: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def place_name(self, kind: PlaceKind, place_id: int) -> tuple[str, str]:
         """(code, name) of a poster's place; a place deleted since shows its id."""
@@ -386,4 +388,5 @@ def report(session: Session, scope: list[int] | None, win: Window, *, members: b
     out.by_platform, out.platform_keys = suppressed_joins(platforms, win, {}), platforms.keys
     found = decisions_by_district(session, [d.id or 0 for d in out.districts], win, working_days)
     out.decisions = found if len(out.districts) > 1 else {None: found[None]}
+    out.transfers = transfers.counts_by_district(session, [d.id or 0 for d in out.districts], win.start)
     return out

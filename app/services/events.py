@@ -21,11 +21,14 @@ transaction: `events.record(session, MemberDecided(...))`. The event waits on `s
   committing caller (`events.outcomes(session, MemberDecided)`), e.g. the roster's count of
   decision texts that could not be sent.
 
-Today's handlers: `CodeRequested` (app/services/phone_proof.py): a join code is written to the
-outbox (the `delivery` table, the code encrypted like a name) and a consumer is woken to send it
-(app/services/tasks.py); a status code is sent at once. `MemberDecided`: the neutral decision notice,
+Today's handlers: `CodeRequested` (app/services/phone_proof.py): a join or status-check code is
+written to the outbox (the `delivery` table, the code encrypted like a name) and a consumer is
+woken to send it (app/services/tasks.py). `MemberDecided`: the neutral decision notice,
 the same way (retried for hours, a final failure flagged on the member's page and in the audit
-log). `ApplicationSubmitted` (recorded when a join code is proven) has no handler yet.
+log). `ApplicationSubmitted`, `MemberDecided` and `MemberWithdrawn` also write signed webhook
+deliveries (app/services/webhooks/) to the outbox, and a new application posts to its district's
+group robot (app/services/robots.py), the same way. `TransferDecided`: the same notice when a
+transfer is approved (or the worker's own request is rejected), written and woken the same way.
 
 A webhook is one more writer and handler pair: a row in the outbox, a wake-up after the commit.
 """
@@ -69,6 +72,26 @@ class MemberDecided(Event):
     member_id: int
     district_id: int
     approved: bool
+
+
+@dataclass(frozen=True)
+class MemberWithdrawn(Event):
+    """A worker withdrew consent: the member's row is deleted (the event keeps its ids only)."""
+
+    member_id: int
+    district_id: int
+
+
+@dataclass(frozen=True)
+class TransferDecided(Event):
+    """The receiving district approved or rejected a transfer (app/services/transfers.py)."""
+
+    transfer_id: int
+    member_id: int
+    from_district_id: int
+    to_district_id: int
+    approved: bool
+    started_by: str  # "worker" or "official"
 
 
 @dataclass(frozen=True, repr=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +16,14 @@ from app.services.crypto import PiiCipher
 from app.services.phones import last4
 from app.services.places import ResolvedPlace
 
-CONSENT_VERSION = "2026-11-v1"
+# v2: the notice names the SMS provider, and a provider abroad (Twilio) gets a consent of its own.
+CONSENT_VERSION = "2026-12-v2"
+
+
+def consent_version(providers: Sequence[str] = ()) -> str:
+    """The version of the notice a worker agreed to. It names the SMS providers (the cross-border
+    consent comes with `twilio`), so they are part of the version: `2026-12-v2-aliyun`."""
+    return "-".join((CONSENT_VERSION, *providers))
 
 
 class AttemptMismatch(Exception):
@@ -29,6 +37,7 @@ class Applicant:
     platform: Platform
     workplace_id: int | None
     locale: str
+    consent_version: str = CONSENT_VERSION
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ def start_attempt(
         phone_enc=pii.encrypt(applicant.phone),
         phone_index=pii.index(applicant.phone),
         platform=applicant.platform,
-        consent_version=CONSENT_VERSION,
+        consent_version=applicant.consent_version,
         consent_at=now,
         locale=applicant.locale,
         created_at=now,

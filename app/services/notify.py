@@ -30,6 +30,15 @@ def member_locale(session: Session, member: Member) -> str:
     return session.execute(query).scalar_one_or_none() or "zh"
 
 
+def decision_message(session: Session, pii: PiiCipher, member: Member, *, link: str) -> tuple[str, sms.Message] | None:
+    """The phone and the text of the member's decision notice, or None when the phone opted out."""
+    phone = pii.decrypt(member.phone_enc)
+    if sms.is_opted_out(session, pii, phone):
+        log.info("decision text for member %s skipped: phone opted out", member.id)
+        return None
+    return phone, sms.Message(sms.DECISION, {"link": link}, member_locale(session, member))
+
+
 def send_decision(
     session: Session,
     gateway: sms.SmsGateway,
@@ -45,12 +54,12 @@ def send_decision(
 
     Flushes an opt-out it learns of; the caller commits.
     """
-    phone = pii.decrypt(member.phone_enc)
-    if sms.is_opted_out(session, pii, phone):
-        log.info("decision text for member %s skipped: phone opted out", member.id)
+    prepared = decision_message(session, pii, member, link=link)
+    if prepared is None:
         return False
+    phone, message = prepared
     try:
-        gateway.send(phone, sms.Message(sms.DECISION, {"link": link}, member_locale(session, member)))
+        gateway.send(phone, message)
     except sms.SmsError as exc:
         log.warning("decision text for member %s not sent: %s", member.id, exc.kind)
         if exc.kind == "opted_out":

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from app.models import CodeState, JoinAttempt, StatusCheck, utcnow
+from app.models import CodeState, StatusCheck, utcnow
 from app.services import conversion, events, limits, sms, status, verification
 from app.services.crypto import PiiCipher
 
@@ -135,8 +135,7 @@ class PhoneProof:
         code = verification.issue(
             owner, gateway=self.gateway, key=self.settings.key, now=utcnow(), ttl=self.settings.ttl
         )
-        if isinstance(owner, JoinAttempt):
-            owner.send_error = None  # this code's send reports for itself
+        owner.send_error = None  # this code's send reports for itself
         db.add(owner)
         events.record(db, events.CodeRequested(flow, owner.id, phone, code, owner.locale))
 

@@ -119,7 +119,7 @@ def resolve(session: Session, signer: QrSigner, token: str, today: date) -> Reso
     if place is None or district is None:
         raise PlaceNotFound()
     current = place.qr_version % 64 == ref.version_mod and place.qr_issued_at.date() == ref.issued_on
-    if not current or place.qr_revoked_at is not None:
+    if not current or place.qr_revoked_at is not None or place.retired_at is not None:
         raise PlaceReplaced()
     return ResolvedPlace(district=district, workplace=workplace, kind=ref.kind, qr_version=place.qr_version)
 
@@ -152,20 +152,25 @@ def rotate(session: Session, place: Place, *, now: datetime, actor_id: int | Non
     return place
 
 
-def workplaces_of(session: Session, district_id: int) -> list[Workplace]:
+def workplaces_of(session: Session, district_id: int, *, retired: bool = False) -> list[Workplace]:
+    """The district's workplaces in use (with `retired`, those an admin retired too)."""
     query = select(Workplace).where(Workplace.district_id == district_id).order_by(Workplace.name)
+    if not retired:
+        query = query.where(col(Workplace.retired_at).is_(None))
     return list(session.exec(query))
 
 
-def all_places(session: Session, district_code: str | None = None) -> list[Place]:
-    """Every district, each followed by its workplaces."""
+def all_places(session: Session, district_code: str | None = None, *, retired: bool = False) -> list[Place]:
+    """Every district in use, each followed by its workplaces in use (with `retired`, every one)."""
     query = select(District).order_by(District.code)
     if district_code:
         query = query.where(District.code == district_code)
+    if not retired:
+        query = query.where(col(District.retired_at).is_(None))
     places: list[Place] = []
     for district in session.exec(query):
         places.append(district)
-        places.extend(sorted(workplaces_of(session, district.id or 0), key=lambda w: w.code))
+        places.extend(sorted(workplaces_of(session, district.id or 0, retired=retired), key=lambda w: w.code))
     return places
 
 

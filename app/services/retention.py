@@ -4,8 +4,9 @@ Unfinished join attempts (drafts) go after RETENTION_DRAFT_HOURS; finished ones 
 member row already holds what they had. Rejected applications go RETENTION_REJECTED_DAYS after
 the decision. Status checks (a worker proving their phone to read their status) go after the
 same RETENTION_DRAFT_HOURS, but never within a day: the status page's daily limits count a day
-of them. Approved and pending members are never touched. Each run leaves one audit event with
-counts only.
+of them. Rows of the SMS outbox (`delivery`, a code sealed for sending) left after a day go too:
+every delivery is done, dropped or given up within hours. Approved and pending members are
+never touched. Each run leaves one audit event with counts only.
 
 Every table with an encrypted name or phone (`*_enc`) is listed in PERSONAL_TABLES with the rule
 that purges it (tests/security/test_retention_coverage.py fails on a new one missing here).
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from app.models import JoinAttempt, Member, MemberStatus, StatusCheck
+from app.models import Delivery, JoinAttempt, Member, MemberStatus, StatusCheck
 from app.services import audit
 
 
@@ -29,16 +30,20 @@ class RetentionReport:
     finished: int  # verified join attempts (their data lives on in the member row)
     rejected: int  # rejected members
     status_checks: int = 0  # a worker's phone proven to read their status
+    deliveries: int = 0  # outbox rows left over (a sealed code, a notice)
 
 
 # The daily limits of app/services/status.py read a day of status checks.
 STATUS_CHECK_MIN_AGE = timedelta(days=1)
+# Longer than any delivery's retries (a notice's span about 4¼ hours, app/services/tasks.py).
+DELIVERY_MAX_AGE = timedelta(days=1)
 # Each table holding an encrypted name or phone, and the rule that purges it. `user` holds only
 # staff TOTP secrets (deleted with the account), not a worker's name or phone.
 PERSONAL_TABLES = {
     "join_attempt": "drafts and finished attempts after RETENTION_DRAFT_HOURS",
     "member": "rejected applications RETENTION_REJECTED_DAYS after the decision",
     "status_check": "after RETENTION_DRAFT_HOURS, and at least a day",
+    "delivery": "SMS outbox rows (sealed codes) a day old: every delivery ends within hours",
 }
 
 
@@ -50,7 +55,10 @@ def purge(session: Session, *, now: datetime, draft_hours: int, rejected_days: i
     finished = _delete_attempts(session, attempt_cutoff, verified=True)
     rejected = _delete_rejected(session, decision_cutoff)
     checks = _delete_status_checks(session, min(attempt_cutoff, now - STATUS_CHECK_MIN_AGE))
-    report = RetentionReport(drafts=drafts, finished=finished, rejected=rejected, status_checks=checks)
+    deliveries = _delete_deliveries(session, now - DELIVERY_MAX_AGE)
+    report = RetentionReport(
+        drafts=drafts, finished=finished, rejected=rejected, status_checks=checks, deliveries=deliveries
+    )
     audit.record(
         session,
         "retention.run",
@@ -59,6 +67,7 @@ def purge(session: Session, *, now: datetime, draft_hours: int, rejected_days: i
         finished=finished,
         rejected=rejected,
         status_checks=checks,
+        deliveries=deliveries,
         draft_hours=draft_hours,
         rejected_days=rejected_days,
     )
@@ -90,4 +99,9 @@ def _delete_rejected(session: Session, cutoff: datetime) -> int:
 
 def _delete_status_checks(session: Session, cutoff: datetime) -> int:
     result = session.execute(delete(StatusCheck).where(col(StatusCheck.created_at) < cutoff))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _delete_deliveries(session: Session, cutoff: datetime) -> int:
+    result = session.execute(delete(Delivery).where(col(Delivery.created_at) < cutoff))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

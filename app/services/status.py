@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
 from app.models import JoinAttempt, Member, StatusCheck
-from app.services import audit, verification
+from app.services import audit, events, verification
 from app.services.crypto import PiiCipher
 from app.services.limits import Limits
 from app.services.sms import SmsGateway
@@ -177,6 +177,7 @@ def withdraw(session: Session, check: StatusCheck) -> int | None:
             district_id=member.district_id,
             status=member.status.value,
         )
+        events.record(session, events.MemberWithdrawn(member.id or 0, member.district_id))
     session.execute(delete(JoinAttempt).where(col(JoinAttempt.phone_index) == check.phone_index))
     if member is not None:
         session.execute(delete(Member).where(col(Member.id) == member_id))

@@ -19,6 +19,8 @@ creates it (the transactional outbox), and the queue only carries wake-ups:
   text but before the delete sends it again once the lease runs out (a code twice is harmless).
 * Storage of the wake-ups is chosen by `TASK_QUEUE`: `sqlite:///path` (one machine, the default),
   `redis://…` (several), or `immediate` (the tests: a wake-up runs in the enqueuing thread).
+* Join codes and status-check codes alike: the code page reads why a send failed from the
+  owner's `send_error`, written by the consumer.
 * A code is sent only while it is current: its attempt is not proven, not expired and still holds
   this code (a resend replaces it). A stale code is dropped, never sent.
 * A code the provider could not take now is tried again a few times, briefly (a code is useful for
@@ -35,16 +37,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
-from app.models import AuditEvent, CodeState, Delivery, JoinAttempt, Member, utcnow
-from app.services import audit, events, notify, sms, verification
+from app.models import AuditEvent, CodeState, Delivery, JoinAttempt, Member, StatusCheck, utcnow
+from app.services import audit, events, metrics, notify, sms, transfers, verification
 from app.services.crypto import PiiCipher
 
 log = logging.getLogger(__name__)
 
-JOIN_CODE, NOTICE = "join_code", "notice"
+JOIN_CODE, STATUS_CODE, NOTICE = "join_code", "status_code", "notice"
+CODES: dict[str, type[JoinAttempt] | type[StatusCheck]] = {
+    JOIN_CODE: JoinAttempt,
+    STATUS_CODE: StatusCheck,
+}  # the row each code proves
 LEASE_SECONDS = 30  # longer than one provider call may last (their timeouts are 10 s)
 GRACE_SECONDS = 10  # a new row is the commit's own wake-up's for this long before a sweep takes it
 SWEEP_HORIZON_SECONDS = 60  # a sweep wakes the rows due before its next run
@@ -56,6 +62,10 @@ NOTICE_FIRST_DELAY = 60
 NOTICE_BACKOFF = 2
 NOTICE_FAILED = "notice_failed"
 TEMPORARY = {"unavailable", "rate_limited"}  # SmsError kinds worth another try
+SETTLED = {"sent", "stale", "gone", "opted_out"}  # outcomes that are not a failure
+
+
+Sender = Callable[[Session, Delivery], str]
 
 
 class TryLater(Exception):
@@ -116,12 +126,20 @@ class Deliveries:
         self.wake = huey.task(name="deliver")(self.deliver_owner)
         self.wake_one = huey.task(name="deliver_one")(self.deliver)
         self.sweep_task = huey.periodic_task(crontab(minute="*"), name="sweep_outbox")(self.sweep)
+        self.senders: dict[str, Sender] = {}  # kinds other modules send (webhooks)
+
+    def add_kind(self, kind: str, send: Sender) -> None:
+        """Rows of `kind` are sent by `send(db, row)`: it returns what the row came to, or raises
+        TryLater while it wants another try (it keeps its own count); the row is deleted after."""
+        self.senders[kind] = send
 
     def subscribe(self, bus: events.Bus) -> None:
         bus.subscribe_in_transaction(events.CodeRequested, self.write_code)
         bus.subscribe(events.CodeRequested, self.enqueue_code)
         bus.subscribe_in_transaction(events.MemberDecided, self.write_notice)
         bus.subscribe(events.MemberDecided, self.enqueue_notice)
+        bus.subscribe_in_transaction(events.TransferDecided, self.write_transfer_notice)
+        bus.subscribe(events.TransferDecided, self.enqueue_transfer_notice)
 
     # -- in the transaction: the outbox rows ----------------------------------------------------
 
@@ -130,35 +148,33 @@ class Deliveries:
         db.add(Delivery(kind=kind, owner_id=owner_id, code_enc=code_enc, due_at=due))
 
     def write_code(self, db: Session, requested: events.CodeRequested) -> None:
-        if requested.flow == "join":
-            sealed = None if requested.code is None else self.pii.encrypt(requested.code)
-            self._owe(db, JOIN_CODE, requested.owner_id, sealed)
+        sealed = None if requested.code is None else self.pii.encrypt(requested.code)
+        self._owe(db, _code_kind(requested), requested.owner_id, sealed)
 
     def write_notice(self, db: Session, decided: events.MemberDecided) -> None:
         self._owe(db, NOTICE, str(decided.member_id))
 
+    def write_transfer_notice(self, db: Session, decided: events.TransferDecided) -> None:
+        if transfers.tells_worker(decided):
+            self._owe(db, NOTICE, str(decided.member_id))
+
     # -- after the commit: wake-ups ------------------------------------------------------------
 
-    def enqueue_code(self, requested: events.CodeRequested) -> str | None:
-        """The `CodeRequested` handler. A join code's consumer is woken (its row is written).
-        A status-check code is sent now: its page must say at once why it failed (the outcome)."""
-        if requested.flow == "status":
-            return self._send_status_code(requested)
-        self.wake(JOIN_CODE, requested.owner_id)
-        return None
-
-    def _send_status_code(self, requested: events.CodeRequested) -> str | None:
-        try:
-            verification.deliver(
-                self._gateway(), to=requested.phone, code=requested.code, locale=requested.locale, kind=sms.STATUS_CODE
-            )
-        except sms.SmsError as exc:
-            log.warning("status code for check %s not sent: %s", requested.owner_id[:8], exc.kind)
-            return exc.kind
-        return None
+    def enqueue_code(self, requested: events.CodeRequested) -> None:
+        """The `CodeRequested` handler: the code's consumer is woken (its row is written). What the
+        provider answered reaches the code page through the owner's `send_error`."""
+        self.wake(_code_kind(requested), requested.owner_id)
 
     def enqueue_notice(self, decided: events.MemberDecided) -> bool:
         """The `MemberDecided` handler: True once the notice's consumer is woken."""
+        self.wake(NOTICE, str(decided.member_id))
+        return True
+
+    def enqueue_transfer_notice(self, decided: events.TransferDecided) -> bool:
+        """The `TransferDecided` handler: the same neutral notice (the status page says what moved) is
+        woken; False when the decision is not one the worker is told of."""
+        if not transfers.tells_worker(decided):
+            return False
         self.wake(NOTICE, str(decided.member_id))
         return True
 
@@ -181,13 +197,16 @@ class Deliveries:
             try:
                 outcome = self._send(db, row)
             except TryLater as later:
-                if row.attempts <= (CODE_RETRIES if row.kind == JOIN_CODE else NOTICE_RETRIES):
+                limit = CODE_RETRIES if row.kind in CODES else NOTICE_RETRIES if row.kind == NOTICE else None
+                if limit is None or row.attempts <= limit:
                     due = now + timedelta(seconds=later.delay)
                     db.execute(update(Delivery).where(col(Delivery.id) == delivery_id).values(due_at=due))
                     db.commit()
                     self._wake_at(delivery_id, due)
                     return "later"
                 outcome = self._gave_up(db, row, later.kind)
+            if outcome not in SETTLED:
+                metrics.task_failed(row.kind)
             db.execute(delete(Delivery).where(col(Delivery.id) == delivery_id))
             db.commit()
             return outcome
@@ -212,10 +231,12 @@ class Deliveries:
         self.wake_one.schedule(args=(delivery_id,), eta=due)
 
     def _send(self, db: Session, row: Delivery) -> str:
-        if row.kind == JOIN_CODE:
+        if row.kind in CODES:
             return self._send_code(db, row)
         if row.kind == NOTICE:
             return self._send_notice(db, row)
+        if row.kind in self.senders:
+            return self.senders[row.kind](db, row)
         log.error("delivery %s of unknown kind %r dropped", row.id, row.kind)
         return "gone"
 
@@ -225,21 +246,23 @@ class Deliveries:
         return kind
 
     def _send_code(self, db: Session, row: Delivery) -> str:
-        """Send one join code if it is still current."""
+        """Send one code (a join's or a status check's) if it is still current."""
         try:
             code = None if row.code_enc is None else self.pii.decrypt(row.code_enc)
         except ValueError:  # sealed under a key since removed: the worker asks again
             return "stale"
-        owner = db.get(JoinAttempt, row.owner_id)
+        owner = db.get(CODES[row.kind], row.owner_id)
         if not is_current(owner, code, key=self.settings.key, now=utcnow()):
-            log.info("join code for %s dropped: no longer current", row.owner_id[:8])
+            log.info("%s for %s dropped: no longer current", row.kind, row.owner_id[:8])
             return "stale"
         assert owner is not None
         phone = self.pii.decrypt(owner.phone_enc)
+        kind = sms.JOIN_CODE if row.kind == JOIN_CODE else sms.STATUS_CODE
+        db.commit()  # no transaction (on SQLite: the write lock) held while the provider answers
         try:
-            verification.deliver(self._gateway(), to=phone, code=code, locale=owner.locale, kind=sms.JOIN_CODE)
+            verification.deliver(self._gateway(), to=phone, code=code, locale=owner.locale, kind=kind)
         except sms.SmsError as exc:
-            log.warning("join code for %s not sent: %s", row.owner_id[:8], exc.kind)
+            log.warning("%s for %s not sent: %s", row.kind, row.owner_id[:8], exc.kind)
             self._code_failed(db, owner, phone, exc.kind)
             if exc.kind in TEMPORARY:
                 db.commit()
@@ -248,9 +271,8 @@ class Deliveries:
         return "sent"
 
     def _code_failed(self, db: Session, owner: CodeState, phone: str, kind: str) -> None:
-        if isinstance(owner, JoinAttempt):
-            owner.send_error = kind  # the code page reads it
-            db.add(owner)
+        owner.send_error = kind  # the code page reads it
+        db.add(owner)
         if kind == "opted_out":  # remember it, so no unasked-for text goes to this phone
             sms.record_opt_out(db, self.pii, phone, utcnow())
 
@@ -261,16 +283,23 @@ class Deliveries:
         member = db.get(Member, member_id)
         if member is None:
             return "gone"
+        prepared = notify.decision_message(db, self.pii, member, link=self.settings.link)
+        db.commit()  # no transaction (on SQLite: the write lock) held while the provider answers
+        if prepared is None:
+            return "opted_out"
+        phone, message = prepared
         try:
-            sent = notify.send_decision(
-                db, self._gateway(), self.pii, member, link=self.settings.link, now=utcnow(), strict=True
-            )
+            self._gateway().send(phone, message)
         except sms.SmsError as exc:
+            log.warning("decision text for member %s not sent: %s", member_id, exc.kind)
+            if exc.kind == "opted_out":  # remembered, so no unasked-for text goes to this phone
+                sms.record_opt_out(db, self.pii, phone, utcnow())
+                return "opted_out"
             if exc.kind in TEMPORARY:
                 raise TryLater(exc.kind, NOTICE_FIRST_DELAY * NOTICE_BACKOFF ** (row.attempts - 1)) from exc
             self.notice_failed(db, member_id, exc.kind)
             return exc.kind
-        return "sent" if sent else "opted_out"
+        return "sent"
 
     @staticmethod
     def notice_failed(db: Session, member_id: int, kind: str) -> None:
@@ -292,6 +321,15 @@ class Deliveries:
             else:
                 self.wake_one.schedule(args=(row_id,), eta=max(_aware(at), now))
         return len(due)
+
+
+def depth(db: Session) -> int:
+    """How many texts the outbox still owes (the queue depth of /metrics)."""
+    return int(db.exec(select(func.count()).select_from(Delivery)).one())
+
+
+def _code_kind(requested: events.CodeRequested) -> str:
+    return JOIN_CODE if requested.flow == "join" else STATUS_CODE
 
 
 def notice_failure(db: Session, member_id: int, decided_at: datetime | None) -> str | None:

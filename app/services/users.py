@@ -12,7 +12,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from app.models import District, Role, User, UserDistrict
@@ -111,17 +111,57 @@ def create(
     if not EMAIL_RE.match(email):
         raise UserError("not an email address")
     password = check_password(password, email)
+    return _add(session, email, role, hash_password(password), district_codes or [], actor_id)
+
+
+def invite(session: Session, email: str, *, role: Role, district_codes: list[str], actor_id: int | None = None) -> User:
+    """An account without a usable password: its holder sets one through a set-up link (staff_setup)."""
+    email = email.strip().lower()
+    if not EMAIL_RE.match(email):
+        raise UserError("not an email address")
+    # A hash of a random secret nobody keeps: no password signs in until the link is used.
+    return _add(session, email, role, hash_password(secrets.token_urlsafe(32)), district_codes, actor_id)
+
+
+def _add(
+    session: Session, email: str, role: Role, password_hash: str, district_codes: list[str], actor_id: int | None
+) -> User:
     if session.exec(select(User).where(User.email == email)).first():
         raise UserError("a user with this email exists")
-    districts = [_district(session, code) for code in district_codes or []]
+    districts = [_district(session, code) for code in district_codes]
     if role is not Role.admin and not districts:
         raise UserError("officials and organizers need at least one --district")
-    user = User(email=email, password_hash=hash_password(password), role=role)
+    user = User(email=email, password_hash=password_hash, role=role)
     session.add(user)
     session.flush()
     for district in districts:
         session.add(UserDistrict(user_id=user.id or 0, district_id=district.id or 0))
     audit.record(session, "user.create", target_type="user", target_id=user.id, actor_id=actor_id, role=role.value)
+    return user
+
+
+def update_access(
+    session: Session, user: User, *, role: Role, district_codes: list[str], actor_id: int | None = None
+) -> User:
+    """Give the account a role and its districts (admins act everywhere and keep none)."""
+    districts = [] if role is Role.admin else [_district(session, code) for code in district_codes]
+    if role is not Role.admin and not districts:
+        raise UserError("officials and organizers need at least one --district")
+    user.role = role
+    session.add(user)
+    session.execute(delete(UserDistrict).where(col(UserDistrict.user_id) == user.id))
+    session.add_all(UserDistrict(user_id=user.id or 0, district_id=d.id or 0) for d in districts)
+    session.flush()
+    codes = sorted(d.code for d in districts)
+    audit.record(
+        session,
+        "user.access",
+        target_type="user",
+        target_id=user.id,
+        actor_id=actor_id,
+        role=role.value,
+        districts=codes,
+    )
     return user
 
 
@@ -241,3 +281,14 @@ def district_ids(session: Session, user: User) -> list[int] | None:
         return None
     rows = session.exec(select(UserDistrict.district_id).where(UserDistrict.user_id == user.id))
     return list(rows)
+
+
+def district_codes(session: Session, user: User) -> list[str]:
+    """The codes of the districts a non-admin user may act in, sorted."""
+    query = (
+        select(District.code)
+        .join(UserDistrict, col(UserDistrict.district_id) == col(District.id))
+        .where(UserDistrict.user_id == user.id)
+        .order_by(District.code)
+    )
+    return list(session.exec(query))

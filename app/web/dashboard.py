@@ -128,6 +128,7 @@ def _view(report: dashboard.Report) -> dict[str, Any]:
         [(day, [report.by_platform[day, k] for k in report.platform_keys]) for day in report.win.dates()],
     )
     view["decision_rows"] = _decision_rows(report)
+    view["transfer_rows"] = [(f"{d.code} {d.name}", *report.transfers.get(d.id or 0, (0, 0))) for d in report.districts]
     return view
 
 
@@ -175,6 +176,10 @@ def csv_rows(report: dashboard.Report) -> list[list[object]]:
         for name in ("decided", "median_hours", "p90_hours", "overdue"):
             value = getattr(figures, name)
             rows.append([f"decisions_{name}", "", code, "", "", "" if value is None else round(value, 1)])
+    for district in report.districts:
+        moved_out, moved_in = report.transfers.get(district.id or 0, (0, 0))
+        rows.append(["transfers_out", "", district.code, "", district.name, moved_out])
+        rows.append(["transfers_in", "", district.code, "", district.name, moved_in])
     return rows
 
 

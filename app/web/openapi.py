@@ -34,7 +34,7 @@ ERRORS: dict[str, Schema] = {
         "Malformed request (bad query value, cursor or JSON; text with control, format or unassigned characters)",
     ),
     "401": {
-        **_json(_ref("Error"), "No token, or a bad, revoked or inactive one"),
+        **_json(_ref("Error"), "No token, or a bad, revoked, expired or inactive one"),
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
     },
     "403": _json(_ref("Error"), "The role may not do this (or a cookie request failed its CSRF check)"),
@@ -365,6 +365,8 @@ def _rate_limited(paths: Schema) -> Schema:
 
 def document() -> Schema:
     """The whole description; paths are relative to the server URL /api/v1."""
+    from app.web import openapi_transfers  # it builds on this module's helpers
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -375,6 +377,6 @@ def document() -> Schema:
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
-        "paths": _rate_limited({**_members_paths(), **_places_paths()}),
-        "components": COMPONENTS,
+        "paths": _rate_limited({**_members_paths(), **_places_paths(), **openapi_transfers.paths()}),
+        "components": {**COMPONENTS, "schemas": {**COMPONENTS["schemas"], **openapi_transfers.SCHEMAS}},
     }

@@ -12,15 +12,18 @@ response and named by every log line written while it is answered (app/logs.py).
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from limits.storage import StorageTypes, storage_from_string
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import db, logs
-from app.services import metrics
+from app.services import metrics, tasks
 
+log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
 
 REDIS_TIMEOUT = 1  # seconds: a load balancer's probe must get its answer before its own timeout
@@ -46,6 +49,10 @@ def metrics_page():  # type: ignore[no-untyped-def]
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return Response("Unauthorized\n", 401, {"WWW-Authenticate": "Bearer"}, mimetype="text/plain")
+    try:
+        metrics.queue_depth(tasks.depth(db.get_session()))
+    except SQLAlchemyError:  # the database is down: the rest of the figures still help
+        log.warning("queue depth not read: the database did not answer")
     return Response(metrics.exposition(), 200, content_type=metrics.CONTENT_TYPE)
 
 

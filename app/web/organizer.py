@@ -69,6 +69,8 @@ def _place(code: str) -> places.Place:
     allowed = scope()
     if allowed is not None and _district_id(place) not in allowed:
         abort(404)
+    if place.retired_at is not None:  # retired by an admin: no poster of it is printed again
+        abort(404)
     return place
 
 

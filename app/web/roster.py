@@ -82,6 +82,7 @@ def index() -> str:
     return render_template(
         "roster/index.html",
         page=page,
+        failed=roster.failed_notices(db, page.items),
         flt=flt,
         counts=tab_counts,
         args=_filter_args(),
@@ -105,7 +106,11 @@ def changes() -> Response:
     if found.changed:
         page = roster.list_members(db, _pii(), scope(), flt, cursor=None, limit=PAGE_SIZE)
         body["rows"] = render_template(
-            "roster/_rows.html", page=page, statuses=STATUS_LABELS, platforms=PLATFORM_LABELS
+            "roster/_rows.html",
+            page=page,
+            failed=roster.failed_notices(db, page.items),
+            statuses=STATUS_LABELS,
+            platforms=PLATFORM_LABELS,
         )
         body["counts"] = roster.counts(db, scope(), flt, pii=_pii())
         body["more"] = page.next_cursor is not None

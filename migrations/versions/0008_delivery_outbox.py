@@ -1,4 +1,5 @@
-"""delivery: the transactional outbox of codes and notices (written with the change, deleted once sent)
+"""delivery: the transactional outbox of codes and notices (written with the change, deleted once sent);
+status_check.send_error, as join_attempt has (status codes are sent by the consumer too)
 
 Revision ID: 0008
 Revises: 0007
@@ -32,9 +33,13 @@ def upgrade() -> None:
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.create_index('ix_delivery_kind_owner', ['kind', 'owner_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_due_at'), ['due_at'], unique=False)
+    with op.batch_alter_table('status_check', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('send_error', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('status_check', schema=None) as batch_op:
+        batch_op.drop_column('send_error')
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_delivery_due_at'))
         batch_op.drop_index('ix_delivery_kind_owner')

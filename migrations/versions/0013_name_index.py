@@ -11,7 +11,7 @@ raw SQL) with no call to remember. Caution for later migrations: a SQLite batch 
 recreates `member` drops its triggers; create them again there (`create_sqlite_triggers`).
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0009
 """
 
 from collections.abc import Sequence
@@ -22,7 +22,7 @@ from alembic import op
 
 
 revision: str = '0013'
-down_revision: str | None = '0008'
+down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

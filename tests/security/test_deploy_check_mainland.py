@@ -51,3 +51,9 @@ def test_the_command_prints_the_warning(app):
     app.config.update(SMS_BACKEND="aliyun", ALIYUN_SMS_SIGN_NAME="区总工会服务")
     result = app.test_cli_runner().invoke(args=["check-deploy"])
     assert "WARNING: ALIYUN_SMS_SIGN_NAME contains 工会" in result.output
+
+
+def test_webhook_allow_private_is_warned_about(tmp_path):
+    assert warnings({**good(tmp_path), "WEBHOOK_ALLOW_PRIVATE": False}) == []
+    (warning,) = warnings({**good(tmp_path), "WEBHOOK_ALLOW_PRIVATE": True})
+    assert "WEBHOOK_ALLOW_PRIVATE is on" in warning

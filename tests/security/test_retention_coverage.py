@@ -11,12 +11,13 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import SQLModel, select
 
-from app.models import MemberStatus, StatusCheck, utcnow
+from app.models import Delivery, MemberStatus, StatusCheck, utcnow
 from app.services import retention
 from tests import factories
 from tests.services.test_retention import attempt, member
 
-STAFF_ONLY = {"user"}  # TOTP secrets of staff accounts: no worker's name or phone
+# Encrypted, but no worker's name or phone: staff TOTP secrets, webhook secrets, robot URLs and secrets.
+STAFF_ONLY = {"user", "webhook_endpoint", "chat_robot"}
 
 
 def _encrypted_tables() -> set[str]:
@@ -44,6 +45,7 @@ def test_retention_purges_every_encrypted_table(db):
     attempt(db, district, 2, age=old, verified=True)
     member(db, district, 1, MemberStatus.rejected, old)
     _old_status_check(db, 1, old)
+    db.add(Delivery(kind="join_code", owner_id="a" * 32, code_enc="x", due_at=utcnow(), created_at=utcnow() - old))
     db.commit()
     retention.purge(db, now=utcnow(), draft_hours=24, rejected_days=30)
     db.commit()
@@ -60,3 +62,12 @@ def test_status_checks_of_the_last_day_stay_for_the_daily_limits(db):
     db.commit()
     assert report.status_checks == 1
     assert [row.id for row in db.exec(select(StatusCheck))] == [f"{1:032x}"]
+
+
+def test_outbox_rows_stay_while_they_may_still_be_retried(db):
+    for n, age in enumerate((timedelta(hours=5), timedelta(hours=25))):
+        db.add(Delivery(kind="notice", owner_id=str(n), due_at=utcnow(), created_at=utcnow() - age))
+    db.commit()
+    report = retention.purge(db, now=utcnow(), draft_hours=1, rejected_days=30)
+    db.commit()
+    assert report.deliveries == 1 and [row.owner_id for row in db.exec(select(Delivery))] == ["0"]

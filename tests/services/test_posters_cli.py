@@ -54,6 +54,29 @@ def test_district_pdf_has_one_scannable_page_per_place(app, seeded, tmp_path):
     assert payload(app, other) not in {payload(app, p) for p in district_places}
 
 
+def test_pages_drawn_in_worker_processes_make_the_same_pdf_in_the_same_order(app, seeded, tmp_path):
+    files = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"district-{workers}.pdf"
+        result = app.test_cli_runner().invoke(
+            args=[
+                "posters",
+                "render",
+                "--district",
+                "PD",
+                "--template",
+                "a6-card",
+                "--workers",
+                workers,
+                "-o",
+                str(out),
+            ]
+        )
+        assert result.exit_code == 0, result.output
+        files[workers] = out.read_bytes()
+    assert files["2"] == files["1"], "the same bytes, page for page, whichever process drew them"
+
+
 def test_png_for_one_place(app, seeded, tmp_path):
     district_places, _other = seeded
     out = tmp_path / "station.png"

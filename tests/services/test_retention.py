@@ -92,6 +92,7 @@ def test_each_run_leaves_an_audit_event_without_personal_data(db):
         "finished": 0,
         "rejected": 0,
         "status_checks": 0,
+        "deliveries": 0,
         "draft_hours": 24,
         "rejected_days": 30,
     }

@@ -328,3 +328,28 @@ def test_changes_since_sees_decisions_in_scope_only(db, pii, places):
     assert not later.changed and later.marker != marker
     roster.approve(db, None, a.id, by=user, now=utcnow())
     assert roster.changes_since(db, [pd.id], later.marker).member_ids == [a.id]
+
+
+def test_failed_notices_names_the_rows_whose_latest_decisions_notice_failed(db, app):
+    from types import SimpleNamespace
+
+    from app.services import tasks
+
+    now = utcnow()
+    for member_id, at in ((1, now), (2, now - timedelta(days=2))):  # audit rows are append-only: `at` set once
+        failed = {"reason": "rejected"}
+        db.add(
+            AuditEvent(
+                at=at, action=tasks.NOTICE_FAILED, target_type="member", target_id=str(member_id), details=failed
+            )
+        )
+    audit.record(db, "member.approve", target_type="member", target_id=3)
+    db.flush()
+    rows = [
+        SimpleNamespace(id=1, decided_at=now - timedelta(minutes=1)),  # its notice failed after it: flagged
+        SimpleNamespace(id=2, decided_at=now - timedelta(days=1)),  # failed for an earlier decision
+        SimpleNamespace(id=3, decided_at=now),  # another event, not a failed notice
+        SimpleNamespace(id=4, decided_at=None),  # pending
+    ]
+    assert roster.failed_notices(db, rows) == {1}
+    assert roster.failed_notices(db, []) == set()

@@ -84,3 +84,13 @@ def test_a_receipt_is_provider_neutral_and_an_opt_out_is_remembered(app, db):  #
     assert not delivered.opted_out and not sms.handle_receipt(db, pii, delivered, now=utcnow())
     assert sms.handle_receipt(db, pii, receipt, now=utcnow()) and sms.is_opted_out(db, pii, phone)
     assert not sms.handle_receipt(db, pii, receipt, now=utcnow()), "recorded once"
+
+
+def test_only_twilio_sends_abroad_and_only_verify_makes_its_own_codes():
+    from app.services.sms import backends
+
+    assert {name for name, b in backends.REGISTRY.items() if b.abroad} == {"twilio-verify", "twilio-messaging"}
+    assert {name for name, b in backends.REGISTRY.items() if b.makes_codes} == {"twilio-verify"}
+    assert backends.providers("aliyun", "twilio-messaging", "twilio-verify", "memory", "") == ("aliyun", "twilio")
+    assert backends.sends_abroad("aliyun", "tencent") is False
+    assert backends.sends_abroad("tencent", "twilio-messaging") is True

@@ -31,6 +31,7 @@ def submit(client, path: str, **overrides: str):  # type: ignore[no-untyped-def]
         "phone": factories.phone(1)[3:],
         "platform": "meituan",
         "consent": "y",
+        "cross_border": "y",  # asked only when a provider abroad sends (Twilio); ignored otherwise
         **overrides,
     }
     return client.post(path, data={k: v for k, v in data.items() if v is not None})
@@ -69,7 +70,7 @@ def test_scan_page_names_the_place_and_has_the_form(client, path):
     assert "张江美团骑手站" in html and "浦东新区总工会" in html
     assert 'autocomplete="name"' in html and 'type="tel"' in html and 'autocomplete="tel"' in html
     assert 'name="consent"' in html and "checked" not in html
-    assert "2026-11-v1" in html, "the consent version is shown with the text"
+    assert "2026-12-v2" in html, "the consent version is shown with the text"
 
 
 def test_token_route_accepts_lower_case(client, path):
@@ -90,7 +91,7 @@ def test_whole_join_creates_one_pending_member(client, path, sms, db, station):
     assert final.status_code == 200 and "浦东新区总工会" in final.text
     [member] = members(db)
     assert member.status is MemberStatus.pending and member.workplace_id == station.id
-    assert member.consent_version == "2026-11-v1" and member.verified_at is not None
+    assert member.consent_version == "2026-12-v2" and member.verified_at is not None
     assert db.exec(select(AuditEvent).where(AuditEvent.action == "member.created")).one().target_id == str(member.id)
 
 
@@ -322,3 +323,48 @@ def test_pages_load_nothing_from_another_origin(client, path):
 def test_no_page_reached_without_an_attempt(client):
     assert client.get("/join/code").status_code == 404
     assert client.get("/join/done").status_code == 404
+
+
+# --- the notice names the SMS provider; a provider abroad needs a consent of its own (issue 13) ----
+
+
+def test_without_a_provider_abroad_the_form_asks_no_cross_border_consent(client, path):
+    html = client.get(path).text
+    assert 'name="consent"' in html and 'name="cross_border"' not in html
+    assert "境外" not in html and "Twilio" not in html
+
+
+@pytest.fixture
+def twilio_app(env):  # type: ignore[no-untyped-def]
+    """An app configured for Twilio (abroad), its sender swapped for the memory one: no call leaves."""
+    from app import create_app
+    from app.services.sms import MemoryGateway
+    from config import TestingConfig
+
+    settings = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "t" * 32, "TWILIO_FROM": "+15005550006"}
+    app = create_app(TestingConfig({**env, "SMS_BACKEND": "twilio-messaging", **settings}))
+    app.extensions["sms"] = MemoryGateway()
+    yield app
+    app.extensions["db_engine"].dispose()
+
+
+def test_a_provider_abroad_needs_its_own_consent_apart_from_the_membership_one(twilio_app):  # type: ignore[no-untyped-def]
+    from sqlmodel import Session
+
+    with Session(twilio_app.extensions["db_engine"], expire_on_commit=False) as db:
+        path = factories.join_path(twilio_app, factories.workplace(db, factories.district(db)))
+        db.commit()
+    client, sms = twilio_app.test_client(), twilio_app.extensions["sms"]
+    html = client.get(path).text
+    assert 'name="consent"' in html and 'name="cross_border"' in html, "two boxes: membership, and abroad"
+    assert "Twilio（位于美国）" in html and "提供到境外" in html and "2026-12-v2-twilio" in html
+    refused = submit(client, path, cross_border=None)
+    assert refused.status_code == 422 and "请也勾选这一项" in refused.text
+    assert sms.sent == []
+    with Session(twilio_app.extensions["db_engine"]) as db:
+        assert db.exec(select(JoinAttempt)).all() == []
+    membership_only = submit(client, path, consent=None)
+    assert membership_only.status_code == 422 and sms.sent == []
+    assert submit(client, path).status_code == 303 and len(sms.sent) == 1
+    with Session(twilio_app.extensions["db_engine"]) as db:
+        assert db.exec(select(JoinAttempt)).one().consent_version == "2026-12-v2-twilio"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -10,6 +11,7 @@ from flask.testing import FlaskClient
 
 import config
 from app import create_app
+from app.models import utcnow
 from tests import factories
 from tests.security.conftest import browser, code_from, send_code, submit
 
@@ -76,3 +78,22 @@ def test_request_id_is_echoed_or_made(client):  # type: ignore[no-untyped-def]
     assert given.headers["X-Request-ID"] == "abc-123-def-456"
     made = client.get("/healthz", headers={"X-Request-ID": "bad id with 13800138000"})
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
+
+
+def test_queue_depth_is_what_the_outbox_owes_and_a_given_up_text_is_a_task_failure(app, station, monkeypatch):  # type: ignore[no-untyped-def]
+    from app.services import tasks  # noqa: PLC0415
+    from app.services.sms import SmsError  # noqa: PLC0415
+
+    deliveries = app.extensions["tasks"]
+    monkeypatch.setattr(deliveries, "wake", lambda kind, owner: None)  # the consumer has not run yet
+    client = browser(app)
+    before = scrape(client)
+    assert value(before, "scanjoin_sms_queue_depth") == 0
+    assert submit(client, factories.join_path(app, station), phone=factories.phone(8)).status_code == 303
+    assert value(scrape(client), "scanjoin_sms_queue_depth") == 1
+    app.extensions["sms"].fail_with = SmsError("rejected")  # permanent: given up at once
+    deliveries.sweep(utcnow() + timedelta(seconds=tasks.GRACE_SECONDS + 1))
+    after = scrape(client)
+    assert value(after, "scanjoin_sms_queue_depth") == 0
+    failed = 'scanjoin_task_failures_total{task="join_code"}'
+    assert value(after, failed) == value(before, failed) + 1

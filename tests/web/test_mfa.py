@@ -174,10 +174,10 @@ def test_the_half_signed_in_session_expires(client, app, db, official):
 
 def _staff_urls(app: Flask) -> list[tuple[str, str]]:
     """Every staff page and action, with made-up ids (the check is that none answers)."""
-    values = {"user_id": 1, "member_id": 1, "code": "PD", "template_name": "a4", "fmt": "csv"}
+    values = {"user_id": 1, "member_id": 1, "transfer_id": 1, "code": "PD", "template_name": "a4", "fmt": "csv"}
     found = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.split(".")[0] not in {"auth", "roster", "organizer", "mfa", "api"}:
+        if rule.endpoint.split(".")[0] not in {"auth", "roster", "transfers", "organizer", "mfa", "api"}:
             continue
         if rule.endpoint in {"auth.login", "auth.logout", "mfa.code", "mfa.setup", "api.openapi_json"}:
             continue

@@ -349,3 +349,28 @@ def test_exports_for_people_speak_the_users_language_and_local_time(client, db, 
     sheet = load_workbook(io.BytesIO(client.get("/roster/export.xlsx").data))["members"]
     phone = sheet.cell(row=2, column=3)
     assert phone.value == factories.phone(1)[3:] and phone.data_type == "s" and phone.quotePrefix
+
+
+def test_a_row_whose_decision_notice_finally_failed_is_flagged(app, client, db, pii, places, sms):  # type: ignore[no-untyped-def]
+    from app.services.sms import SmsError
+
+    pd, _ = places
+    told = make_member(db, pii, pd, 1, name="李雷")
+    untold = make_member(db, pii, pd, 2, name="韩梅梅")
+    db.commit()
+    sign_in(client, db)
+    marker = client.get("/roster/").text.split('data-marker="', 1)[1].split('"', 1)[0]
+    post_form(client, "/roster/", f"/roster/{told.id}/approve")
+    sms.fail_with = SmsError("rejected", 21211)  # permanent: no retry, audited at once
+    post_form(client, "/roster/", f"/roster/{untold.id}/approve")
+
+    def row(html: str, member_id: int) -> str:
+        return html.split(f'data-id="{member_id}"', 1)[1].split("</tr>", 1)[0]
+
+    page = client.get("/roster/?status=approved").text
+    assert "短信通知未送达" in row(page, untold.id) and "短信通知未送达" not in row(page, told.id)
+    assert page.count("短信通知未送达") == 1
+    live = client.get(f"/roster/changes?marker={marker}").get_json()  # the rows the script swaps in
+    assert "短信通知未送达" in row(live["rows"], untold.id) and "短信通知未送达" not in row(live["rows"], told.id)
+    english = client.get("/roster/?status=approved", headers={"Accept-Language": "en"}).text
+    assert "SMS notice not delivered" in row(english, untold.id)

@@ -196,3 +196,31 @@ def test_reapply_after_rejection_then_status_is_pending_again(client, app, db, s
     submit(again, factories.join_path(app, station))
     send_code(again, code_from(sms))
     assert only_member(db).status is MemberStatus.pending
+
+
+def test_a_status_code_the_provider_refused_is_explained_on_the_code_page(app, client, db, sms, station):  # type: ignore[no-untyped-def]
+    from app.services.sms import SmsError  # noqa: PLC0415
+
+    joined(client, app, sms, station)
+    before = len(sms.sent)
+    sms.fail_with = SmsError("rejected")
+    assert ask(client, factories.phone(1)[3:]).headers["Location"].endswith("/status/code")
+    page = client.get("/status/code", headers={"Accept-Language": "en"})
+    assert "We could not send a code to this number" in page.text and len(sms.sent) == before
+    db.commit()
+    assert db.exec(select(StatusCheck)).one().send_error == "rejected", "the consumer wrote why, the page read it"
+
+
+def test_a_status_code_is_owed_with_the_commit_and_sent_by_the_sweep_if_its_wake_up_is_lost(
+    app, client, db, sms, station, monkeypatch
+):  # type: ignore[no-untyped-def]
+    from app.services import tasks  # noqa: PLC0415
+
+    joined(client, app, sms, station)
+    before = len(sms.sent)
+    monkeypatch.setattr(app.extensions["tasks"], "wake", lambda kind, owner: None)  # the server died after the commit
+    assert ask(client, factories.phone(1)[3:]).status_code == 303
+    assert len(sms.sent) == before
+    app.extensions["tasks"].sweep(utcnow() + timedelta(seconds=tasks.GRACE_SECONDS + 1))
+    assert len(sms.sent) == before + 1
+    assert enter(client, code_from(sms)).headers["Location"].endswith("/status/me")

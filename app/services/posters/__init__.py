@@ -11,8 +11,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import itertools
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -242,9 +245,25 @@ def pdf_page(template: Template, data: PosterData, fonts: FontSet) -> PdfPage:
     return PdfPage(width, height, tuple(layers))
 
 
-def pdf(template: Template, pages: Iterable[PosterData], fonts: FontSet, title: str = "") -> Iterator[bytes]:
-    """A PDF, one place a page, yielded a page at a time (memory stays flat)."""
-    return pdf_stream((pdf_page(template, data, fonts) for data in pages), title)
+def pdf(
+    template: Template, pages: Iterable[PosterData], fonts: FontSet, title: str = "", workers: int = 1
+) -> Iterator[bytes]:
+    """A PDF, one place a page, yielded a page at a time (memory stays flat). With `workers` > 1
+    the pages are drawn in that many processes (drawing is CPU in Pillow, which holds the GIL for
+    most of it, so threads would not help), and written in order as they come back."""
+    if workers <= 1:
+        return pdf_stream((pdf_page(template, data, fonts) for data in pages), title)
+    return pdf_stream(_drawn_in_processes(template, pages, fonts, workers), title)
+
+
+def _drawn_in_processes(
+    template: Template, pages: Iterable[PosterData], fonts: FontSet, workers: int
+) -> Iterator[PdfPage]:
+    # "spawn": a child starts clean (no copy of the parent's database connections or threads)
+    # and imports only what drawing needs; each child renders the shared background once.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield from pool.map(pdf_page, itertools.repeat(template), pages, itertools.repeat(fonts), chunksize=4)
 
 
 class RenderCache:

@@ -1,8 +1,9 @@
 """The district roster: filtered, scoped, keyset-paged member lists and exactly-once decisions.
 
-`filters` parses what a list asks for, `lists` reads members (pages, every row, live changes), `tabs`
-counts them, `decisions` approves and rejects, `audit_log` reads the audit trail. Callers import
-this package: `roster.list_members(...)`, `roster.approve(...)`.
+`filters` parses what a list asks for, `lists` reads members (pages, every row, live changes),
+`tabs` counts them, `decisions` approves and rejects, `audit_log` reads the audit trail,
+`notices` finds the rows whose decision notice finally failed. Callers import this package:
+`roster.list_members(...)`, `roster.approve(...)`.
 """
 
 from app.services.roster.audit_log import AuditFilter, AuditRow, list_audit
@@ -42,6 +43,7 @@ from app.services.roster.lists import (
     iter_members,
     list_members,
 )
+from app.services.roster.notices import failed_notices
 from app.services.roster.tabs import counts, overdue_count
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "decision_text",
     "decode_cursor",
     "encode_cursor",
+    "failed_notices",
     "filter_from_args",
     "get_member",
     "iter_members",

@@ -9,6 +9,7 @@
 - backends: `console` (a JSON-lines outbox; `memory` for tests), `twilio_messaging`,
   `twilio_verify`, sharing `twilio_common` (client, breaker, error codes) and `twilio_transport`.
 - `receipts`: delivery receipts and opt-outs as provider-neutral events.
+- `fallback`: `SMS_FALLBACK_BACKEND`, a second backend for what the first answers "unavailable".
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from app.services.sms.backends import REGISTRY, lookup, names, spoken
+from app.services.sms.backends import REGISTRY, fallback_problem, lookup, names, spoken
 from app.services.sms.base import E164, KINDS, SmsError, SmsGateway
 from app.services.sms.console import ConsoleGateway, MemoryGateway, SentText
+from app.services.sms.fallback import FallbackGateway
 from app.services.sms.messages import DECISION, JOIN_CODE, MESSAGE_KINDS, STATUS_CODE, Message, render
 from app.services.sms.receipts import DeliveryReceipt, handle_receipt, is_opted_out, record_opt_out
 from app.services.sms.twilio_common import (
@@ -42,10 +44,23 @@ TWILIO_BACKENDS = tuple(name for name in REGISTRY if name.startswith("twilio-"))
 
 
 def make_gateway(config: dict[str, Any], http_client: Any = None) -> SmsGateway:
-    """Build the gateway named by SMS_BACKEND; a backend missing a setting is a ValueError."""
-    backend = lookup(config["SMS_BACKEND"])
+    """Build the gateway named by SMS_BACKEND, behind SMS_FALLBACK_BACKEND's when one is set; a
+    backend missing a setting is a ValueError."""
+    primary = _build(config["SMS_BACKEND"], config, http_client)
+    fallback = config.get("SMS_FALLBACK_BACKEND") or ""
+    if not fallback:
+        return primary
+    problem = fallback_problem(config["SMS_BACKEND"], fallback)
+    if problem:
+        raise ValueError(problem)
+    second = _build(fallback, {**config, "SMS_BACKEND": fallback}, http_client)
+    return FallbackGateway(primary, second, (config["SMS_BACKEND"], fallback))
+
+
+def _build(name: str, config: dict[str, Any], http_client: Any) -> SmsGateway:
+    backend = lookup(name)
     if backend is None:
-        raise ValueError(f"SMS_BACKEND must be {spoken(names())}, not {config['SMS_BACKEND']!r}")
+        raise ValueError(f"SMS_BACKEND must be {spoken(names())}, not {name!r}")
     module = importlib.import_module(f"{__name__}.{backend.module}")
     return module.build(config, http_client)
 
@@ -73,6 +88,7 @@ __all__ = [
     "TWILIO_BACKENDS",
     "ConsoleGateway",
     "DeliveryReceipt",
+    "FallbackGateway",
     "MemoryGateway",
     "Message",
     "SentText",

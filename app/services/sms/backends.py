@@ -17,6 +17,10 @@ class Backend:
     production: bool  # may serve the public
     settings: tuple[str, ...] = ()  # settings it cannot start without
     checklist: tuple[str, ...] = ()  # what check-deploy asks an operator to check by hand
+    # The worker's number leaves mainland China (PIPL Art. 38-39): the join form asks a separate
+    # consent to the transfer, naming the provider. Alibaba Cloud and Tencent Cloud send from within.
+    abroad: bool = False
+    makes_codes: bool = False  # the provider makes and checks the codes itself (Twilio Verify)
 
 
 TWILIO_CHECKLIST = (
@@ -49,9 +53,22 @@ REGISTRY: dict[str, Backend] = {
     for backend in (
         Backend("console", "console", production=False),
         Backend(
-            "twilio-verify", "twilio_verify", True, (*TWILIO_ACCOUNT, "TWILIO_VERIFY_SERVICE_SID"), TWILIO_CHECKLIST
+            "twilio-verify",
+            "twilio_verify",
+            True,
+            (*TWILIO_ACCOUNT, "TWILIO_VERIFY_SERVICE_SID"),
+            TWILIO_CHECKLIST,
+            abroad=True,
+            makes_codes=True,
         ),
-        Backend("twilio-messaging", "twilio_messaging", True, (*TWILIO_ACCOUNT, "TWILIO_FROM"), TWILIO_CHECKLIST),
+        Backend(
+            "twilio-messaging",
+            "twilio_messaging",
+            True,
+            (*TWILIO_ACCOUNT, "TWILIO_FROM"),
+            TWILIO_CHECKLIST,
+            abroad=True,
+        ),
         Backend("aliyun", "aliyun", True, MAINLAND_SETTINGS["aliyun"], MAINLAND_CHECKLIST),
         Backend("tencent", "tencent", True, MAINLAND_SETTINGS["tencent"], MAINLAND_CHECKLIST),
     )
@@ -72,3 +89,36 @@ def spoken(choices: tuple[str, ...]) -> str:
 
 def lookup(name: str) -> Backend | None:
     return REGISTRY.get(name) or TEST_ONLY.get(name)
+
+
+def fallback_problem(primary: str, fallback: str, *, production: bool = False) -> str | None:
+    """Why SMS_FALLBACK_BACKEND cannot back SMS_BACKEND up, or None (also when it is not set)."""
+    if not fallback:
+        return None
+    second, first = lookup(fallback), lookup(primary)
+    if second is None or (production and not second.production):
+        return f"SMS_FALLBACK_BACKEND must be {spoken(names(production=production))}, not {fallback!r}"
+    if fallback == primary:
+        return "SMS_FALLBACK_BACKEND must name another backend than SMS_BACKEND"
+    if second.makes_codes or (first is not None and first.makes_codes):
+        return "SMS_FALLBACK_BACKEND needs two backends that send the app's own code: not twilio-verify"
+    return None
+
+
+def providers(*names: str) -> tuple[str, ...]:
+    """The providers the named backends send through, in order, once each (`twilio`, `aliyun`,
+    `tencent`); the development and test backends send through none."""
+    found: list[str] = []
+    for name in names:
+        backend = lookup(name) if name else None
+        if backend is None or not backend.production:
+            continue
+        provider = name.split("-", 1)[0]
+        if provider not in found:
+            found.append(provider)
+    return tuple(found)
+
+
+def sends_abroad(*names: str) -> bool:
+    """Whether any of the named backends sends the worker's number out of mainland China."""
+    return any(backend.abroad for backend in (lookup(name) for name in names if name) if backend is not None)

@@ -147,12 +147,15 @@ def authenticate() -> None:
     if header is not None:
         scheme, _, raw = header.partition(" ")
         db = get_session()
-        user = api_tokens.authenticate(db, raw.strip(), now=utcnow()) if scheme.lower() == "bearer" else None
+        found = api_tokens.check(db, raw.strip(), now=utcnow()) if scheme.lower() == "bearer" else None
         db.commit()
-        if user is None:
+        if found is None:
             log_denial("token")
             raise ApiError(401, "unauthorized", "a valid bearer token is required")
-        g.api_user = user
+        g.api_user = found[0]
+        if found[1].scope != "write" and request.method not in SAFE_METHODS:
+            log_denial("read-only token")
+            raise ApiError(403, "forbidden", "this token may only read (scope: read)")
         return
     if not current_user.is_authenticated:
         log_denial("no credentials")

@@ -45,6 +45,12 @@ class JoinForm(FlaskForm):
             DataRequired(message=_l("Please read the notice and tick the box to continue.")),
         ]
     )
+    # Only when an SMS provider abroad may send the code (poster.prepare removes it otherwise).
+    cross_border = BooleanField(
+        validators=[
+            DataRequired(message=_l("Codes can only be sent through this provider: please tick this box too.")),
+        ]
+    )
 
 
 class CodeForm(FlaskForm):

@@ -10,11 +10,12 @@ import logging
 import secrets
 
 from flask import Blueprint, abort, current_app, redirect, render_template, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from app.db import get_session
 from app.models import District, JoinAttempt, Member, Platform, utcnow
-from app.services import events, limits, membership, phone_proof, places
+from app.services import events, limits, membership, phone_proof, places, transfers
 from app.web.errors import render_error
 from app.web.worker import flow, poster
 from app.web.worker.flow import Verdict
@@ -47,6 +48,7 @@ def submit(token: str):  # type: ignore[no-untyped-def]
         platform=Platform(form.platform.data),
         workplace_id=None if form.workplace.data == poster.NO_WORKPLACE else int(form.workplace.data),
         locale=flow.short_locale(),
+        consent_version=membership.consent_version(poster.sms_consent()[0]),
     )
     return _start(place, applicant, form, token)
 
@@ -154,11 +156,13 @@ def resend():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/join/done")
-def done() -> str:
+def done() -> ResponseReturnValue:
     attempt = current_attempt()
     if attempt.verified_at is None:
         abort(404)
     db = get_session()
+    if transfers.worker_offer(db, attempt) is not None:  # a member of another district: offer the move
+        return redirect(url_for("transfer.offer"), 303)
     member = db.get(Member, attempt.member_id) if attempt.member_id else None
     district = db.get(District, member.district_id if member else attempt.district_id)
     return render_template("join/done.html", outcome=attempt.outcome, member=member, district=district)

@@ -15,6 +15,7 @@ from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  #
 from app.db import get_session, read_scope
 from app.models import JoinAttempt, PlaceKind, utcnow
 from app.services import limits, membership, page_cache, places
+from app.services.sms import backends
 from app.services.tokens import TOKEN_PATTERN
 from app.web.errors import render_error
 from app.web.worker import flow
@@ -68,7 +69,17 @@ def _note_bad_token(guard: limits.Limits, ip: str) -> None:
         pass
 
 
+def sms_consent() -> tuple[tuple[str, ...], bool]:
+    """The SMS providers the join notice names (the configured backend, then its fallback), and
+    whether one of them sends the number abroad: then the form asks a consent of its own (PIPL
+    Art. 39), apart from the consent to the membership data (Art. 29)."""
+    names = (current_app.config["SMS_BACKEND"], current_app.config.get("SMS_FALLBACK_BACKEND") or "")
+    return backends.providers(*names), backends.sends_abroad(*names)
+
+
 def prepare(form: JoinForm, place: places.ResolvedPlace) -> None:
+    if not sms_consent()[1]:
+        del form.cross_border  # the number stays in mainland China: nothing to ask
     if place.workplace is None:
         workplaces = places.workplaces_of(get_session(), place.district.id or 0)
         choices = [SelectChoice(str(w.id), w.name) for w in workplaces]
@@ -132,7 +143,14 @@ def count_key(place: places.ResolvedPlace) -> tuple[PlaceKind, int, int]:
 
 
 def render_form(form: JoinForm, place: places.ResolvedPlace, token: str, status: int = 200):  # type: ignore[no-untyped-def]
+    providers, abroad = sms_consent()
     body = render_template(
-        "join/scan.html", form=form, place=place, token=token, consent_version=membership.CONSENT_VERSION
+        "join/scan.html",
+        form=form,
+        place=place,
+        token=token,
+        consent_version=membership.consent_version(providers),
+        sms_providers=providers,
+        sms_abroad=abroad,
     )
     return body, status

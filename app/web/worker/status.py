@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from app.db import get_session
 from app.models import District, StatusCheck, utcnow
-from app.services import events, phone_proof, status
+from app.services import phone_proof, status
 from app.web.worker import challenge, flow
 from app.web.worker.forms import ChallengeForm, CodeForm, EmptyForm, PhoneForm, WithdrawForm
 from app.web.worker.messages import PLATFORM_LABELS
@@ -29,7 +29,6 @@ CHECK_PAGES: challenge.CheckPages = {
     "again": "status.human_check",
 }  # its picture's endpoints
 CODE_PAGE = "status/code.html"
-SEND_ERROR = "status_sms_error"  # session: why the last code could not be sent
 LIMIT_MESSAGE = _l("Too many codes were asked for this number today. Please try again tomorrow.")
 
 
@@ -72,16 +71,11 @@ def _new_check(phone: str, make: Callable[[], StatusCheck]):  # type: ignore[no-
 
 
 def _send_code(check: StatusCheck, phone: str):  # type: ignore[no-untyped-def]
-    """A code on `check`, sent after the commit; a failed send is shown on the code page."""
+    """A code on `check`, sent by the consumer after the commit; a failed send is shown on the code page."""
     db = get_session()
     flow.proof().issue(db, check, phone, flow="status")
     db.commit()
     session[SESSION_KEY] = check.id
-    failed = [kind for kind in events.outcomes(db, events.CodeRequested) if kind]
-    if failed:
-        session[SEND_ERROR] = failed[0]
-    else:
-        session.pop(SEND_ERROR, None)
     return redirect(url_for("status.code"), 303)
 
 
@@ -120,7 +114,7 @@ def _check(lock: bool = False) -> StatusCheck:
 
 
 def _code_page(check: StatusCheck, form: CodeForm, verdict: flow.Verdict | None = None, status: int = 200):  # type: ignore[no-untyped-def]
-    return flow.render_code(CODE_PAGE, check, form, verdict, status=status, send_error=session.get(SEND_ERROR))
+    return flow.render_code(CODE_PAGE, check, form, verdict, status=status, send_error=check.send_error)
 
 
 PAGES = flow.CodePages(_check, PENDING, "status.me", "status.human_check", _code_page, "status.code")

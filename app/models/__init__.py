@@ -8,89 +8,24 @@ never stored in clear: `*_enc` columns hold AES-256-GCM ciphertext (app/services
 from __future__ import annotations
 
 import enum
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Column, Enum, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Enum, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class PlaceKind(enum.StrEnum):
-    district = "district"
-    workplace = "workplace"
-
-
-class WorkplaceKind(enum.StrEnum):
-    delivery_station = "delivery_station"
-    rest_station = "rest_station"
-    hub = "hub"
-    other = "other"
-
-
-class MemberStatus(enum.StrEnum):
-    pending = "pending"
-    approved = "approved"
-    rejected = "rejected"
-
-
-class MemberSource(enum.StrEnum):
-    """How a member reached the roster: the QR join flow, or an import of an existing register."""
-
-    # typeshed reads a member named like a str method as overriding it; the enum member is what we want.
-    join = "join"  # type: ignore[assignment]
-    import_ = "import"
-
-
-class Role(enum.StrEnum):
-    admin = "admin"
-    official = "official"
-    organizer = "organizer"
-
-
-class Platform(enum.StrEnum):
-    meituan = "meituan"
-    eleme = "eleme"
-    didi = "didi"
-    huolala = "huolala"
-    shansong = "shansong"
-    sf_intra_city = "sf_intra_city"
-    other = "other"
-
-
-def _enum(enum_cls: type[enum.Enum], name: str) -> Column[Any]:
-    # Stored as plain strings with a CHECK constraint, so adding a value is a small migration.
-    return Column(Enum(enum_cls, name=name, native_enum=False, create_constraint=True, length=32), nullable=False)
-
-
-class QrState(SQLModel):
-    """The signed-code state every place carries: rotate bumps the version."""
-
-    qr_version: int = Field(default=1)
-    qr_issued_at: datetime = Field(default_factory=utcnow)
-    qr_revoked_at: datetime | None = None
-
-
-class CodeState(SQLModel):
-    """The SMS-code state of whatever proves a phone (a join attempt, a status check).
-
-    The code is kept only as an HMAC; tries and sends are counted on the row so they survive
-    across requests and processes. app/services/verification.py works on this type.
-    """
-
-    id: str = Field(primary_key=True, max_length=32)
-    phone_index: str = Field(max_length=64, index=True)
-    phone_enc: str
-    locale: str = Field(default="zh", max_length=8)
-    code_hash: str | None = Field(default=None, max_length=64)
-    code_sent_at: datetime | None = None
-    code_expires_at: datetime | None = None
-    code_tries: int = Field(default=0)
-    sends: int = Field(default=0)
-    verified_at: datetime | None = None
+from app.models.base import (
+    CodeState,
+    MemberSource,
+    MemberStatus,
+    PlaceKind,
+    Platform,
+    QrState,
+    Role,
+    WorkplaceKind,
+    _enum,
+    utcnow,
+)
+from app.models.counts import DistrictCount as DistrictCount
 
 
 class District(QrState, table=True):
@@ -164,19 +99,6 @@ class Member(SQLModel, table=True):
     )
 
 
-class DistrictCount(SQLModel, table=True):
-    """Members of one district in one status: the roster's tabs without counting rows.
-
-    Written only by the database's triggers on `member` (migration 0013), in the transaction of
-    the change; `flask --app wsgi counts rebuild` counts again from the members."""
-
-    __tablename__ = "district_count"
-
-    district_id: int = Field(foreign_key="district.id", primary_key=True, ondelete="CASCADE")
-    status: MemberStatus = Field(sa_column=Column(_enum(MemberStatus, "member_status").type, primary_key=True))
-    n: int = Field(default=0, sa_type=BigInteger)
-
-
 class JoinAttempt(CodeState, table=True):
     """A submitted form waiting for its SMS code (the draft); deleted by retention."""
 
@@ -191,9 +113,6 @@ class JoinAttempt(CodeState, table=True):
     platform: Platform = Field(sa_column=_enum(Platform, "platform"))
     consent_version: str = Field(max_length=32)
     consent_at: datetime
-    # Why the last code could not be sent ("rejected", "unavailable", "opted_out"): the send runs
-    # after the response, on the sender's thread, and the code page reads it from here.
-    send_error: str | None = Field(default=None, max_length=20)
     member_id: int | None = Field(default=None, foreign_key="member.id", ondelete="SET NULL")
     outcome: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, index=True)
@@ -220,6 +139,8 @@ class User(SQLModel, table=True):
     totp_last_step: int | None = None
     # A secret shown during enrolment but not yet confirmed with a code (also encrypted).
     totp_pending_enc: str | None = None
+    # SHA-256 of the nonce in the one live set-up link (app/services/staff_setup.py); None once used.
+    setup_hash: str | None = Field(default=None, max_length=64)
 
 
 class RecoveryCode(SQLModel, table=True):
@@ -270,6 +191,9 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    # "read" (GET only) or "write" (everything the user's role allows); after expires_at it stops working.
+    scope: str = Field(default="write", max_length=16, sa_column_kwargs={"server_default": "write"})
+    expires_at: datetime | None = None
 
 
 class PlaceStat(SQLModel, table=True):
@@ -325,3 +249,85 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
     __table_args__ = (Index("ix_delivery_kind_owner", "kind", "owner_id"),)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A receiver of signed event POSTs (Standard Webhooks). Its secret is stored encrypted."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # None: every district's events; else only this district's.
+    district_id: int | None = Field(default=None, foreign_key="district.id", index=True, ondelete="CASCADE")
+    secret_enc: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint: the body sent (ids, codes, times: no name or phone) and how it went.
+    `id` is the `webhook-id` header, the same on every retry, so a receiver can drop repeats."""
+
+    __tablename__ = "webhook_delivery"
+
+    id: str = Field(primary_key=True, max_length=40)
+    endpoint_id: int = Field(foreign_key="webhook_endpoint.id", index=True, ondelete="CASCADE")
+    member_id: int = Field(index=True)  # whom it tells of; no foreign key: a withdrawn member's row goes, its log stays
+    event_type: str = Field(max_length=40)
+    payload: str
+    status: str = Field(default="pending", max_length=16)  # pending, delivered, failed
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    last_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+class ChatRobot(SQLModel, table=True):
+    """A district's WeCom (企业微信) or DingTalk group robot; its URL (which holds the robot's key)
+    and DingTalk's signing secret are stored encrypted."""
+
+    __tablename__ = "chat_robot"
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=16)  # wecom, dingtalk
+    url_enc: str
+    secret_enc: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TransferStatus(enum.StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class Transfer(SQLModel, table=True):
+    """An approved member's move to another district (会员关系转接), asked by the worker or an official.
+
+    Decided once by the receiving district. The member row keeps its id and join date; on approval
+    its district, station and member number change, and this row keeps both numbers (the history).
+    """
+
+    __table_args__ = (Index("ix_transfer_to_status_created", "to_district_id", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True, ondelete="CASCADE")
+    from_district_id: int = Field(foreign_key="district.id", index=True)
+    to_district_id: int = Field(foreign_key="district.id")
+    to_workplace_id: int | None = Field(default=None, foreign_key="workplace.id")
+    status: TransferStatus = Field(default=TransferStatus.pending, sa_column=_enum(TransferStatus, "transfer_status"))
+    # The member's id while pending, NULL once decided: unique, so a member has at most one pending
+    # transfer on both databases (NULLs never collide) without a partial index.
+    open_member_id: int | None = Field(default=None, unique=True)
+    started_by: str = Field(max_length=16)  # "worker" (a poster of the new district) or "official"
+    requested_by_id: int | None = Field(default=None, foreign_key="user.id")
+    reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = None
+    decided_by_id: int | None = Field(default=None, foreign_key="user.id")
+    reject_reason: str | None = Field(default=None, max_length=500)
+    from_member_number: str | None = Field(default=None, max_length=40)
+    to_member_number: str | None = Field(default=None, max_length=40)
