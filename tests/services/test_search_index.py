@@ -251,3 +251,20 @@ def test_transfers_in_opposite_directions_at_once_neither_deadlock_nor_miscount(
     with Session(engine) as check:
         assert tabs(check, [pd.id]) == tabs(check, [xh.id]) == {"pending": 0, "approved": 5, "rejected": 0}
         assert district_counts.check(check) == []
+
+
+def test_an_approved_transfer_moves_the_members_count_to_the_receiving_district(db, pii, two):
+    """The transfers service only updates member.district_id; the counters follow by themselves."""
+    from app.services import transfers
+
+    pd, xh = two
+    official = make_user(db)
+    member = make_member(db, pii, pd, 1)
+    roster.approve(db, None, member.id, by=official, now=utcnow())
+    asked = transfers.request_by_official(db, None, member.id, to_district="XH", reason=None, by=official, now=utcnow())
+    assert tabs(db, [xh.id]) == {"pending": 0, "approved": 0, "rejected": 0}
+    transfers.approve(db, [xh.id], asked.id, by=official, now=utcnow())
+    db.commit()
+    assert tabs(db, [pd.id]) == {"pending": 0, "approved": 0, "rejected": 0}
+    assert tabs(db, [xh.id]) == {"pending": 0, "approved": 1, "rejected": 0}
+    assert found(db, pii, "王小明", [xh.id]) == [member.id] and district_counts.check(db) == []
