@@ -45,6 +45,9 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench.join_cpu
 	$(BIN)/python -m bench.roster --members 1000000
 	$(BIN)/python -m bench.exports --members 1000000
+	$(BIN)/python -m bench.search --members 1000000
+	$(BIN)/python -m bench.search --members 1000000 --database-url postgresql+psycopg://postgres@127.0.0.1:5432/scanjoin_bench_search
+	$(BIN)/python -m bench.join_costs --joins 200 --members-url postgresql+psycopg://postgres@127.0.0.1:5432/scanjoin_bench_search
 
 # CI gates (.ci/run): ruff (lint and format) on the whole repository, bandit at medium severity and up, mypy over app/
 # ([tool.mypy] in pyproject.toml), known vulnerabilities in

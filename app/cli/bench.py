@@ -21,6 +21,7 @@ from sqlmodel import col
 
 from app.db import session_scope
 from app.models import District, Member, MemberStatus, PlaceKind, Platform, Workplace, WorkplaceKind, utcnow
+from app.services import names
 from app.services.crypto import PiiCipher
 from app.services.phones import last4
 
@@ -98,17 +99,18 @@ def _row(
     n: int, created: datetime, places: list[tuple[int, str, list[int]]], rng: random.Random, pii: PiiCipher
 ) -> dict[str, object]:
     district_id, code, workplace_ids = places[n % len(places)]
-    phone = f"+86170{n:08d}"
+    phone, name = f"+86170{n:08d}", f"测试{n}"
     roll = rng.random()
     status = MemberStatus.approved if roll < 0.6 else MemberStatus.pending if roll < 0.9 else MemberStatus.rejected
     decided = created + timedelta(hours=rng.randrange(1, 24 * 20)) if status is not MemberStatus.pending else None
     return {
         "district_id": district_id,
         "workplace_id": rng.choice(workplace_ids) if rng.random() < 0.9 else None,
-        "name_enc": pii.encrypt(f"测试{n}"),
+        "name_enc": pii.encrypt(name),
         "phone_enc": pii.encrypt(phone),
         "phone_index": pii.index(phone),
         "phone_last4_index": pii.index(last4(phone), purpose="last4"),
+        "name_index": names.index(pii, name),
         "platform": rng.choice(PLATFORMS).value,
         "status": status.value,
         "consent_version": "bench",

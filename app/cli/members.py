@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.db import engine, get_session
 from app.models import District, Member, MemberStatus, Workplace
-from app.services import member_import, transfers
+from app.services import member_import, names, transfers
 from app.services.crypto import PiiCipher
 
 group = AppGroup("members", help="Members and applications.")
@@ -153,6 +154,24 @@ def _print_report(plan: member_import.Plan, report: Path | None, dry_run: bool) 
     click.echo(("dry run, nothing written. " if dry_run else "") + counts)
     if plan.counts()[member_import.REJECTED]:
         sys.exit(1)  # as `places import`: a rejected row is worth a non-zero exit (good rows are kept)
+
+
+@group.command("reindex")
+@click.option("--batch", default=2000, show_default=True, help="Members per transaction.")
+@click.option("--all", "everything", is_flag=True, help="Every member, not only those without an index.")
+def reindex_command(batch: int, everything: bool) -> None:
+    """Index the names of members that have no name index (after migration 0013), resumable.
+
+    With --all every name is indexed again: run it after PII_INDEX_KEY changes."""
+    db, pii = get_session(), current_app.extensions["pii"]
+    total = db.execute(select(func.count()).select_from(Member)).scalar_one() if everything else names.missing(db)
+    indexed = 0
+    with click.progressbar(length=total, label="indexing names") as bar:
+        for rows in names.reindex(db, pii, size=max(1, batch), everything=everything):
+            db.commit()  # each batch is kept, whatever happens to the next
+            indexed += rows
+            bar.update(rows)
+    click.echo(f"names indexed: {indexed}; still without an index: {names.missing(db)}")
 
 
 def register(app: Flask) -> None:

@@ -7,6 +7,7 @@ phones are never stored in clear: `*_enc` columns hold AES-256-GCM ciphertext (a
 * `core`: places, members, join attempts, staff, audit, tokens, statistics, status checks.
 * `outbox`: what the service owes others: the SMS outbox, webhooks, group robots.
 * `lifecycle`: membership after the application: transfers, questions, appeals, send-backs.
+* `counts`: counters the database keeps itself (triggers), read instead of counting rows.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from app.models.core import (
     enum_column,
     utcnow,
 )
+from app.models.counts import DistrictCount
 from app.models.lifecycle import (
     Appeal,
     EscalationReturn,
@@ -57,6 +59,7 @@ __all__ = [
     "ChatRobot",
     "CodeState",
     "Delivery",
+    "DistrictCount",
     "District",
     "EscalationReturn",
     "ExportJob",

@@ -119,6 +119,10 @@ class Member(SQLModel, table=True):
         Index("ix_member_district_created", "district_id", "created_at", "id"),
         Index("ix_member_district_status_created", "district_id", "status", "created_at", "id"),
         Index("ix_member_district_decided", "district_id", "decided_at", "id"),
+        # A search by the whole name's or the phone's last four digits' keyed index, in one district or
+        # several, newest first.
+        Index("ix_member_name_district", "name_index", "district_id", "created_at", "id"),
+        Index("ix_member_last4_district", "phone_last4_index", "district_id", "created_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -127,7 +131,10 @@ class Member(SQLModel, table=True):
     name_enc: str
     phone_enc: str
     phone_index: str = Field(max_length=64, unique=True)
-    phone_last4_index: str = Field(max_length=64, index=True)
+    phone_last4_index: str = Field(max_length=64)
+    # The keyed index of the normalised full name (app/services/names.py); None until `members reindex`
+    # has reached a member that predates it.
+    name_index: str | None = Field(default=None, max_length=64)
     platform: Platform = Field(sa_column=enum_column(Platform, "platform"))
     status: MemberStatus = Field(default=MemberStatus.pending, sa_column=enum_column(MemberStatus, "member_status"))
     consent_version: str = Field(max_length=32)

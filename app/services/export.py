@@ -32,7 +32,7 @@ from app.models import District, ExportJob, Member, User, Workplace, utcnow
 from app.services import audit
 from app.services.crypto import PiiCipher
 from app.services.roster import BadFilter, RosterFilter
-from app.services.roster.filters import SORTS, name_needle
+from app.services.roster.filters import SORTS
 from app.services.roster.lists import Decider, joined, order, scope_clause, sql_filters
 
 HEADER = [
@@ -175,7 +175,7 @@ def _rows(
         .order_by(*order(flt.sort))
         .execution_options(yield_per=BATCH)
     )
-    needle, decrypt = name_needle(flt.q), pii.decrypt
+    decrypt = pii.decrypt
     when = _local_time(zone) if zone is not None else (_text if bind.dialect.name in ISO_SECONDS else _iso)
     phone = _national if layout.national_phones else _same
     statuses, platforms = layout.statuses, layout.platforms
@@ -194,12 +194,9 @@ def _rows(
             by,
             reason,
         ) in own.execute(stmt):
-            name = decrypt(name_enc)
-            if needle is not None and needle not in name.casefold():
-                continue
             yield [
                 safe(number),
-                safe(name),
+                safe(decrypt(name_enc)),
                 safe(phone(decrypt(phone_enc))),
                 platforms.get(platform, platform),
                 repeated(workplace),

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.models import JoinAttempt, Member, MemberStatus, Platform
-from app.services import audit
+from app.services import audit, names
 from app.services.crypto import PiiCipher
 from app.services.phones import last4
 from app.services.places import ResolvedPlace
@@ -105,6 +105,8 @@ def enroll(session: Session, attempt: JoinAttempt, *, pii: PiiCipher, now: datet
         assert existing is not None
     if existing is not None:
         member, outcome = _reapply_or_report(existing, attempt, now)
+        if outcome == "reapplied":
+            member.name_index = names.index(pii, pii.decrypt(attempt.name_enc))
     session.add(member)
     session.flush()
     attempt.member_id, attempt.outcome = member.id, outcome
@@ -134,6 +136,7 @@ def _new_member(attempt: JoinAttempt, pii: PiiCipher, now: datetime) -> Member:
         phone_enc=attempt.phone_enc,
         phone_index=attempt.phone_index,
         phone_last4_index=pii.index(last4(phone), purpose="last4"),
+        name_index=names.index(pii, pii.decrypt(attempt.name_enc)),
         platform=attempt.platform,
         consent_version=attempt.consent_version,
         consent_at=attempt.consent_at,

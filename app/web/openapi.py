@@ -74,7 +74,8 @@ FILTERS = [
     _query(
         "q",
         {"type": "string", "maxLength": 100},
-        "Search: a name (or part), the phone's last four digits or a whole phone number",
+        "Search: a whole name (spaces and case ignored; no partial names), the phone's last four digits "
+        "or a whole phone number",
     ),
     _query("since", {"type": "string", "format": "date-time"}, "Applied at or after this time (with offset)"),
 ]

@@ -71,3 +71,22 @@ def test_the_roster_is_still_a_table_at_1366(live_app, chromium):
     assert max(tops) - min(tops) < 2, "a row's cells side by side"
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 1366
     screenshot(page, "roster-1366.png")
+
+
+def test_a_whole_name_typed_with_a_space_finds_its_member_without_javascript(live_app, chromium):
+    """Issue 17 item 4: the search answers from the keyed name index; spaces and "·" are not the name."""
+    some_applications(live_app.app)
+    page = signed_in_page(
+        live_app, chromium, "official@example.org", Role.official, ["PD"], javascript=False, width=390, height=844
+    )
+    page.goto(live_app.url + "/roster/")
+    page.fill("[name=q]", "阿卜杜热合曼 买买提")
+    page.locator("form.filters button[type=submit]").click()
+    page.wait_for_url("**q=*")
+    assert page.locator("td.name").all_inner_texts() == ["阿卜杜热合曼·买买提"]
+    assert page.get_by_text("完整姓名或手机号后四位").count() == 1
+    screenshot(page, "roster-search-390.png")
+    page.fill("[name=q]", "买买提")  # a part of a name finds no one (docs/security.md)
+    page.locator("form.filters button[type=submit]").click()
+    page.wait_for_load_state()
+    assert page.locator("tr[data-id]").count() == 0

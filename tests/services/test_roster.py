@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session, select
 
 from app.models import AuditEvent, District, Member, MemberStatus, PlaceKind, Platform, Role, User, utcnow
-from app.services import audit, roster
+from app.services import audit, names, roster
 from app.services.phones import last4
 from tests import factories
 
@@ -35,6 +35,7 @@ def make_member(
         phone_enc=pii.encrypt(phone),
         phone_index=pii.index(phone),
         phone_last4_index=pii.index(last4(phone), purpose="last4"),
+        name_index=names.index(pii, name),
         platform=platform,
         status=status,
         consent_version="test",
@@ -98,11 +99,14 @@ def test_filters_by_status_platform_workplace_name_and_last_four(db, pii, places
     assert ids(status=MemberStatus.approved) == [b.id]
     assert ids(platform=Platform.meituan) == [a.id]
     assert ids(workplace="PD-ZJ01") == [a.id]
-    assert ids(q="梅梅") == [b.id]
+    assert ids(q="韩梅梅") == [b.id]
+    assert ids(q=" 韩 梅梅 ") == [b.id]  # spaces are not part of a name
+    assert ids(q="梅梅") == ids(q="韩") == []  # the whole name or nothing: no partial index (docs/security.md)
     assert ids(q=factories.phone(1)[-4:]) == [a.id]
     assert ids(q=factories.phone(2)) == [b.id]
     assert ids(q="nobody") == []
-    assert roster.counts(db, None, roster.RosterFilter(q="李"), pii=pii) == {"pending": 1, "approved": 0, "rejected": 0}
+    by_name = roster.counts(db, None, roster.RosterFilter(q="李雷"), pii=pii)
+    assert by_name == {"pending": 1, "approved": 0, "rejected": 0}
     assert roster.counts(db, None, roster.RosterFilter()) == {"pending": 1, "approved": 1, "rejected": 0}
     assert roster.counts(db, None, roster.RosterFilter(workplace=station.code)) == {
         "pending": 1,
@@ -145,7 +149,7 @@ def test_the_overdue_flag_filter_and_count_agree_across_national_day(db, pii, pl
 
 
 @pytest.mark.parametrize("sort", ["applied", "decided"])
-@pytest.mark.parametrize("q", [None, "王"])
+@pytest.mark.parametrize("q", [None, "王小明"])
 def test_keyset_pages_cover_every_row_once(db, pii, places, sort, q):
     pd, _, _ = places
     user = make_user(db)

@@ -256,7 +256,7 @@ def test_xlsx_export_filters_and_records_the_filter_shape(client, db, pii, place
     make_member(db, pii, pd, 2, name="韩梅梅", status=MemberStatus.approved)
     db.commit()
     sign_in(client, db)
-    response = client.get("/roster/export.xlsx?status=approved&q=韩")
+    response = client.get("/roster/export.xlsx?status=approved&q=韩梅梅")
     assert response.status_code == 200
     sheet = load_workbook(io.BytesIO(response.data), read_only=True)["members"]
     values = [row for row in sheet.iter_rows(values_only=True)]

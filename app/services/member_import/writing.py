@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from app.models import District, Member, MemberSource, MemberStatus, PlaceKind
-from app.services import audit
+from app.services import audit, names
 from app.services.crypto import PiiCipher
 from app.services.member_import.rows import (
     DUPLICATE_EXISTING,
@@ -205,6 +205,7 @@ class Writer:
             "phone_enc": self.pii.encrypt(row.phone),
             "phone_index": row.phone_index,
             "phone_last4_index": self.pii.index(last4(row.phone), purpose="last4"),
+            "name_index": names.index(self.pii, row.name),
             "platform": row.platform,
             "status": MemberStatus.approved,
             "consent_version": CONSENT_VERSION,

@@ -1,8 +1,8 @@
 """The district roster: filtered, scoped, keyset-paged member lists and exactly-once decisions.
 
-`filters` parses what a list asks for, `lists` reads members (pages, every row, counts, live
-changes), `decisions` approves and rejects, `audit_log` reads the audit trail, `notices` finds
-the rows whose decision notice finally failed. Callers import this package:
+`filters` parses what a list asks for, `lists` reads members (pages, every row, live changes),
+`tabs` counts them, `decisions` approves and rejects, `audit_log` reads the audit trail,
+`notices` finds the rows whose decision notice finally failed. Callers import this package:
 `roster.list_members(...)`, `roster.approve(...)`.
 """
 
@@ -38,14 +38,13 @@ from app.services.roster.lists import (
     MemberView,
     Page,
     changes_since,
-    counts,
     current_marker,
     get_member,
     iter_members,
     list_members,
-    overdue_count,
 )
 from app.services.roster.notices import failed_notices
+from app.services.roster.tabs import counts, overdue_count
 
 __all__ = [
     "DEFAULT_OVERDUE_DAYS",

@@ -162,8 +162,3 @@ def _int(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError("id")
     return value
-
-
-def name_needle(q: str | None) -> str | None:
-    """The casefolded text a name search looks for (names are encrypted: matched after decryption)."""
-    return q.strip().casefold() if q and query_kind(q) == "name" else None

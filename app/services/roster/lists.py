@@ -5,9 +5,11 @@ simply not found. Rows are plain column tuples, not ORM objects. The orders matc
 of migration 0003: one district's list (optionally one status) walks
 `(district_id, status, created_at, id)` or `(district_id, created_at, id)` and stops after a
 page; a scope of several districts asks each district for a page and merges them (one
-`UNION ALL`), since no single index is ordered across a set of districts. Names are
-encrypted, so a name search decrypts rows batch by batch in keyset order; every other filter
-runs in SQL. Read-only: nothing here writes.
+`UNION ALL`), since no single index is ordered across a set of districts. Every filter runs in
+SQL: a name is found by its keyed index (`member.name_index`, app/services/names.py), a phone
+by `phone_index`, its last four digits by `phone_last4_index`; only the rows shown are
+decrypted. The tabs' counts come from the counters the database keeps (`district_count`) when
+nothing but districts narrows them (`tabs`). Read-only: nothing here writes.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, union_all
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from app.models import AuditEvent, District, Member, MemberStatus, User, Workplace, utcnow
-from app.services import deadlines
+from app.services import deadlines, names
 from app.services.crypto import PiiCipher
 from app.services.roster.errors import BadFilter, MemberNotFound
 from app.services.roster.filters import (
@@ -32,7 +34,6 @@ from app.services.roster.filters import (
     as_phone,
     decode_cursor,
     encode_cursor,
-    name_needle,
     query_kind,
 )
 
@@ -143,7 +144,8 @@ def _query_clause(q: str | None, pii: PiiCipher | None) -> list[Any]:
         return [Member.phone_last4_index == pii.index(q.strip(), purpose="last4")]
     if kind == "phone":
         return [Member.phone_index == pii.index(as_phone(q.strip()) or "")]
-    return []  # a name: matched after decryption
+    key = names.index(pii, q)
+    return [col(Member.name_index) == key] if key else [false()]
 
 
 def order(sort: str, c: Any = Member) -> list[Any]:
@@ -186,10 +188,18 @@ def _key(sort: str, row: Any) -> list[Any]:
 
 
 def ordered(
-    scope: list[int] | None, clauses: list[Any], sort: str, limit: int, columns: tuple[Any, ...] = VIEW_COLUMNS
+    scope: list[int] | None,
+    clauses: list[Any],
+    sort: str,
+    limit: int,
+    columns: tuple[Any, ...] = VIEW_COLUMNS,
+    *,
+    merge: bool = True,
 ) -> Select[Any]:
-    """The first `limit` rows in sort order; several districts: a page from each, merged."""
-    if scope is None or not 1 < len(scope) <= MERGE_MAX_DISTRICTS:
+    """The first `limit` rows in sort order; several districts: a page from each, merged.
+
+    `merge=False` (a search by name or phone, which an index narrows to a few rows) asks once."""
+    if not merge or scope is None or not 1 < len(scope) <= MERGE_MAX_DISTRICTS:
         return joined(*columns).where(*scope_clause(scope), *clauses).order_by(*order(sort)).limit(limit)
     arms = [
         select(
@@ -259,16 +269,14 @@ def iter_members(
     if flt.sort not in SORTS:
         raise BadFilter("sort")
     key = decode_cursor(flt.sort, cursor) if cursor else None
-    needle = name_needle(flt.q)
     clauses = sql_filters(flt, pii, now)
+    merge = not flt.q  # a search's index (name, phone, last four digits) narrows it to a few rows
     while True:
         after, phase = _next(flt.sort, key)
-        rows = session.execute(ordered(scope, [*clauses, *after], phase, batch)).all()
+        rows = session.execute(ordered(scope, [*clauses, *after], phase, batch, merge=merge)).all()
         for row in rows:
             key = _key(flt.sort, row)
-            name = pii.decrypt(row[1])
-            if needle is None or needle in name.casefold():
-                yield _view(row, name, pii, now, flt.overdue_days), key
+            yield _view(row, pii.decrypt(row[1]), pii, now, flt.overdue_days), key
         if len(rows) == batch:
             continue
         if phase != "decided_at":
@@ -289,7 +297,7 @@ def list_members(
     """One page of the roster; `next_cursor` continues after its last row (None at the end)."""
     limit = max(1, min(limit, MAX_LIMIT))
     page = Page()
-    batch = limit + 1 if name_needle(flt.q) is None else SCAN_BATCH
+    batch = limit + 1
     last_key: list[object] | None = None
     for view, key in iter_members(session, pii, scope, flt, cursor=cursor, now=now, batch=batch):
         if len(page.items) == limit:
@@ -313,53 +321,6 @@ def get_member(
     if row is None:
         raise MemberNotFound()
     return _view(row, pii.decrypt(row[1]), pii, now or utcnow(), overdue_days)
-
-
-def counts(
-    session: Session,
-    scope: list[int] | None,
-    flt: RosterFilter,
-    *,
-    pii: PiiCipher | None = None,
-    now: datetime | None = None,
-) -> dict[str, int]:
-    """Members per status under the filter (its status ignored): the numbers on the tabs."""
-    now = now or utcnow()
-    result = {status.value: 0 for status in MemberStatus}
-    needle = name_needle(flt.q)
-    if flt.q and pii is None:
-        raise BadFilter("q")  # a search needs the cipher (index or decryption)
-    clauses = sql_filters(flt, pii, now, with_status=False)
-    joined_counts = select(col(Member.status), col(Member.name_enc) if needle else func.count()).select_from(Member)
-    # Join only for a filter on the district's or station's code: neither join adds or drops a row
-    # (a member's district is a required foreign key, its station an optional one), and without
-    # them the count is read from the district index alone.
-    if flt.district:
-        joined_counts = joined_counts.join(District, col(District.id) == col(Member.district_id))
-    if flt.workplace:
-        joined_counts = joined_counts.outerjoin(Workplace, col(Workplace.id) == col(Member.workplace_id))
-    joined_counts = joined_counts.where(*scope_clause(scope), *clauses)
-    if needle is None:
-        for status, number in session.execute(joined_counts.group_by(Member.status)):
-            result[status.value] = number
-        return result
-    for status, name_enc in session.execute(joined_counts.execution_options(yield_per=SCAN_BATCH)):
-        if needle in pii.decrypt(name_enc).casefold():  # type: ignore[union-attr]
-            result[status.value] += 1
-    return result
-
-
-def overdue_count(session: Session, scope: list[int] | None, *, now: datetime, overdue_days: int) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(Member)
-        .where(
-            *scope_clause(scope),
-            col(Member.status) == MemberStatus.pending,
-            col(Member.created_at) < deadlines.overdue_cutoff(now, overdue_days),  # working days, as the flag
-        )
-    )
-    return int(session.execute(stmt).scalar_one())
 
 
 # --- live updates ------------------------------------------------------------------------------
