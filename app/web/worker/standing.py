@@ -33,7 +33,7 @@ def extras(
             valid_days=config["CARD_VALID_DAYS"],
         )
         # Markup: qr_svg draws only <svg> and <path> from the signed URL, no text of ours or the worker's.
-        found["card_qr"] = Markup(cards.qr_svg(card.url)) if card else None  # noqa: S704
+        found["card_qr"] = Markup(cards.qr_svg(card.url)) if card else None  # noqa: S704  # nosec B704
     question = lifecycle.open_question(db, member.id or 0)
     if member.status is MemberStatus.pending and question is not None:
         found["question"] = pii.decrypt(question.question_enc)
