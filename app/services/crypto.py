@@ -95,3 +95,12 @@ class PiiCipher:
         mac = self._index_mac.copy()
         mac.update(f"{purpose}\x00{value}".encode())
         return mac.hexdigest()
+
+
+def equal(a: str | bytes, b: str | bytes) -> bool:
+    """Constant-time equality of two secrets, codes or MACs, whatever characters they hold.
+
+    `hmac.compare_digest` raises TypeError for a str with a character beyond ASCII (a full-width
+    digit typed by a Chinese input method, a pasted key): every comparison in the app goes through
+    here, so such input is simply unequal (tests/security/test_constant_time.py)."""
+    return hmac.compare_digest(a.encode() if isinstance(a, str) else a, b.encode() if isinstance(b, str) else b)

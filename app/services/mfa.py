@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import re
 import secrets
+import unicodedata
 from datetime import datetime
 
 import pyotp
@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from app.models import RecoveryCode, User
-from app.services import audit
+from app.services import audit, crypto
 from app.services.crypto import PiiCipher
 
 ISSUER = "ScanJoin"
@@ -30,7 +30,7 @@ ISSUER = "ScanJoin"
 # ±1 step tolerates a phone clock up to 30 s off (RFC 6238 §5.2 recommends at most one step back).
 VALID_WINDOW = 1
 RECOVERY_CODES = 10
-TOTP_RE = re.compile(r"^\d{6}$")
+TOTP_RE = re.compile(r"^[0-9]{6}$")
 RECOVERY_RE = re.compile(r"^[a-z2-7]{16}$")
 
 
@@ -67,14 +67,15 @@ def grouped(secret: str) -> str:
 
 
 def _normalise(code: str) -> str:
-    return re.sub(r"[\s-]", "", code or "").lower()
+    # NFKC first: a Chinese input method in full-width mode types １２３４５６ for 123456.
+    return re.sub(r"[\s-]", "", unicodedata.normalize("NFKC", code or "")).lower()
 
 
 def _matching_step(secret: str, code: str, now: datetime) -> int | None:
     totp = pyotp.TOTP(secret)
     current = totp.timecode(now)
     for step in range(current - VALID_WINDOW, current + VALID_WINDOW + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code):
+        if crypto.equal(totp.generate_otp(step), code):
             return step
     return None
 

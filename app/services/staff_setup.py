@@ -10,7 +10,6 @@ two requests race.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from datetime import datetime
 
@@ -19,7 +18,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from app.models import User
-from app.services import audit, users
+from app.services import audit, crypto, users
 
 SALT = "scanjoin/staff-setup/v1"
 DEFAULT_MAX_AGE = 72 * 3600  # project choice: three days to open a link sent over a weekend
@@ -67,7 +66,7 @@ def check(session: Session, token: str, *, secret_key: str, max_age: int) -> Use
     user = session.get(User, data["u"])
     if user is None or not user.active:
         raise LinkInvalid()
-    if user.setup_hash is None or not hmac.compare_digest(user.setup_hash, _digest(data["n"])):
+    if user.setup_hash is None or not crypto.equal(user.setup_hash, _digest(data["n"])):
         raise LinkUsed()
     return user
 

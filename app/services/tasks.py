@@ -30,7 +30,6 @@ creates it (the transactional outbox), and the queue only carries wake-ups:
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from app.models import AuditEvent, CodeState, Delivery, JoinAttempt, Member, StatusCheck, utcnow
-from app.services import audit, events, metrics, notify, sms, transfers, verification
+from app.services import audit, crypto, events, metrics, notify, sms, transfers, verification
 from app.services.crypto import PiiCipher
 
 log = logging.getLogger(__name__)
@@ -101,7 +100,7 @@ def is_current(owner: CodeState | None, code: str | None, *, key: str, now: date
     if code is None:
         return owner.code_hash is None  # the provider makes the code (Twilio Verify)
     expected = verification.code_hash(key, owner.id, code)
-    return owner.code_hash is not None and hmac.compare_digest(owner.code_hash, expected)
+    return owner.code_hash is not None and crypto.equal(owner.code_hash, expected)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from app.models import PlaceKind
+from app.services import crypto
 
 EPOCH = date(2025, 1, 1)
 PURPOSE = b"scanjoin/qr-place/v1\x00"
@@ -68,7 +69,7 @@ class QrSigner:
         """Return the token's place reference, or raise TokenInvalid / TokenExpired."""
         raw = self._decode(token)
         payload, mac = raw[:PAYLOAD_BYTES], raw[PAYLOAD_BYTES:]
-        if not any(hmac.compare_digest(mac, self._mac(key, payload)) for key in self._keys):
+        if not any(crypto.equal(mac, self._mac(key, payload)) for key in self._keys):
             raise TokenInvalid("bad signature")
         bits = int.from_bytes(payload, "big")
         place = PlaceToken(

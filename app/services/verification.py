@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from app.models import CodeState
-from app.services import metrics
+from app.services import crypto, metrics, numbers
 from app.services.limits import FAILURES, Limits, PhoneLocked
 from app.services.sms import JOIN_CODE, Message, SmsError, SmsGateway, render
 
@@ -152,9 +152,9 @@ def check_guarded(
 
 
 def _matches(attempt: CodeState, code: str, *, phone: str, gateway: SmsGateway, key: str) -> bool:
-    code = code.strip()
-    if len(code) != CODE_DIGITS or not code.isdigit():
+    code = numbers.typed(code)  # "１２３４５６" from a full-width input method is 123456
+    if len(code) != CODE_DIGITS or not numbers.digits(code):
         return False
     if gateway.provides_codes:
         return gateway.check_verification(phone, code)
-    return attempt.code_hash is not None and hmac.compare_digest(attempt.code_hash, code_hash(key, attempt.id, code))
+    return attempt.code_hash is not None and crypto.equal(attempt.code_hash, code_hash(key, attempt.id, code))

@@ -29,7 +29,7 @@ from app.db import get_session
 from app.extensions import limiter, login_manager
 from app.models import AuditEvent, User, utcnow
 from app.security import safe_path
-from app.services import conversion, mfa, users
+from app.services import conversion, mfa, numbers, users
 from app.web.access import role_required, staff
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class StaffUser(UserMixin):
 @login_manager.user_loader
 def load_user(user_key: str) -> StaffUser | None:
     user_id, _, version = user_key.partition(":")
-    if not user_id.isdigit():
+    if not numbers.digits(user_id):
         return None
     user = get_session().get(User, int(user_id))
     if user is None or not user.active or str(user.session_version) != version or not mfa.enrolled(user):

@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.db import get_session
 from app.models import Platform, Role, utcnow
-from app.services import dashboard
+from app.services import dashboard, numbers
 from app.services.export import neutralise
 from app.web import charts
 from app.web.access import role_required, scope, staff
@@ -40,7 +40,7 @@ def _report() -> dashboard.Report:
     days = request.args.get("days", "30")
     try:
         zone = current_app.config["BABEL_DEFAULT_TIMEZONE"]
-        win = dashboard.window(utcnow(), int(days) if days.isdigit() and len(days) < 4 else 0, zone)
+        win = dashboard.window(utcnow(), int(days) if numbers.digits(days) and len(days) < 4 else 0, zone)
     except dashboard.BadPeriod:
         abort(400)
     members = staff().role is not Role.organizer

@@ -11,7 +11,6 @@ response and named by every log line written while it is answered (app/logs.py).
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 
@@ -21,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import db, logs
-from app.services import metrics, tasks
+from app.services import crypto, metrics, tasks
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
@@ -47,7 +46,7 @@ def metrics_page():  # type: ignore[no-untyped-def]
     if not token:
         return Response("Not Found\n", 404, mimetype="text/plain")
     given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    if not crypto.equal(given, f"Bearer {token}"):
         return Response("Unauthorized\n", 401, {"WWW-Authenticate": "Bearer"}, mimetype="text/plain")
     try:
         metrics.queue_depth(tasks.depth(db.get_session()))

@@ -27,7 +27,7 @@ from flask_wtf import FlaskForm
 
 from app.db import get_session
 from app.models import District, PlaceKind, Role, Workplace, utcnow
-from app.services import places, posters, stats
+from app.services import numbers, places, posters, stats
 from app.services.posters.fonts import PosterFontError
 from app.services.posters.pdf import Page as PdfPage
 from app.services.posters.pdf import full_page, pdf_stream
@@ -240,7 +240,7 @@ def rotate(code: str) -> ResponseReturnValue:
         abort(400)
     confirmed = request.form.get("version", "")
     if confirmed != str(found.qr_version):
-        if confirmed.isdigit():  # a second press, or another organizer rotated it meanwhile
+        if numbers.digits(confirmed):  # a second press, or another organizer rotated it meanwhile
             flash(_("This code was already replaced: nothing was changed."))
             return redirect(url_for("organizer.place", code=found.code), 303)
         return redirect(url_for("organizer.confirm_rotate", code=found.code), 303)

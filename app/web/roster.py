@@ -32,7 +32,7 @@ from flask_wtf import FlaskForm
 from app.db import get_session, session_scope
 from app.models import MemberStatus, Role, utcnow
 from app.security import action_limit, same_origin_referrer
-from app.services import decisions, events, export, export_jobs, roster, tasks
+from app.services import decisions, events, export, export_jobs, numbers, roster, tasks
 from app.services.crypto import PiiCipher
 from app.web import MAX_DB_ID, escalation
 from app.web.access import role_required, scope, staff
@@ -172,7 +172,7 @@ def decide() -> ResponseReturnValue:
         flash(_("Nothing was decided: press Approve or Reject."))
         return redirect(url_for("roster.index", **_back_args()), 303)
     raw_ids = [one] if one else request.form.getlist("ids")
-    ids = [int(v) for v in raw_ids if v.isdigit() and 0 < int(v) <= MAX_DB_ID]
+    ids = [int(v) for v in raw_ids if numbers.digits(v) and 0 < int(v) <= MAX_DB_ID]
     approving = bool(one) or action == "approve"
     if not ids:
         flash(_("Select at least one application."))
@@ -283,7 +283,7 @@ def audit() -> str:
         end=_day(args.get("end"), next_day=True),
     )
     before_arg = request.args.get("before", "")
-    before = int(before_arg) if before_arg.isdigit() and int(before_arg) <= MAX_DB_ID else None
+    before = int(before_arg) if numbers.digits(before_arg) and int(before_arg) <= MAX_DB_ID else None
     rows, more = roster.list_audit(get_session(), flt, before=before, limit=PAGE_SIZE)
     return render_template("roster/audit.html", rows=rows, before=more, args=args)
 

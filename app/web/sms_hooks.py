@@ -8,7 +8,6 @@ T, N, STOP) is recorded like Twilio's 21610. The answer is the one each provider
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from flask import Blueprint, abort, current_app, jsonify, request
@@ -18,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from app.db import get_session
 from app.extensions import csrf
 from app.models import utcnow
-from app.services import sms
+from app.services import crypto, sms
 from app.services.sms import replies
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ ANSWERS = {"aliyun": {"code": 0, "msg": "成功"}, "tencent": {"result": 0, "err
 @bp.post("/sms/<provider>/receipts")
 def receipts(provider: str) -> ResponseReturnValue:
     expected, secret = current_app.config["SMS_RECEIPT_SECRET"], request.args.get("key", "")
-    if provider not in replies.PROVIDERS or not expected or not hmac.compare_digest(secret, expected):
+    if provider not in replies.PROVIDERS or not expected or not crypto.equal(secret, expected):
         abort(404)
     found = replies.parse(provider, request.get_json(silent=True))
     db, pii = get_session(), current_app.extensions["pii"]

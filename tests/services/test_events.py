@@ -39,7 +39,8 @@ def test_a_failing_handler_is_logged_and_the_others_run(app, db, caplog):  # typ
     with app.app_context():
         events.record(db, events.ApplicationSubmitted(3, 1, "created"))
         db.commit()
-        assert events.outcomes(db, events.ApplicationSubmitted) == [None, "ran"]
+        # after the app's own handlers (webhooks, robots): the broken one, then the next
+        assert events.outcomes(db, events.ApplicationSubmitted)[-2:] == [None, "ran"]
     assert any("broken" in r.getMessage() and "RuntimeError" in r.getMessage() for r in caplog.records)
 
 
@@ -55,7 +56,8 @@ def test_a_decision_texts_the_worker_after_the_commit_only(app, client, db, sms)
         assert len(sms.sent) == before
         decisions.decide(db, None, [member.id], by=admin, approve=True, now=utcnow())
         db.commit()
-        assert len(sms.sent) == before + 1 and events.outcomes(db, events.MemberDecided) == [True]
+        # the notice's handler (subscribed first) queued it; the webhooks' handler follows
+        assert len(sms.sent) == before + 1 and events.outcomes(db, events.MemberDecided)[0] is True
     assert db.exec(select(Member)).one().member_number
 
 

@@ -20,7 +20,7 @@ from app.services.phones import PhoneInvalid, normalize
 MAX_NAME = 50
 LOOKUP_CHUNK = 500
 PROGRESS_EVERY = 1000
-NUMBER_RE = re.compile(r"^(?P<code>[A-Za-z0-9_-]{1,32})-(?P<seq>\d{6})$")
+NUMBER_RE = re.compile(r"^(?P<code>[A-Za-z0-9_-]{1,32})-(?P<seq>[0-9]{6})$")
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
 
 # Header names accepted for each column (English as documented, and what a Chinese sheet says).

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PIL import ImageFont
 
+from app.services import numbers
 from app.services.posters.templates import TextBlock
 
 FONT_DIRS = (
@@ -109,7 +110,7 @@ def _face(spec: str) -> FontFace:
         log.error("POSTER_FONT %s is not a file", path)
         raise PosterFontError(f"POSTER_FONT is not a font file; {INSTALL_HINT}")
     try:
-        face = FontFace(path, int(index) if index.isdigit() else _chinese_index(path))
+        face = FontFace(path, int(index) if numbers.digits(index) else _chinese_index(path))
         face.at(20)
     except OSError as exc:
         log.error("font %s cannot be read: %s", path, exc)

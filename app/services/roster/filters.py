@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from app.models import MemberStatus, Platform
+from app.services import numbers
 from app.services.phones import PhoneInvalid, normalize
 from app.services.roster.errors import BadCursor, BadFilter
 
@@ -60,7 +61,7 @@ def filter_from_args(args: Mapping[str, str], *, overdue_days: int = DEFAULT_OVE
     flt.since = _since_arg(args)
     recent = args.get("recent") or args.get("recent_days") or ""
     if recent:
-        if not recent.isdigit() or not 0 < int(recent) <= 3660:
+        if not numbers.digits(recent) or not 0 < int(recent) <= 3660:
             raise BadFilter("recent")
         flt.recent_days = int(recent)
     flt.sort = args.get("sort") or "applied"
@@ -105,7 +106,7 @@ def _since_arg(args: Mapping[str, str]) -> datetime | None:
 
 def query_kind(q: str) -> str:
     text = q.strip()
-    if len(text) == 4 and text.isdigit():
+    if len(text) == 4 and numbers.digits(text):
         return "last4"
     if as_phone(text):
         return "phone"
@@ -114,7 +115,7 @@ def query_kind(q: str) -> str:
 
 def as_phone(text: str) -> str | None:
     digits = text.replace(" ", "").replace("-", "")
-    if len(digits) < 11 or not digits.lstrip("+").isdigit():
+    if len(digits) < 11 or not numbers.digits(digits.lstrip("+")):
         return None
     try:
         return normalize(digits, ["CN", "HK", "MO"])

@@ -24,7 +24,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from app.models import AuditEvent, District, Member, MemberStatus, User, Workplace, utcnow
-from app.services import deadlines, names
+from app.services import deadlines, names, numbers
 from app.services.crypto import PiiCipher
 from app.services.roster.errors import BadFilter, MemberNotFound
 from app.services.roster.filters import (
@@ -333,7 +333,7 @@ def current_marker(session: Session) -> str:
 
 def changes_since(session: Session, scope: list[int] | None, since_marker: str | None) -> Changes:
     """Members changed (applied, decided, withdrawn) in scope after the marker."""
-    if not since_marker or not since_marker.isdigit():
+    if not since_marker or not numbers.digits(since_marker):
         return Changes(marker=current_marker(session), changed=True)
     stmt = (
         select(col(AuditEvent.id), col(AuditEvent.target_id), col(AuditEvent.details))
@@ -345,6 +345,6 @@ def changes_since(session: Session, scope: list[int] | None, since_marker: str |
     for event_id, target_id, details in session.execute(stmt):
         marker = event_id
         district_id = (details or {}).get("district_id")
-        if (scope is None or district_id in scope) and target_id and str(target_id).isdigit():
+        if (scope is None or district_id in scope) and target_id and numbers.digits(str(target_id)):
             ids.append(int(target_id))
     return Changes(marker=str(marker), changed=bool(ids), member_ids=ids)

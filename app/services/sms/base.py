@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from app.services.sms.messages import Message, render
 
 KINDS = ("unavailable", "rejected", "rate_limited", "opted_out", "expired")
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 class SmsError(Exception):

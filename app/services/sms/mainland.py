@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import pybreaker
 import requests
 
+from app.services import numbers
 from app.services.sms.base import SmsError, SmsGateway
 from app.services.sms.messages import DECISION, JOIN_CODE, STATUS_CODE, Message
 from app.services.sms.twilio_common import BREAKER_FAILURES, BREAKER_RESET_SECONDS, BREAKER_WINDOW_SECONDS
@@ -50,7 +51,7 @@ def check_params(kind: str, params: dict[str, str]) -> None:
     """Every value is a string (a number would lose a code's leading zero); a code is digits."""
     if any(not isinstance(value, str) for value in params.values()):
         raise TypeError("SMS template parameters must be strings")
-    if kind in CODE_KINDS and not params.get("code", "").isdigit():
+    if kind in CODE_KINDS and not numbers.digits(params.get("code", "")):
         raise ValueError(f"an SMS of kind {kind!r} needs params['code'], a string of digits")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from app.services.sms.receipts import DeliveryReceipt
 
 OPT_OUT_WORDS = frozenset({"TD", "退订", "T", "N", "STOP"})
-MAINLAND_MOBILE = re.compile(r"^(?:\+?86)?(1\d{10})$")
+MAINLAND_MOBILE = re.compile(r"^(?:\+?86)?(1[0-9]{10})$")
 PROVIDERS = ("aliyun", "tencent")
 
 

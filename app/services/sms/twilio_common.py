@@ -14,6 +14,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from app.services import numbers
 from app.services.sms.base import SmsError, SmsGateway
 from app.services.sms.receipts import DeliveryReceipt
 from app.services.sms.twilio_transport import BreakerLog, RecentFailures, ResilientHttpClient
@@ -126,6 +127,6 @@ def twilio_receipt(form: Mapping[str, str]) -> DeliveryReceipt:
     return DeliveryReceipt(
         to=form.get("To", ""),
         status=form.get("MessageStatus", ""),
-        opted_out=error.isdigit() and int(error) in OPTED_OUT_CODES,
-        provider_code=int(error) if error.isdigit() else None,
+        opted_out=numbers.digits(error) and int(error) in OPTED_OUT_CODES,
+        provider_code=int(error) if numbers.digits(error) else None,
     )

@@ -10,7 +10,7 @@ from flask import Response, current_app, jsonify, request
 
 from app.db import get_session
 from app.models import Member, utcnow
-from app.services import cards, decisions, places, roster
+from app.services import cards, decisions, numbers, places, roster
 from app.web import openapi
 from app.web.api.core import (
     CURSOR_RE,
@@ -51,7 +51,7 @@ def member_json(view: Any) -> dict[str, Any]:
 
 def _limit() -> int:
     raw = request.args.get("limit", str(openapi.DEFAULT_PAGE))
-    if not raw.isdigit() or not 1 <= int(raw) <= openapi.MAX_PAGE:
+    if not numbers.digits(raw) or not 1 <= int(raw) <= openapi.MAX_PAGE:
         raise ApiError(400, "bad_limit", f"limit must be a whole number from 1 to {openapi.MAX_PAGE}")
     return int(raw)
 
