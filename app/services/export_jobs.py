@@ -150,6 +150,14 @@ def recent(db: Session, user_id: int, limit: int = 20) -> list[ExportJob]:
     return list(db.exec(query).all())
 
 
+def downloadable(job: ExportJob | None, *, now: datetime, hours: int) -> bool:
+    """Whether the job's file may still be handed out: done, with a file, within its retention
+    (a link signed late, or a sweep that has not run yet, never stretches EXPORT_RETENTION_HOURS)."""
+    if job is None or job.status != DONE or not job.file_path or job.finished_at is None:
+        return False
+    return _aware(job.finished_at) + timedelta(hours=hours) > now
+
+
 def covers(user_scope: list[int] | None, job_scope: list[int] | None) -> bool:
     """Whether a user of `user_scope` may have a file made for `job_scope` (None: every district)."""
     if user_scope is None:

@@ -31,7 +31,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
 from app.db import get_session
-from app.models import ExportJob, Role
+from app.models import ExportJob, Role, utcnow
 from app.security import action_limit
 from app.services import export, export_jobs, roster
 from app.web.access import deny, role_required, scope, staff
@@ -173,8 +173,9 @@ def download(token: str) -> ResponseReturnValue:
         return render_template("roster/export_gone.html"), 410
     db = get_session()
     job = db.get(ExportJob, job_id)
-    if job is None or job.status != export_jobs.DONE or not job.file_path:
+    if not export_jobs.downloadable(job, now=utcnow(), hours=current_app.config["EXPORT_RETENTION_HOURS"]):
         return render_template("roster/export_gone.html"), 410
+    assert job is not None and job.file_path is not None
     if not export_jobs.covers(scope(), job.scope):
         deny(404, "export scope")
     folder = current_app.extensions["exports"].settings.folder

@@ -200,3 +200,19 @@ def test_a_job_that_fails_says_so(app, client, db, pii, places, monkeypatch):  #
 
 
 conftest  # noqa: B018 - the module's helpers are used through test_roster's
+
+
+def test_a_file_past_its_retention_is_gone_even_before_the_sweep_and_with_a_fresh_link(app, client, db, pii, places):  # noqa: F811
+    pd, _ = places
+    make_member(db, pii, pd, 1)
+    db.commit()
+    sign_in(client, db)
+    start(client)
+    [job] = jobs(db)
+    path = app.extensions["exports"].settings.folder / job.file_path
+    job.finished_at = utcnow() - timedelta(hours=app.config["EXPORT_RETENTION_HOURS"] + 1)
+    db.add(job)
+    db.commit()
+    assert path.is_file(), "no sweep has run: the file is still on disk"
+    fresh = export_jobs.sign(app.config["SECRET_KEY"], job.id)  # a link signed just now
+    assert client.get(f"/roster/exports/file/{fresh}").status_code == 410

@@ -5,6 +5,10 @@ after resolving its name (`post`), because a name can be pointed at a private ad
 POST then goes to the very address that was checked (the name is kept for the Host header and,
 over HTTPS, for SNI and the certificate check), so a second lookup cannot swap it (DNS rebinding).
 Redirects are not followed: a 3xx is a failure like any other answer that is not 2xx.
+
+`timeout` bounds the whole call, not each read: a receiver that answers a byte at a time would
+otherwise hold a consumer thread (and outlive the outbox's lease) while every read beats the read
+timeout. A watchdog shuts the connection's socket when the time is up.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from __future__ import annotations
 import enum
 import ipaddress
 import socket
+import threading
+from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
@@ -42,7 +49,10 @@ MAX_BODY = 4096  # of an answer, enough for a robot's {"errcode": …}
 
 def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> list[str]:
     """The addresses `url` may be posted to; raises UrlRefused for a bad URL or a private address."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1", "http://[zz]/": brackets that hold no address
+        raise UrlRefused("the URL is not well formed") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UrlRefused("the URL must start with http:// or https:// and name a host")
     if parts.username or parts.password:
@@ -85,6 +95,9 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allo
     if parts.query:
         target += "?" + parts.query
     pool = _pool(parts.scheme, addresses[0], host, parts.port, timeout)
+    watchdog = _Watchdog(timeout)
+    pool.ConnectionCls = _watched(pool.ConnectionCls, watchdog)
+    watchdog.start()
     netloc = host if parts.port is None else f"{host}:{parts.port}"
     if ":" in host and not netloc.startswith("["):
         netloc = f"[{host}]" if parts.port is None else f"[{host}]:{parts.port}"
@@ -100,13 +113,61 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allo
         )
         answer = response.read(MAX_BODY)
         response.release_conn()
-    except urllib3.exceptions.HTTPError as exc:
-        return Result(Outcome.temporary, error=type(exc).__name__)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        return Result(Outcome.temporary, error="deadline" if watchdog.fired else type(exc).__name__)
     finally:
+        watchdog.cancel()
         pool.close()
+    if watchdog.fired:  # the answer was cut off: whatever came is not to be trusted
+        return Result(Outcome.temporary, error="deadline")
     outcome = _judge(response.status)
     error = None if outcome is Outcome.ok else f"HTTP {response.status}"
     return Result(outcome, status=response.status, error=error, body=answer)
+
+
+class _Watchdog:
+    """Shuts the sockets it watches once `seconds` have passed since `start`."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.fired:
+                _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(base: Any, watchdog: _Watchdog) -> Any:
+    """`base` (urllib3's connection class) whose socket the watchdog may shut."""
+
+    class Watched(base):
+        def connect(self) -> None:
+            super().connect()
+            watchdog.watch(self.sock)
+
+    return Watched
 
 
 def _judge(status: int) -> Outcome:

@@ -127,9 +127,10 @@ def export_file(token: str) -> Response:
     db = get_session()
     job = db.get(ExportJob, job_id) if job_id is not None else None
     folder = current_app.extensions["exports"].settings.folder
+    hours = int(current_app.config["EXPORT_RETENTION_HOURS"])
     if (
         job is None
-        or job.status != export_jobs.DONE
+        or not export_jobs.downloadable(job, now=utcnow(), hours=hours)
         or not job.file_path
         or not export_jobs.covers(scope(), job.scope)
         or not (folder / job.file_path).is_file()
