@@ -29,6 +29,9 @@ from pythonjsonlogger.json import JsonFormatter
 DIGIT_RUN = re.compile(r"\+?\d[\d\s-]{4,}\d")
 # "GET /api/v1/members?q=... HTTP/1.1": everything from "?" to the next space or quote.
 QUERY_STRING = re.compile(r"(/[^\s?\"]*)\?[^\s\"]*")
+# Paths whose last part is a secret or names a person: a staff set-up link (whoever reads it can
+# set the password), an export file's signed link, a member card's token. Logged as "[token]".
+SECRET_PATH = re.compile(r"(/(?:setup|roster/exports/file|api/v1/exports/file|C)/)[^\s\"?/]+")
 # Loggers whose lines name request URLs (gunicorn.error: "Error handling request /path?...").
 URL_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
 # The request being answered in this thread (or task), "-" outside one.
@@ -58,12 +61,14 @@ class RedactDigits(logging.Filter):
 
 
 class DropQueryStrings(logging.Filter):
-    """Access log lines name the path only: a query string can hold a name or a phone."""
+    """Access log lines name the path only: a query string can hold a name or a phone, and the
+    token of a secret path (SECRET_PATH) is left out too."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "?" in message:
-            record.msg, record.args = QUERY_STRING.sub(r"\1", message), None
+        cleaned = SECRET_PATH.sub(r"\1[token]", QUERY_STRING.sub(r"\1", message) if "?" in message else message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
         return True
 
 

@@ -64,3 +64,19 @@ def test_log_format_text_for_a_person():
 
     assert not isinstance(formatter("text"), JsonLines)
     assert isinstance(formatter("json"), JsonLines)
+
+
+def test_access_lines_keep_the_path_but_not_a_secret_token_or_a_query():
+    from app.logs import DropQueryStrings
+
+    for path, logged in (
+        ("/setup/eyJ1Ijo3LCJuIjoiYWJj.Zk9x.s3cr3t", "/setup/[token]"),
+        ("/roster/exports/file/MTIz.Zk9x.sig?x=1", "/roster/exports/file/[token]"),
+        ("/api/v1/exports/file/MTIz.Zk9x.sig", "/api/v1/exports/file/[token]"),
+        ("/C/AAAB-card-token", "/C/[token]"),
+        ("/roster/?q=王小明", "/roster/"),
+        ("/QAAAQIV3KDDSWWPS5MNU6", "/QAAAQIV3KDDSWWPS5MNU6"),  # a poster names a place, not a person
+    ):
+        record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, '"GET %s" status=200', (path,), None)
+        DropQueryStrings().filter(record)
+        assert record.getMessage() == f'"GET {logged}" status=200', path
