@@ -189,12 +189,16 @@ def _bus(session: Session) -> Bus | None:
 
 
 def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the outer transaction may still roll back
     pending = session.info.get(PENDING)
     if pending and (bus := _bus(session)) is not None:
         bus.write(session, pending)
 
 
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # SQLAlchemy calls this for a released savepoint too: only the real commit counts
     pending = session.info.pop(PENDING, [])
     session.info[DONE] = []
     if not pending:

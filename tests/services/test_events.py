@@ -66,3 +66,21 @@ def test_a_proven_join_code_reports_the_application_after_the_commit(app, client
     app.extensions["events"].subscribe(events.ApplicationSubmitted, seen.append)
     member = joined_member(app, client, db, sms)
     assert seen == [events.ApplicationSubmitted(member.id, member.district_id, "created")]
+
+
+def test_a_released_savepoint_is_not_the_commit_nothing_runs_until_the_outer_one(app, db):  # type: ignore[no-untyped-def]
+    ran: list[events.Event] = []
+    bus = app.extensions["events"]
+    bus.subscribe(events.ApplicationSubmitted, ran.append)
+    with app.app_context():
+        events.record(db, events.ApplicationSubmitted(5, 1, "created"))
+        with db.begin_nested():
+            pass  # a service's savepoint (imports, transfers, decisions use them)
+        assert ran == [], "released savepoint: the outer transaction may still roll back"
+        db.rollback()
+        assert ran == []
+        events.record(db, events.ApplicationSubmitted(6, 1, "created"))
+        with db.begin_nested():
+            pass
+        db.commit()
+        assert [item.member_id for item in ran] == [6]
