@@ -176,6 +176,7 @@ def register_integrations(app: Flask, deliveries: Any) -> None:
 def register_lifecycle(app: Flask, bus: Any, deliveries: Any, new_session: Any) -> None:
     """A question to an applicant texts the same neutral status link; officials' daily reminder."""
     from huey import crontab
+    from huey.exceptions import TaskLockedException
 
     from app.models import utcnow
     from app.services import lifecycle
@@ -186,9 +187,15 @@ def register_lifecycle(app: Flask, bus: Any, deliveries: Any, new_session: Any) 
     days = app.config["APPROVAL_WORKING_DAYS"]
 
     def daily_reminders() -> int:
-        with new_session() as db:
-            sent = lifecycle.send_reminders(db, now=utcnow(), days=days)
-            db.commit()
+        # Every consumer's scheduler runs this: one at a time (a lock in the queue's storage), and
+        # each skips the districts the audit log says were reminded today, so a district hears once.
+        try:
+            with deliveries.huey.lock_task("daily_reminders"):
+                with new_session() as db:
+                    sent = lifecycle.send_reminders(db, now=utcnow(), days=days)
+                    db.commit()
+        except TaskLockedException:
+            return 0
         return len(sent)
 
     # 01:00 UTC is 09:00 in Beijing; run by `flask worker` (its scheduler); once a day per district.

@@ -55,3 +55,27 @@ def test_the_daily_reminder_is_a_periodic_task_of_the_consumer(app, db):
     assert "daily_reminders" not in {type(t).__name__ for t in huey.read_periodic(datetime(2026, 12, 2, 2, 0))}  # noqa: DTZ001
     assert task.call_local() == 1  # what the consumer runs at 01:00 UTC (09:00 Beijing)
     assert task.call_local() == 0
+
+
+def test_two_consumers_running_the_daily_task_at_once_remind_a_district_once(app, db, monkeypatch):
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    overdue_world(app, db)
+    original = lifecycle.send_reminders
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        sent = original(*args, **kwargs)
+        time.sleep(0.5)  # before the commit: a second consumer reading now would not see the audit row
+        return sent
+
+    monkeypatch.setattr(lifecycle, "send_reminders", slow)
+    task, counts = app.extensions["reminders"], []
+    threads = [threading.Thread(target=lambda: counts.append(task.call_local())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    db.commit()
+    rows = db.exec(select(AuditEvent).where(AuditEvent.action == lifecycle.REMINDER_SENT)).all()
+    assert sorted(counts) == [0, 1] and len(rows) == 1
