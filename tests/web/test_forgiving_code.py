@@ -132,3 +132,47 @@ def test_a_station_left_unchosen_is_refused_with_a_clear_message(app, client, st
     response = submit(client, district_path(app, db, station), workplace="")
     assert response.status_code == 422 and NO_STATION[lang] in response.text
     assert sms.sent == [] and db.exec(select(JoinAttempt)).all() == []
+
+
+# "Send a new code" answers with post/redirect/get (issue 11, item 3): a reload never resends.
+
+TOO_SOON = {"zh": r"请 \d+ 秒后再试", "en": r"Please wait \d+ seconds before asking for a new code."}
+
+
+def resend(client, page_path: str):  # type: ignore[no-untyped-def]
+    page = client.get(page_path)
+    form = page.text.split('class="resend"', 1)[1]
+    return client.post(page_path.replace("/code", "/resend"), data=hidden_fields(form))
+
+
+def start_status(client) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/status/")
+    assert client.post("/status/", data={**hidden_fields(page.text), "phone": factories.phone(1)}).status_code == 303
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("page_path", ["/join/code", "/status/code"])
+def test_a_refused_resend_redirects_and_says_when_once(app, client, path, sms, station, page_path, lang):
+    import re
+
+    speaking(client, lang)
+    submit(client, path) if page_path == "/join/code" else start_status(client)
+    response = resend(client, page_path)
+    assert response.status_code == 303 and response.headers["Location"].endswith(page_path)
+    assert int(response.headers["Retry-After"]) > 0 and len(sms.sent) == 1
+    shown = client.get(page_path).text
+    assert len(re.findall(TOO_SOON[lang], shown)) == 1, shown
+    reloaded = client.get(page_path).text
+    assert not re.search(TOO_SOON[lang], reloaded) and len(sms.sent) == 1, "a reload posts nothing"
+
+
+@pytest.mark.parametrize("page_path", ["/join/code", "/status/code"])
+def test_a_resend_redirects_and_a_reload_sends_no_other_code(app, client, path, sms, station, page_path):
+    app.config["RESEND_COOLDOWN_SECONDS"] = 0
+    submit(client, path) if page_path == "/join/code" else start_status(client)
+    response = resend(client, page_path)
+    assert response.status_code == 303 and response.headers["Location"].endswith(page_path)
+    assert len(sms.sent) == 2
+    for _ in range(2):
+        assert client.get(page_path).status_code == 200
+    assert len(sms.sent) == 2, "a reload of the code page sends nothing"

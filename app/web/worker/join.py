@@ -78,9 +78,13 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
     return send_code(attempt, applicant.phone, poster=limits.poster_key(token))
 
 
-def send_code(attempt: JoinAttempt, phone: str, *, poster: str | None = None, checked: bool = False):  # type: ignore[no-untyped-def]
+def send_code(  # type: ignore[no-untyped-def]
+    attempt: JoinAttempt, phone: str, *, poster: str | None = None, checked: bool = False, resending: bool = False
+):
     """The human check first if needed (B5), else a code, sent after the commit; a refused send
-    keeps the draft and shows the code page. `checked`: the human check was just passed."""
+    keeps the draft and shows the code page. `checked`: the human check was just passed;
+    `resending`: the "send a new code" button, whose refusal is a 303 to the code page (a reload
+    never posts it again; the form's own post is harmless to repeat: its key names one draft)."""
     db = get_session()
     if session.get("attempt") != attempt.id:
         session.pop(POSTER, None)
@@ -100,6 +104,8 @@ def send_code(attempt: JoinAttempt, phone: str, *, poster: str | None = None, ch
         return redirect(url_for("challenge.show"), 303)
     except phone_proof.Refused as refused:
         db.commit()
+        if resending:
+            return flow.code_refused(PAGES, flow.refused(refused))
         return _code_page(attempt, CodeForm(), flow.refused(refused))
     db.commit()  # the code goes out after the commit (app/services/events.py)
     return redirect(url_for("join.code"), 303)
@@ -150,9 +156,9 @@ def resend():  # type: ignore[no-untyped-def]
     if not EmptyForm().validate():
         abort(400)
     wait = flow.resend_wait(attempt)
-    if wait:
-        return _code_page(attempt, CodeForm(), flow.too_soon(wait))
-    return send_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc))
+    if wait:  # post/redirect/get: a reload never posts the resend again
+        return flow.code_refused(PAGES, flow.too_soon(wait))
+    return send_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc), resending=True)
 
 
 @bp.get("/join/done")

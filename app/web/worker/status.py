@@ -145,8 +145,8 @@ def resend():  # type: ignore[no-untyped-def]
     if not EmptyForm().validate():
         abort(400)
     wait = flow.resend_wait(old)
-    if wait:
-        return _code_page(old, CodeForm(), flow.too_soon(wait))
+    if wait:  # post/redirect/get: a reload never posts the resend again
+        return flow.code_refused(PAGES, flow.too_soon(wait))
     pii = current_app.extensions["pii"]
 
     def make() -> StatusCheck:
@@ -155,9 +155,9 @@ def resend():  # type: ignore[no-untyped-def]
     try:
         return _new_check(pii.decrypt(old.phone_enc), make)
     except phone_proof.Refused as exc:
-        return _code_page(old, CodeForm(), flow.refused(exc))
+        return flow.code_refused(PAGES, flow.refused(exc))
     except status.TooManyChecks:
-        return _code_page(old, CodeForm(), flow.Verdict(str(LIMIT_MESSAGE), 429))
+        return flow.code_refused(PAGES, flow.Verdict(str(LIMIT_MESSAGE), 429, not_sent=True))
 
 
 def _verified() -> StatusCheck:
