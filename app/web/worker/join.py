@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("join", __name__)
 PENDING = "challenge_for"  # session: the attempt whose next send waits for the human check
 POSTER = "poster"  # session: the poster the attempt came through (its outstanding codes)
+POSTER_URL = "poster_token"  # session: that poster's token, for "wrong number? change it" (names a place, no one)
 CODE_PAGE = "join/code.html"
 
 
@@ -55,6 +56,7 @@ def submit(token: str):  # type: ignore[no-untyped-def]
 
 def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: JoinForm, token: str):  # type: ignore[no-untyped-def]
     db, now = get_session(), utcnow()
+    session[POSTER_URL] = token
     try:
         attempt, created = membership.start_attempt(
             db, place, applicant, form_key=form.form_key.data or "", pii=current_app.extensions["pii"], now=now
@@ -159,6 +161,21 @@ def resend():  # type: ignore[no-untyped-def]
     if wait:  # post/redirect/get: a reload never posts the resend again
         return flow.code_refused(PAGES, flow.too_soon(wait))
     return send_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc), resending=True)
+
+
+@bp.get("/join/change")
+def change():  # type: ignore[no-untyped-def]
+    """The join form again, filled from the draft the session names (kept server-side, nothing in
+    the URL) with the phone to type anew; sending it makes a new draft, and a new code goes out."""
+    attempt = current_attempt()
+    token = session.get(POSTER_URL)
+    if attempt.verified_at is not None or not isinstance(token, str):
+        return redirect(url_for("join.done" if attempt.verified_at else "join.code"), 303)
+    place = poster.resolve(token)
+    form = JoinForm(formdata=None)
+    poster.prepare(form, place)
+    poster.fill_from(form, attempt, current_app.extensions["pii"].decrypt(attempt.name_enc))
+    return poster.render_form(form, place, token, changing=True)
 
 
 @bp.get("/join/done")
