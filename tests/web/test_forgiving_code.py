@@ -244,3 +244,55 @@ def test_several_errors_are_listed_first_each_linking_to_its_field(app, client, 
 
 def test_a_form_without_errors_has_no_summary(client, path):
     assert "error-summary" not in client.get(path).text
+
+
+# The language switch keeps the worker on the same step (issue 11, item 3), through safe_path.
+
+
+def switch_link(html: str) -> str:
+    import html as html_lib
+
+    return html_lib.unescape(html.split('<nav class="lang">', 1)[1].split('href="', 1)[1].split('"', 1)[0])
+
+
+def switch(client, html: str):  # type: ignore[no-untyped-def]
+    response = client.get(switch_link(html))
+    assert response.status_code == 302
+    return response.headers["Location"]
+
+
+def test_switching_language_on_the_code_page_keeps_the_code(client, path, sms, db):
+    submit(client, path)
+    where = switch(client, client.get("/join/code").text)
+    assert where.endswith("/join/code")
+    page = client.get(where)
+    assert "Enter the code we sent" in page.text and 'name="code"' in page.text
+    assert len(sms.sent) == 1 and send_code(client, code_from(sms)).status_code == 303, "the code still works"
+
+
+def test_switching_language_on_the_change_page_keeps_the_draft(client, path, sms):
+    submit(client, path)
+    where = switch(client, client.get("/join/change").text)
+    assert where.endswith("/join/change")
+    page = client.get(where).text
+    assert "Your name" in page and 'value="王小明"' in tag_of(page, "name")
+
+
+@pytest.mark.parametrize(
+    ("start", "bad"),
+    [("join", {"name": ""}), ("status", {"phone": "12"})],
+)
+def test_switching_language_on_a_page_answering_a_post_comes_back_to_its_step(client, path, sms, station, start, bad):
+    if start == "join":
+        response, step = submit(client, path, **bad), path
+    else:
+        page = client.get("/status/")
+        response, step = client.post("/status/", data={**hidden_fields(page.text), **bad}), "/status/"
+    assert response.status_code == 422
+    assert switch(client, response.text).endswith(step), "not the home page"
+    assert client.get(step).status_code == 200
+
+
+def test_a_language_switch_never_leaves_the_site(client):
+    response = client.get("/lang/en?next=//evil.example/join/code")
+    assert response.status_code == 302 and response.headers["Location"] in ("/", "http://localhost/")

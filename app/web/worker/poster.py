@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import abort, current_app, make_response, render_template, request, session
+from flask import abort, current_app, make_response, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
@@ -158,6 +158,7 @@ def render_form(form: JoinForm, place: places.ResolvedPlace, token: str, status:
     providers, abroad = sms_consent()
     body = render_template(
         "join/scan.html",
+        lang_next=url_for("join.scan", token=token),  # a form sent with errors: the language switch comes back here
         **extra,
         form=form,
         place=place,

@@ -43,17 +43,22 @@ def start() -> str:
 def send():  # type: ignore[no-untyped-def]
     form = PhoneForm()
     if not form.validate():
-        return render_template("status/start.html", form=form), 422
+        return _start_page(form), 422
     phone = flow.validated_phone(form.phone)
     if phone is None:
-        return render_template("status/start.html", form=form), 422
+        return _start_page(form), 422
     try:
         pii, locale = current_app.extensions["pii"], flow.short_locale()
         return _new_check(phone, lambda: status.start(get_session(), phone, pii=pii, locale=locale, now=utcnow())[0])
     except phone_proof.Refused as exc:
-        return render_template("status/start.html", form=form, message=flow.refusal_message(exc)), exc.status
+        return _start_page(form, flow.refusal_message(exc)), exc.status
     except status.TooManyChecks:
-        return render_template("status/start.html", form=form, message=LIMIT_MESSAGE), 429
+        return _start_page(form, str(LIMIT_MESSAGE)), 429
+
+
+def _start_page(form: PhoneForm, message: str | None = None) -> str:
+    # Answering a post: the language switch goes back to this step's GET.
+    return render_template("status/start.html", form=form, message=message, lang_next=url_for("status.start"))
 
 
 def _new_check(phone: str, make: Callable[[], StatusCheck]):  # type: ignore[no-untyped-def]
@@ -173,7 +178,13 @@ def _me_page(check: StatusCheck, form: WithdrawForm, code: int = 200, **forms: A
     district = db.get(District, member.district_id) if member else None
     extras = standing.extras(db, member, **forms)
     page = render_template(
-        "status/me.html", member=member, district=district, form=form, platforms=PLATFORM_LABELS, **extras
+        "status/me.html",
+        member=member,
+        district=district,
+        form=form,
+        platforms=PLATFORM_LABELS,
+        lang_next=url_for("status.me"),
+        **extras,
     )
     return page, code
 
