@@ -96,7 +96,10 @@ def test_a_refused_resend_says_the_earlier_code_still_works(app, path, sms, cloc
     for n in range(2, 11):
         submit(browser(app, ip=STATION_WIFI), path, phone=factories.phone(n))
     clock.shift(timedelta(seconds=61))
-    refused = ask_again(client)
-    assert refused.status_code == 429 and "没有发送新的验证码" in refused.text and "发送了" not in refused.text
+    asked = ask_again(client)  # post/redirect/get: the refusal's words on the code page, once
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/join/code")
+    assert int(asked.headers["Retry-After"]) > 0
+    refused = client.get("/join/code")
+    assert "没有发送新的验证码" in refused.text and "发送了" not in refused.text
     assert "仍然可以使用" in refused.text and re.search(r"请 \d+ 分钟后再试", refused.text)
     assert send_code(client, first).status_code == 303

@@ -15,6 +15,9 @@ Architecture
 * Side effects run after the commit through app/services/events.py: issuing a code records a
   `CodeRequested` event; its handler queues a join code as a durable task (app/services/tasks.py;
   a failure is written to the attempt) and sends a status code at once. The views never send a text themselves.
+* The code steps answer with post/redirect/get (`flow.code_refused`: the words ride in the session
+  and the code page shows them once); "wrong number?" (`join.change`) refills the form from the
+  draft row; a page answering a post gives base.html `lang_next`, its step's GET, for the switch.
 * Nothing about a phone's history shows before its owner proved it: a code that could not be
   sent reads the same whatever the reason (`messages.send_failure`; an opted-out number too).
 """

@@ -92,6 +92,7 @@ def render_check(
         digits=human_check.DIGITS,
         answer_url=url_for(answer),
         again_url=url_for(again),
+        lang_next=url_for(again),
     ), status
 
 

@@ -135,6 +135,8 @@ def render_code(  # type: ignore[no-untyped-def]
         phone=masked(current_app.extensions["pii"].decrypt(owner.phone_enc)),
         sent=not refused_now and not send_error and owner.sends > 0,
         earlier=refused_now and not send_error and owner.sends > 0,
+        # A code page answering a post: the language switch goes to the same step's GET.
+        lang_next=url_for("join.code" if template.startswith("join/") else "status.code"),
     )
     if verdict is None:
         return body, status

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("join", __name__)
 PENDING = "challenge_for"  # session: the attempt whose next send waits for the human check
 POSTER = "poster"  # session: the poster the attempt came through (its outstanding codes)
+POSTER_URL = "poster_token"  # session: that poster's token, for "wrong number? change it" (names a place, no one)
 CODE_PAGE = "join/code.html"
 
 
@@ -55,6 +56,7 @@ def submit(token: str):  # type: ignore[no-untyped-def]
 
 def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: JoinForm, token: str):  # type: ignore[no-untyped-def]
     db, now = get_session(), utcnow()
+    session[POSTER_URL] = token
     try:
         attempt, created = membership.start_attempt(
             db, place, applicant, form_key=form.form_key.data or "", pii=current_app.extensions["pii"], now=now
@@ -78,9 +80,13 @@ def _start(place: places.ResolvedPlace, applicant: membership.Applicant, form: J
     return send_code(attempt, applicant.phone, poster=limits.poster_key(token))
 
 
-def send_code(attempt: JoinAttempt, phone: str, *, poster: str | None = None, checked: bool = False):  # type: ignore[no-untyped-def]
+def send_code(  # type: ignore[no-untyped-def]
+    attempt: JoinAttempt, phone: str, *, poster: str | None = None, checked: bool = False, resending: bool = False
+):
     """The human check first if needed (B5), else a code, sent after the commit; a refused send
-    keeps the draft and shows the code page. `checked`: the human check was just passed."""
+    keeps the draft and shows the code page. `checked`: the human check was just passed;
+    `resending`: the "send a new code" button, whose refusal is a 303 to the code page (a reload
+    never posts it again; the form's own post is harmless to repeat: its key names one draft)."""
     db = get_session()
     if session.get("attempt") != attempt.id:
         session.pop(POSTER, None)
@@ -100,6 +106,8 @@ def send_code(attempt: JoinAttempt, phone: str, *, poster: str | None = None, ch
         return redirect(url_for("challenge.show"), 303)
     except phone_proof.Refused as refused:
         db.commit()
+        if resending:
+            return flow.code_refused(PAGES, flow.refused(refused))
         return _code_page(attempt, CodeForm(), flow.refused(refused))
     db.commit()  # the code goes out after the commit (app/services/events.py)
     return redirect(url_for("join.code"), 303)
@@ -150,9 +158,24 @@ def resend():  # type: ignore[no-untyped-def]
     if not EmptyForm().validate():
         abort(400)
     wait = flow.resend_wait(attempt)
-    if wait:
-        return _code_page(attempt, CodeForm(), flow.too_soon(wait))
-    return send_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc))
+    if wait:  # post/redirect/get: a reload never posts the resend again
+        return flow.code_refused(PAGES, flow.too_soon(wait))
+    return send_code(attempt, current_app.extensions["pii"].decrypt(attempt.phone_enc), resending=True)
+
+
+@bp.get("/join/change")
+def change():  # type: ignore[no-untyped-def]
+    """The join form again, filled from the draft the session names (kept server-side, nothing in
+    the URL) with the phone to type anew; sending it makes a new draft, and a new code goes out."""
+    attempt = current_attempt()
+    token = session.get(POSTER_URL)
+    if attempt.verified_at is not None or not isinstance(token, str):
+        return redirect(url_for("join.done" if attempt.verified_at else "join.code"), 303)
+    place = poster.resolve(token)
+    form = JoinForm(formdata=None)
+    poster.prepare(form, place)
+    poster.fill_from(form, attempt, current_app.extensions["pii"].decrypt(attempt.name_enc))
+    return poster.render_form(form, place, token, changing=True)
 
 
 @bp.get("/join/done")

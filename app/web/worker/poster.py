@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import abort, current_app, make_response, render_template, request, session
+from flask import abort, current_app, make_response, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
@@ -91,6 +91,18 @@ def prepare(form: JoinForm, place: places.ResolvedPlace) -> None:
         form.form_key.data = secrets.token_urlsafe(16)
 
 
+def fill_from(form: JoinForm, attempt: JoinAttempt, name: str) -> None:
+    """The join form as the worker sent it (the draft `attempt`), but for the phone: it is typed
+    again. The consent boxes stay ticked: the same person gave them a moment ago."""
+    form.name.data = name
+    form.platform.data = attempt.platform.value
+    if form.workplace.data is None:  # a district's poster: the station chosen, or none
+        form.workplace.data = str(attempt.workplace_id) if attempt.workplace_id else NO_WORKPLACE
+    form.consent.data = True
+    if form.cross_border:
+        form.cross_border.data = True
+
+
 def count(kind: PlaceKind, place_id: int, qr_version: int, step: str) -> None:
     """Add one to a funnel counter (written in a batch, off the request's path)."""
     current_app.extensions["funnel"].add(kind, place_id, qr_version, step, utcnow().date())
@@ -142,10 +154,12 @@ def count_key(place: places.ResolvedPlace) -> tuple[PlaceKind, int, int]:
     return (place.kind, source.id or 0, place.qr_version)  # type: ignore[union-attr]
 
 
-def render_form(form: JoinForm, place: places.ResolvedPlace, token: str, status: int = 200):  # type: ignore[no-untyped-def]
+def render_form(form: JoinForm, place: places.ResolvedPlace, token: str, status: int = 200, **extra: object):  # type: ignore[no-untyped-def]
     providers, abroad = sms_consent()
     body = render_template(
         "join/scan.html",
+        lang_next=url_for("join.scan", token=token),  # a form sent with errors: the language switch comes back here
+        **extra,
         form=form,
         place=place,
         token=token,

@@ -43,17 +43,22 @@ def start() -> str:
 def send():  # type: ignore[no-untyped-def]
     form = PhoneForm()
     if not form.validate():
-        return render_template("status/start.html", form=form), 422
+        return _start_page(form), 422
     phone = flow.validated_phone(form.phone)
     if phone is None:
-        return render_template("status/start.html", form=form), 422
+        return _start_page(form), 422
     try:
         pii, locale = current_app.extensions["pii"], flow.short_locale()
         return _new_check(phone, lambda: status.start(get_session(), phone, pii=pii, locale=locale, now=utcnow())[0])
     except phone_proof.Refused as exc:
-        return render_template("status/start.html", form=form, message=flow.refusal_message(exc)), exc.status
+        return _start_page(form, flow.refusal_message(exc)), exc.status
     except status.TooManyChecks:
-        return render_template("status/start.html", form=form, message=LIMIT_MESSAGE), 429
+        return _start_page(form, str(LIMIT_MESSAGE)), 429
+
+
+def _start_page(form: PhoneForm, message: str | None = None) -> str:
+    # Answering a post: the language switch goes back to this step's GET.
+    return render_template("status/start.html", form=form, message=message, lang_next=url_for("status.start"))
 
 
 def _new_check(phone: str, make: Callable[[], StatusCheck]):  # type: ignore[no-untyped-def]
@@ -145,8 +150,8 @@ def resend():  # type: ignore[no-untyped-def]
     if not EmptyForm().validate():
         abort(400)
     wait = flow.resend_wait(old)
-    if wait:
-        return _code_page(old, CodeForm(), flow.too_soon(wait))
+    if wait:  # post/redirect/get: a reload never posts the resend again
+        return flow.code_refused(PAGES, flow.too_soon(wait))
     pii = current_app.extensions["pii"]
 
     def make() -> StatusCheck:
@@ -155,9 +160,9 @@ def resend():  # type: ignore[no-untyped-def]
     try:
         return _new_check(pii.decrypt(old.phone_enc), make)
     except phone_proof.Refused as exc:
-        return _code_page(old, CodeForm(), flow.refused(exc))
+        return flow.code_refused(PAGES, flow.refused(exc))
     except status.TooManyChecks:
-        return _code_page(old, CodeForm(), flow.Verdict(str(LIMIT_MESSAGE), 429))
+        return flow.code_refused(PAGES, flow.Verdict(str(LIMIT_MESSAGE), 429, not_sent=True))
 
 
 def _verified() -> StatusCheck:
@@ -173,7 +178,13 @@ def _me_page(check: StatusCheck, form: WithdrawForm, code: int = 200, **forms: A
     district = db.get(District, member.district_id) if member else None
     extras = standing.extras(db, member, **forms)
     page = render_template(
-        "status/me.html", member=member, district=district, form=form, platforms=PLATFORM_LABELS, **extras
+        "status/me.html",
+        member=member,
+        district=district,
+        form=form,
+        platforms=PLATFORM_LABELS,
+        lang_next=url_for("status.me"),
+        **extras,
     )
     return page, code
 
