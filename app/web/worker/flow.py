@@ -119,6 +119,7 @@ def render_code(  # type: ignore[no-untyped-def]
     *,
     status: int = 200,
     send_error: str | None = None,
+    **extra: Any,
 ):
     """The code page of `owner` (join/code.html or status/code.html) with the verdict, else why
     the last code could not be sent (in neutral words: `messages.send_failure`).
@@ -135,6 +136,7 @@ def render_code(  # type: ignore[no-untyped-def]
         phone=masked(current_app.extensions["pii"].decrypt(owner.phone_enc)),
         sent=not refused_now and not send_error and owner.sends > 0,
         earlier=refused_now and not send_error and owner.sends > 0,
+        **extra,
     )
     if verdict is None:
         return body, status
