@@ -109,6 +109,15 @@ def test_verify_start_returns_the_verification_sid(verify, http, prism_verify):
     assert sent.data == {"To": PHONE, "Channel": "sms", "Locale": "zh"}
 
 
+def test_verify_reads_the_code_out_by_channel_call(verify, http, prism_verify):
+    """The voice call after a slow SMS: Prism checks "call" is a channel of Twilio's description."""
+    assert verify.voice
+    verification.deliver(verify, to=PHONE, code=None, locale="zh", channel="voice")
+    [sent] = http.sent
+    assert sent.url == f"{prism_verify}/v2/Services/{SERVICE_SID}/Verifications"
+    assert sent.data == {"To": PHONE, "Channel": "call", "Locale": "zh"}
+
+
 def test_check_is_true_for_the_approved_example(verify, http, prism_verify):
     assert verify.check_verification(PHONE, "123456") is True
     assert http.sent[0].url == f"{prism_verify}/v2/Services/{SERVICE_SID}/VerificationCheck"
