@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from app.models import JoinAttempt, utcnow
 from app.services import events, phone_proof, tasks, verification
-from app.services.sms import JOIN_CODE, SmsError, spoken
+from app.services.sms import JOIN_CODE, SmsError, voice_text
 from app.services.sms.messages import Message
 from tests import factories
 from tests.services.test_tasks import lose_wake_ups, rows
@@ -133,12 +133,12 @@ def test_a_failed_call_shows_on_the_code_page(app, client, db, sms, station):  #
     attempt = db.exec(select(JoinAttempt).execution_options(populate_existing=True)).one()
     assert attempt.send_error == "rejected"
     page = client.get("/join/code")
-    assert page.status_code == 200 and "role=\"alert\"" in page.text
+    assert page.status_code == 200 and 'role="alert"' in page.text
 
 
 def test_the_spoken_text_is_neutral_and_digit_by_digit():  # type: ignore[no-untyped-def]
-    zh = spoken(Message(JOIN_CODE, {"code": "012345"}))
-    en = spoken(Message(JOIN_CODE, {"code": "012345"}, "en"))
+    zh = voice_text(Message(JOIN_CODE, {"code": "012345"}))
+    en = voice_text(Message(JOIN_CODE, {"code": "012345"}, "en"))
     assert "0，1，2，3，4，5" in zh and "0, 1, 2, 3, 4, 5" in en
     assert "012345" not in zh + en
     for word in ("工会", "union", "Union"):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.services.sms.base import E164, SmsError, SmsGateway, now_iso
-from app.services.sms.messages import Message, spoken
+from app.services.sms.messages import Message, voice_text
 
 
 @dataclass
@@ -36,7 +36,7 @@ class MemoryGateway(SmsGateway):
     def call(self, to: str, message: Message) -> None:
         if self.fail_with is not None:
             raise self.fail_with
-        self.calls.append(SentText(to=to, body=spoken(message), at=now_iso()))
+        self.calls.append(SentText(to=to, body=voice_text(message), at=now_iso()))
 
 
 class ConsoleGateway(SmsGateway):
@@ -53,7 +53,7 @@ class ConsoleGateway(SmsGateway):
         self._write({"to": to, "body": body, "at": now_iso()})
 
     def call(self, to: str, message: Message) -> None:
-        self._write({"to": to, "body": spoken(message), "at": now_iso(), "channel": "voice"})
+        self._write({"to": to, "body": voice_text(message), "at": now_iso(), "channel": "voice"})
 
     def _write(self, entry: dict[str, str]) -> None:
         if not E164.match(entry["to"]):

@@ -41,7 +41,7 @@ def render(message: Message) -> str:
     raise ValueError(f"unknown message kind {message.kind!r}")
 
 
-def spoken(message: Message) -> str:
+def voice_text(message: Message) -> str:
     """What a voice call says for a code: neutral, the digits one by one (a text-to-speech voice
     reads "012345" as a number), then once more."""
     if message.kind not in (JOIN_CODE, STATUS_CODE):

@@ -183,7 +183,9 @@ def voice():  # type: ignore[no-untyped-def]
         flow.proof().call(db, attempt, phone, flow="join", ip=flow.client_ip(), poster=poster_key)
     except phone_proof.NotOffered:
         db.rollback()
-        return _code_page(attempt, CodeForm(), flow.Verdict(_("A voice call is not available now."), 409, not_sent=True))
+        return _code_page(
+            attempt, CodeForm(), flow.Verdict(_("A voice call is not available now."), 409, not_sent=True)
+        )
     except phone_proof.Refused as refused:
         db.commit()
         return _code_page(attempt, CodeForm(), flow.refused(refused))
