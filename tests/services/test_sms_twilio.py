@@ -218,6 +218,34 @@ def test_whole_join_with_twilio_verify_against_prism(verify_app):
         assert isinstance(member, Member) and member.status is MemberStatus.pending
 
 
+def test_a_slow_sms_is_followed_by_a_verify_call_through_the_join(verify_app):
+    """The code page's voice button with Twilio Verify: a Verification on channel "call" (Verify reads
+    out the pending verification's code), then Prism's approved check joins."""
+    from datetime import timedelta
+
+    from sqlmodel import Session, select
+
+    from app.models import JoinAttempt
+    from tests.web.test_join import hidden_fields, members, send_code, submit
+
+    http = RecordingHttpClient(timeout=10)
+    verify_app.extensions["sms"] = make_gateway(verify_app.config, http_client=http)
+    client = verify_app.test_client()
+    submit(client, join_path(verify_app))
+    with Session(verify_app.extensions["db_engine"]) as db:
+        attempt = db.exec(select(JoinAttempt)).one()
+        attempt.code_sent_at -= timedelta(seconds=61)
+        db.add(attempt)
+        db.commit()
+    page = client.get("/join/code")
+    assert "/join/voice" in page.text
+    assert client.post("/join/voice", data=hidden_fields(page.text)).status_code == 303
+    assert [sent.data["Channel"] for sent in http.sent] == ["sms", "call"]
+    assert send_code(client, "123456").headers["Location"].endswith("/join/done")
+    with Session(verify_app.extensions["db_engine"]) as db:
+        assert len(members(db)) == 1
+
+
 def test_wrong_code_with_twilio_verify_creates_no_member(verify_app):
     from tests.web.test_join import members, send_code, submit
 
