@@ -131,6 +131,10 @@ class Config:
         self.ALIYUN_SMS_NOTICE_TEMPLATE = env.get("ALIYUN_SMS_NOTICE_TEMPLATE", "")
         self.ALIYUN_SMS_ENDPOINT = env.get("ALIYUN_SMS_ENDPOINT", "dysmsapi.aliyuncs.com")
         self.ALIYUN_SMS_TIMEOUT = float(env.get("ALIYUN_SMS_TIMEOUT", "10"))
+        # Alibaba Cloud voice (dyvmsapi SingleCallByTts): the code read out after a failed or slow SMS.
+        self.ALIYUN_VOICE_TTS_CODE = env.get("ALIYUN_VOICE_TTS_CODE", "")  # empty: no voice call
+        self.ALIYUN_VOICE_SHOW_NUMBER = env.get("ALIYUN_VOICE_SHOW_NUMBER", "")  # empty: the common mode's
+        self.ALIYUN_VOICE_ENDPOINT = env.get("ALIYUN_VOICE_ENDPOINT", "dyvmsapi.aliyuncs.com")
         self.TENCENT_SECRET_ID = env.get("TENCENT_SECRET_ID", "")
         self.TENCENT_SECRET_KEY = env.get("TENCENT_SECRET_KEY", "")
         self.TENCENT_SMS_SDK_APP_ID = env.get("TENCENT_SMS_SDK_APP_ID", "")
@@ -274,7 +278,7 @@ class Config:
         fallback_problem = backends.fallback_problem(self.SMS_BACKEND, self.SMS_FALLBACK_BACKEND)
         if fallback_problem:
             raise ConfigError(fallback_problem)
-        for name in ("ALIYUN_SMS_ENDPOINT", "TENCENT_SMS_ENDPOINT"):
+        for name in ("ALIYUN_SMS_ENDPOINT", "ALIYUN_VOICE_ENDPOINT", "TENCENT_SMS_ENDPOINT"):
             if not _endpoint_ok(getattr(self, name)):
                 raise ConfigError(f"{name} must be a host name or http(s)://host[:port], with no path")
         for name in ("ALIYUN_SMS_TIMEOUT", "TENCENT_SMS_TIMEOUT"):

@@ -146,8 +146,9 @@ def _sign_name(config: Mapping[str, Any], prefix: str) -> Iterator[str]:
             f"{prefix}_SMS_SIGN_NAME {reason}: every text would show that its reader joined a union;"
             " use a neutral sign name (see README, Mainland China SMS)"
         )
-    if str(config.get(f"{prefix}_SMS_ENDPOINT", "")).startswith("http://"):
-        yield f"{prefix}_SMS_ENDPOINT is plain HTTP: numbers and codes would cross the network unencrypted"
+    for setting in (f"{prefix}_SMS_ENDPOINT", f"{prefix}_VOICE_ENDPOINT"):
+        if str(config.get(setting, "")).startswith("http://"):
+            yield f"{setting} is plain HTTP: numbers and codes would cross the network unencrypted"
 
 
 def _storage_answers() -> bool:

@@ -91,6 +91,9 @@ class CodeState(SQLModel):
     # Why the last code could not be sent ("rejected", "unavailable", "opted_out"): the consumer
     # sends after the response (app/services/tasks.py) and the code page reads it from here.
     send_error: str | None = Field(default=None, max_length=20)
+    # The code sealed with the PII cipher while it may be asked for again by voice call (the same
+    # code, read out); cleared once proven. None when the provider makes the code (Twilio Verify).
+    code_enc: str | None = None
 
 
 class District(QrState, table=True):

@@ -106,9 +106,10 @@ class CodeRequested(Event):
     phone: str
     code: str | None
     locale: str
+    channel: str = "sms"  # or "voice": the same code read out in a call
 
     def __repr__(self) -> str:  # never the phone or the code in a log line
-        return f"CodeRequested(flow={self.flow!r}, owner_id={self.owner_id[:8]!r})"
+        return f"CodeRequested(flow={self.flow!r}, owner_id={self.owner_id[:8]!r}, channel={self.channel!r})"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@
   `send` is both.
 * The `CodeRequested` event's handler queues the code (app/services/tasks.py): the consumer sends
   it if it is still current, and writes a failure to a join attempt.
+* `call` reads the owner's current code (the same one, kept sealed on the owner) out in a voice
+  call, counted as a resend; `voice_offered` says when the code page offers it.
 * `check` judges a code on either owner (raises like app/services/verification.py);
   `note_verified` counts a right code for the conversion monitor.
 
@@ -29,6 +31,7 @@ from app.services import conversion, events, limits, sms, status, verification
 from app.services.crypto import PiiCipher
 
 log = logging.getLogger(__name__)
+VOICE_AFTER_SECONDS = 60  # an SMS that brought no right code this long after it went is "slow"
 
 
 class Refused(Exception):
@@ -38,6 +41,10 @@ class Refused(Exception):
     def __init__(self, reason: str, status: int, retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.reason, self.status, self.retry_after = reason, status, retry_after
+
+
+class NotOffered(Exception):
+    """No voice call is offered now (see `PhoneProof.voice_offered`): nothing was counted or sent."""
 
 
 class NeedsHumanCheck(Exception):
@@ -136,8 +143,34 @@ class PhoneProof:
             owner, gateway=self.gateway, key=self.settings.key, now=utcnow(), ttl=self.settings.ttl
         )
         owner.send_error = None  # this code's send reports for itself
+        owner.code_enc = None if code is None else self.pii.encrypt(code)  # for a voice call
         db.add(owner)
         events.record(db, events.CodeRequested(flow, owner.id, phone, code, owner.locale))
+
+    # -- the same code by voice call --------------------------------------------------------
+
+    def voice_offered(self, owner: CodeState) -> bool:
+        """Whether the code page offers to read the current code out in a call (its SMS failed, or
+        no right code came back within VOICE_AFTER_SECONDS)."""
+        return verification.voice_code(owner, gateway=self.gateway, now=utcnow(), slow=VOICE_AFTER_SECONDS)
+
+    def call(self, db: Session, owner: CodeState, phone: str, *, flow: str, ip: str, poster: str | None = None) -> None:
+        """The owner's current code, the same one, read out in a call after the commit. It counts as
+        a resend against every limit (`reserve`: Refused); NotOffered when no call is offered now."""
+        if not self.voice_offered(owner):
+            raise NotOffered()
+        code = None
+        if owner.code_enc is not None:
+            try:
+                code = self.pii.decrypt(owner.code_enc)
+            except ValueError:  # sealed under a key since removed
+                raise NotOffered() from None
+        self.reserve(db, phone, ip=ip, owner=owner, poster=poster)
+        owner.sends += 1
+        owner.code_sent_at = utcnow()  # the resend's wait counts from the call
+        owner.send_error = None  # the call reports for itself
+        db.add(owner)
+        events.record(db, events.CodeRequested(flow, owner.id, phone, code, owner.locale, channel="voice"))
 
     def note_sent(self, db: Session, phone: str) -> None:
         """Count a code about to be sent (overall and for its prefix); alert if conversion is now low."""

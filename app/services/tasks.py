@@ -21,6 +21,8 @@ creates it (the transactional outbox), and the queue only carries wake-ups:
   `redis://…` (several), or `immediate` (the tests: a wake-up runs in the enqueuing thread).
 * Join codes and status-check codes alike: the code page reads why a send failed from the
   owner's `send_error`, written by the consumer.
+* A code asked for again by voice call is a row of kind `join_voice` / `status_voice` with the same
+  sealed code: claimed, leased, retried and dropped when stale exactly like the SMS of that code.
 * A code is sent only while it is current: its attempt is not proven, not expired and still holds
   this code (a resend replaces it). A stale code is dropped, never sent.
 * A code the provider could not take now is tried again a few times, briefly (a code is useful for
@@ -46,10 +48,14 @@ from app.services.crypto import PiiCipher
 log = logging.getLogger(__name__)
 
 JOIN_CODE, STATUS_CODE, NOTICE = "join_code", "status_code", "notice"
+JOIN_VOICE, STATUS_VOICE = "join_voice", "status_voice"  # the same code, read out in a call
 CODES: dict[str, type[JoinAttempt] | type[StatusCheck]] = {
     JOIN_CODE: JoinAttempt,
     STATUS_CODE: StatusCheck,
+    JOIN_VOICE: JoinAttempt,
+    STATUS_VOICE: StatusCheck,
 }  # the row each code proves
+VOICE = (JOIN_VOICE, STATUS_VOICE)
 LEASE_SECONDS = 30  # longer than one provider call may last (their timeouts are 10 s)
 GRACE_SECONDS = 10  # a new row is the commit's own wake-up's for this long before a sweep takes it
 SWEEP_HORIZON_SECONDS = 60  # a sweep wakes the rows due before its next run
@@ -256,10 +262,11 @@ class Deliveries:
             return "stale"
         assert owner is not None
         phone = self.pii.decrypt(owner.phone_enc)
-        kind = sms.JOIN_CODE if row.kind == JOIN_CODE else sms.STATUS_CODE
+        kind = sms.JOIN_CODE if row.kind in (JOIN_CODE, JOIN_VOICE) else sms.STATUS_CODE
+        channel = "voice" if row.kind in VOICE else "sms"
         db.commit()  # no transaction (on SQLite: the write lock) held while the provider answers
         try:
-            verification.deliver(self._gateway(), to=phone, code=code, locale=owner.locale, kind=kind)
+            verification.deliver(self._gateway(), to=phone, code=code, locale=owner.locale, kind=kind, channel=channel)
         except sms.SmsError as exc:
             log.warning("%s for %s not sent: %s", row.kind, row.owner_id[:8], exc.kind)
             self._code_failed(db, owner, phone, exc.kind)
@@ -328,6 +335,8 @@ def depth(db: Session) -> int:
 
 
 def _code_kind(requested: events.CodeRequested) -> str:
+    if requested.channel == "voice":
+        return JOIN_VOICE if requested.flow == "join" else STATUS_VOICE
     return JOIN_CODE if requested.flow == "join" else STATUS_CODE
 
 

@@ -75,12 +75,28 @@ def issue(attempt: CodeState, *, gateway: SmsGateway, key: str, now: datetime, t
     attempt.code_expires_at = now + timedelta(seconds=ttl)
     attempt.code_tries = 0
     attempt.sends += 1
+    attempt.code_enc = None  # the caller seals the new code here (phone_proof.issue)
     if gateway.provides_codes:
         attempt.code_hash = None
         return None
     code = new_code()
     attempt.code_hash = code_hash(key, attempt.id, code)
     return code
+
+
+def voice_code(attempt: CodeState, *, gateway: SmsGateway, now: datetime, slow: int) -> bool:
+    """Whether the worker may ask for the current code again by voice call: the gateway has voice,
+    the code is live and its owner may still have a send, and its SMS failed for a reason a call
+    can help with, or did not bring the right code within `slow` seconds."""
+    if not gateway.voice or attempt.verified_at is not None or attempt.sends >= MAX_SENDS_PER_ATTEMPT:
+        return False
+    if attempt.code_expires_at is None or attempt.code_expires_at <= now or attempt.code_sent_at is None:
+        return False
+    if not (attempt.code_enc if not gateway.provides_codes else attempt.code_hash is None):
+        return False  # no code to read out (sealed under an older key, or a provider's code gone)
+    if attempt.send_error is not None:
+        return attempt.send_error in ("unavailable", "rate_limited")  # not a bad number, not an opt-out
+    return now >= attempt.code_sent_at + timedelta(seconds=slow)
 
 
 def resend_wait(attempt: CodeState, *, now: datetime, cooldown: int) -> int:
@@ -91,12 +107,19 @@ def resend_wait(attempt: CodeState, *, now: datetime, cooldown: int) -> int:
     return max(0, int(left.total_seconds() + 0.999))
 
 
-def deliver(gateway: SmsGateway, *, to: str, code: str | None, locale: str, kind: str = JOIN_CODE) -> None:
-    """Send the code (after the commit) as a message of `kind` (a join or status-check code). Raises SmsError."""
+def deliver(
+    gateway: SmsGateway, *, to: str, code: str | None, locale: str, kind: str = JOIN_CODE, channel: str = "sms"
+) -> None:
+    """Send the code (after the commit) as a message of `kind` (a join or status-check code), by SMS
+    or (`channel` "voice") read out in a call. Raises SmsError."""
     provider = type(gateway).__name__  # a class name: the metrics' provider label
     try:
         if gateway.provides_codes:
-            gateway.start_verification(to, "en" if locale.startswith("en") else "zh")
+            language = "en" if locale.startswith("en") else "zh"
+            gateway.start_verification(to, language, "call" if channel == "voice" else "sms")
+        elif channel == "voice":
+            assert code is not None
+            gateway.call(to, Message(kind, {"code": code}, locale))
         else:
             assert code is not None
             gateway.send(to, Message(kind, {"code": code}, locale))
@@ -122,6 +145,7 @@ def check(
         raise CodeWrong(left)
     attempt.verified_at = now
     attempt.code_hash = None
+    attempt.code_enc = None
     attempt.code_expires_at = None
 
 

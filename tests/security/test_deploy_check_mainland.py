@@ -47,6 +47,11 @@ def test_a_plain_http_provider_endpoint_is_warned_about(tmp_path):
     assert any("TENCENT_SMS_ENDPOINT is plain HTTP" in w for w in warnings(config))
 
 
+def test_a_plain_http_voice_endpoint_is_warned_about(tmp_path):
+    config = mainland(tmp_path, "aliyun", ALIYUN_VOICE_ENDPOINT="http://10.0.0.5:8080")
+    assert any("ALIYUN_VOICE_ENDPOINT is plain HTTP" in w for w in warnings(config))
+
+
 def test_the_command_prints_the_warning(app):
     app.config.update(SMS_BACKEND="aliyun", ALIYUN_SMS_SIGN_NAME="区总工会服务")
     result = app.test_cli_runner().invoke(args=["check-deploy"])

@@ -44,6 +44,20 @@ def test_a_refusal_about_the_number_is_never_got_round(kind):
     assert caught.value.kind == kind and second.sent == []
 
 
+def test_a_call_goes_by_the_side_that_has_voice_and_falls_back_only_when_unavailable():
+    plain, speaking = MemoryGateway(), MemoryGateway(voice=True)
+    assert not FallbackGateway(plain, MemoryGateway()).voice
+    FallbackGateway(plain, speaking).call(PHONE, CODE)
+    assert len(speaking.calls) == 1 and plain.calls == []
+    down, other = MemoryGateway(voice=True, fail_with=SmsError("unavailable")), MemoryGateway(voice=True)
+    FallbackGateway(down, other).call(PHONE, CODE)
+    assert len(other.calls) == 1
+    refused = MemoryGateway(voice=True, fail_with=SmsError("rate_limited"))
+    with pytest.raises(SmsError):
+        FallbackGateway(refused, other).call(PHONE, CODE)
+    assert len(other.calls) == 1, "the number's answer is never got round"
+
+
 def test_both_down_is_unavailable_and_the_fallbacks_answer_counts():
     down = SmsError("unavailable")
     with pytest.raises(SmsError) as caught:

@@ -109,6 +109,15 @@ def test_verify_start_returns_the_verification_sid(verify, http, prism_verify):
     assert sent.data == {"To": PHONE, "Channel": "sms", "Locale": "zh"}
 
 
+def test_verify_reads_the_code_out_by_channel_call(verify, http, prism_verify):
+    """The voice call after a slow SMS: Prism checks "call" is a channel of Twilio's description."""
+    assert verify.voice
+    verification.deliver(verify, to=PHONE, code=None, locale="zh", channel="voice")
+    [sent] = http.sent
+    assert sent.url == f"{prism_verify}/v2/Services/{SERVICE_SID}/Verifications"
+    assert sent.data == {"To": PHONE, "Channel": "call", "Locale": "zh"}
+
+
 def test_check_is_true_for_the_approved_example(verify, http, prism_verify):
     assert verify.check_verification(PHONE, "123456") is True
     assert http.sent[0].url == f"{prism_verify}/v2/Services/{SERVICE_SID}/VerificationCheck"
@@ -207,6 +216,34 @@ def test_whole_join_with_twilio_verify_against_prism(verify_app):
     with Session(verify_app.extensions["db_engine"]) as db:
         [member] = members(db)
         assert isinstance(member, Member) and member.status is MemberStatus.pending
+
+
+def test_a_slow_sms_is_followed_by_a_verify_call_through_the_join(verify_app):
+    """The code page's voice button with Twilio Verify: a Verification on channel "call" (Verify reads
+    out the pending verification's code), then Prism's approved check joins."""
+    from datetime import timedelta
+
+    from sqlmodel import Session, select
+
+    from app.models import JoinAttempt
+    from tests.web.test_join import hidden_fields, members, send_code, submit
+
+    http = RecordingHttpClient(timeout=10)
+    verify_app.extensions["sms"] = make_gateway(verify_app.config, http_client=http)
+    client = verify_app.test_client()
+    submit(client, join_path(verify_app))
+    with Session(verify_app.extensions["db_engine"]) as db:
+        attempt = db.exec(select(JoinAttempt)).one()
+        attempt.code_sent_at -= timedelta(seconds=61)
+        db.add(attempt)
+        db.commit()
+    page = client.get("/join/code")
+    assert "/join/voice" in page.text
+    assert client.post("/join/voice", data=hidden_fields(page.text)).status_code == 303
+    assert [sent.data["Channel"] for sent in http.sent] == ["sms", "call"]
+    assert send_code(client, "123456").headers["Location"].endswith("/join/done")
+    with Session(verify_app.extensions["db_engine"]) as db:
+        assert len(members(db)) == 1
 
 
 def test_wrong_code_with_twilio_verify_creates_no_member(verify_app):

@@ -21,7 +21,7 @@ from app.services.sms.backends import REGISTRY, fallback_problem, lookup, names,
 from app.services.sms.base import E164, KINDS, SmsError, SmsGateway
 from app.services.sms.console import ConsoleGateway, MemoryGateway, SentText
 from app.services.sms.fallback import FallbackGateway
-from app.services.sms.messages import DECISION, JOIN_CODE, MESSAGE_KINDS, STATUS_CODE, Message, render
+from app.services.sms.messages import DECISION, JOIN_CODE, MESSAGE_KINDS, STATUS_CODE, Message, render, voice_text
 from app.services.sms.receipts import DeliveryReceipt, handle_receipt, is_opted_out, record_opt_out
 from app.services.sms.twilio_common import (
     BREAKER_FAILURES,
@@ -104,6 +104,7 @@ __all__ = [
     "provider_breaker",
     "record_opt_out",
     "render",
+    "voice_text",
     "twilio_client",
     "twilio_receipt",
 ]

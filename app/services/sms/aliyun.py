@@ -184,5 +184,8 @@ def aliyun_sms(config: dict[str, Any], retrier: Retrier | None = None) -> Aliyun
 
 
 def build(config: dict[str, Any], http_client: object = None) -> SmsGateway:
-    """SMS_BACKEND=aliyun: the app's messages through the approved templates."""
-    return TemplateGateway(aliyun_sms(config))
+    """SMS_BACKEND=aliyun: the app's messages through the approved templates; the code also by
+    voice call when ALIYUN_VOICE_TTS_CODE is set (app/services/sms/aliyun_voice.py)."""
+    from app.services.sms.aliyun_voice import aliyun_voice  # it reads this module's rules
+
+    return TemplateGateway(aliyun_sms(config), aliyun_voice(config))

@@ -33,6 +33,7 @@ class SmsGateway:
     """
 
     provides_codes = False
+    voice = False  # it can also read a code out in a phone call (`call`)
 
     def send(self, to: str, message: Message) -> None:
         self.send_text(to, render(message))
@@ -40,7 +41,11 @@ class SmsGateway:
     def send_text(self, to: str, body: str) -> None:
         raise NotImplementedError
 
-    def start_verification(self, to: str, locale: str) -> str:
+    def call(self, to: str, message: Message) -> None:
+        """Read the message's code out in a phone call (only where `voice`)."""
+        raise SmsError("unavailable")
+
+    def start_verification(self, to: str, locale: str, channel: str = "sms") -> str:
         raise NotImplementedError
 
     def check_verification(self, to: str, code: str) -> bool:

@@ -37,6 +37,19 @@ class FallbackGateway(SmsGateway):
     def send_text(self, to: str, body: str) -> None:
         self._either(lambda gateway: gateway.send_text(to, body))
 
+    @property
+    def voice(self) -> bool:  # type: ignore[override]
+        return self.primary.voice or self.fallback.voice
+
+    def call(self, to: str, message: Message) -> None:
+        """By the primary's voice service, else (it has none, or it is unavailable) the fallback's."""
+        if not self.primary.voice:
+            self.fallback.call(to, message)
+        elif not self.fallback.voice:
+            self.primary.call(to, message)
+        else:
+            self._either(lambda gateway: gateway.call(to, message))
+
     def _either(self, send: Callable[[SmsGateway], None]) -> None:
         try:
             send(self.primary)

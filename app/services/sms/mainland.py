@@ -220,6 +220,10 @@ class TemplateClient(Protocol):
 PROVIDER_KIND = {JOIN_CODE: "code", STATUS_CODE: "status_code", DECISION: NOTICE_KIND}
 
 
+class VoiceClient(Protocol):
+    def call(self, to_e164: str, code: str) -> str: ...
+
+
 class TemplateGateway(SmsGateway):
     """A template-only provider as an SmsGateway: the message's kind picks the approved template.
 
@@ -227,8 +231,18 @@ class TemplateGateway(SmsGateway):
     part of the approved template text: neither provider accepts a link as a parameter).
     """
 
-    def __init__(self, client: TemplateClient) -> None:
-        self.client = client
+    def __init__(self, client: TemplateClient, voice_client: VoiceClient | None = None) -> None:
+        self.client, self.voice_client = client, voice_client
+
+    @property
+    def voice(self) -> bool:  # type: ignore[override]
+        return self.voice_client is not None
+
+    def call(self, to: str, message: Message) -> None:
+        """The code read out by the provider's voice service (its approved TTS template)."""
+        if self.voice_client is None or message.kind not in (JOIN_CODE, STATUS_CODE):
+            raise SmsError("unavailable")
+        self.voice_client.call(to, message.params["code"])
 
     def send(self, to: str, message: Message) -> None:
         kind = PROVIDER_KIND.get(message.kind)

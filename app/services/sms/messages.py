@@ -39,3 +39,16 @@ def render(message: Message) -> str:
             return f"There is an update on your application. See it here: {link}"
         return f"您提交的申请有了新进展，请点击查看：{link}"
     raise ValueError(f"unknown message kind {message.kind!r}")
+
+
+def voice_text(message: Message) -> str:
+    """What a voice call says for a code: neutral, the digits one by one (a text-to-speech voice
+    reads "012345" as a number), then once more."""
+    if message.kind not in (JOIN_CODE, STATUS_CODE):
+        raise ValueError(f"only a code is read out, not a {message.kind!r}")
+    code = message.params["code"]
+    if message.english:
+        digits = ", ".join(code)
+        return f"Your verification code is: {digits}. Again: {digits}."
+    digits = "，".join(code)
+    return f"您的验证码是：{digits}。再说一遍：{digits}。"

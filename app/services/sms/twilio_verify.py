@@ -20,6 +20,7 @@ class TwilioVerifyGateway(TwilioGateway):
     """Twilio Verify creates, sends and checks the code; only status "approved" counts."""
 
     provides_codes = True
+    voice = True  # Verify's channel "call" reads the pending verification's code out
 
     def __init__(
         self,
@@ -32,9 +33,11 @@ class TwilioVerifyGateway(TwilioGateway):
         self.service_sid = service_sid
         self.texts = texts
 
-    def start_verification(self, to: str, locale: str) -> str:
+    def start_verification(self, to: str, locale: str, channel: str = "sms") -> str:
+        """Send the code by `channel`, "sms" or "call". Within its lifetime a verification to the
+        same number keeps its code: a call after an SMS reads out the code the SMS carried."""
         service = self.client.verify.v2.services(self.service_sid)
-        return self._call(lambda: service.verifications.create(to=to, channel="sms", locale=locale)).sid
+        return self._call(lambda: service.verifications.create(to=to, channel=channel, locale=locale)).sid
 
     def check_verification(self, to: str, code: str) -> bool:
         service = self.client.verify.v2.services(self.service_sid)

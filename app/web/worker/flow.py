@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from wtforms import Field
 
 from app.db import get_session
-from app.models import CodeState, utcnow
+from app.models import CodeState, JoinAttempt, utcnow
 from app.services import limits, phone_proof, verification
 from app.services.phones import PhoneInvalid, masked, normalize
 from app.services.sms import SmsError
@@ -119,15 +119,18 @@ def render_code(  # type: ignore[no-untyped-def]
     *,
     status: int = 200,
     send_error: str | None = None,
+    **extra: Any,
 ):
-    """The code page of `owner` (join/code.html or status/code.html) with the verdict, else why
+    """The code page of `owner` (worker/code.html, for a join attempt or a status check) with the verdict, else why
     the last code could not be sent (in neutral words: `messages.send_failure`).
 
     The page says a code was sent only when one was: a refused send (`verdict.not_sent`) says
     no new code went out (and whether an earlier one still works), a failed one that none did."""
     refused_now = verdict is not None and verdict.not_sent
+    flow = "join" if isinstance(owner, JoinAttempt) else "status"
     body = render_template(
         template,
+        flow=flow,
         form=form,
         resend=EmptyForm(),
         wait=resend_wait(owner),
@@ -136,7 +139,8 @@ def render_code(  # type: ignore[no-untyped-def]
         sent=not refused_now and not send_error and owner.sends > 0,
         earlier=refused_now and not send_error and owner.sends > 0,
         # A code page answering a post: the language switch goes to the same step's GET.
-        lang_next=url_for("join.code" if template.startswith("join/") else "status.code"),
+        lang_next=url_for(f"{flow}.code"),
+        **extra,
     )
     if verdict is None:
         return body, status

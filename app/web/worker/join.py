@@ -26,7 +26,8 @@ bp = Blueprint("join", __name__)
 PENDING = "challenge_for"  # session: the attempt whose next send waits for the human check
 POSTER = "poster"  # session: the poster the attempt came through (its outstanding codes)
 POSTER_URL = "poster_token"  # session: that poster's token, for "wrong number? change it" (names a place, no one)
-CODE_PAGE = "join/code.html"
+CODE_PAGE = "worker/code.html"  # the code step of both flows
+CALLING = "calling"  # session: the attempt whose code a voice call is reading out
 
 
 @bp.get("/<qrtoken:token>")
@@ -118,7 +119,16 @@ def current_attempt(lock: bool = False) -> JoinAttempt:
 
 
 def _code_page(attempt: JoinAttempt, form: CodeForm, verdict: Verdict | None = None, status: int = 200):  # type: ignore[no-untyped-def]
-    return flow.render_code(CODE_PAGE, attempt, form, verdict, status=status, send_error=attempt.send_error)
+    return flow.render_code(
+        CODE_PAGE,
+        attempt,
+        form,
+        verdict,
+        status=status,
+        send_error=attempt.send_error,
+        voice=flow.proof().voice_offered(attempt),
+        calling=session.get(CALLING) == attempt.id and not attempt.send_error,
+    )
 
 
 PAGES = flow.CodePages(current_attempt, PENDING, "join.done", "challenge.show", _code_page, "join.code")
@@ -176,6 +186,35 @@ def change():  # type: ignore[no-untyped-def]
     poster.prepare(form, place)
     poster.fill_from(form, attempt, current_app.extensions["pii"].decrypt(attempt.name_enc))
     return poster.render_form(form, place, token, changing=True)
+
+
+@bp.post("/join/voice")
+def voice():  # type: ignore[no-untyped-def]
+    """The same code read out in a call, after a failed or slow SMS; counted as a resend."""
+    attempt = current_attempt(lock=True)
+    if attempt.verified_at is not None:
+        return redirect(url_for("join.done"), 303)
+    if not EmptyForm().validate():
+        abort(400)
+    db, phone = get_session(), current_app.extensions["pii"].decrypt(attempt.phone_enc)
+    poster_key = session.get(POSTER)
+    if flow.proof().challenge_needed(db, phone, ip=flow.client_ip(), poster=poster_key):
+        db.commit()  # any alert just raised; after the check a new code goes by SMS
+        session[PENDING] = attempt.id
+        return redirect(url_for("challenge.show"), 303)
+    try:
+        flow.proof().call(db, attempt, phone, flow="join", ip=flow.client_ip(), poster=poster_key)
+    except phone_proof.NotOffered:
+        db.rollback()
+        return _code_page(
+            attempt, CodeForm(), flow.Verdict(_("A voice call is not available now."), 409, not_sent=True)
+        )
+    except phone_proof.Refused as refused:
+        db.commit()
+        return _code_page(attempt, CodeForm(), flow.refused(refused))
+    db.commit()  # the call is placed after the commit (app/services/tasks.py)
+    session[CALLING] = attempt.id
+    return redirect(url_for("join.code"), 303)
 
 
 @bp.get("/join/done")

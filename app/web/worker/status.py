@@ -30,7 +30,7 @@ CHECK_PAGES: challenge.CheckPages = {
     "answer": "status.answer_check",
     "again": "status.human_check",
 }  # its picture's endpoints
-CODE_PAGE = "status/code.html"
+CODE_PAGE = "worker/code.html"  # the code step of both flows
 LIMIT_MESSAGE = _l("Too many codes were asked for this number today. Please try again tomorrow.")
 
 
