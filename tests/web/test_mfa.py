@@ -172,18 +172,44 @@ def test_the_half_signed_in_session_expires(client, app, db, official):
         assert response.status_code == 302 and response.headers["Location"].endswith("/login")
 
 
+# Every blueprint behind the staff sign-in (the set-up link and the worker's pages are not).
+STAFF_BLUEPRINTS = {
+    "auth",
+    "roster",
+    "transfers",
+    "organizer",
+    "mfa",
+    "api",
+    "exports",
+    "escalation",
+    "admin",
+    "admin_webhooks",
+    "admin_import",
+    "dashboard",
+}
+
+
 def _staff_urls(app: Flask) -> list[tuple[str, str]]:
     """Every staff page and action, with made-up ids (the check is that none answers)."""
-    values = {"user_id": 1, "member_id": 1, "transfer_id": 1, "code": "PD", "template_name": "a4", "fmt": "csv"}
+    values = {
+        "user_id": 1,
+        "member_id": 1,
+        "transfer_id": 1,
+        "job_id": 1,
+        "code": "PD",
+        "template_name": "a4",
+        "fmt": "csv",
+    }
     found = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.split(".")[0] not in {"auth", "roster", "transfers", "organizer", "mfa", "api"}:
+        if rule.endpoint.split(".")[0] not in STAFF_BLUEPRINTS:
             continue
         if rule.endpoint in {"auth.login", "auth.logout", "mfa.code", "mfa.setup", "api.openapi_json"}:
             continue
         path = rule.rule
         for name in rule.arguments:
-            path = re.sub(rf"<(?:[^:>]+:)?{name}>", str(values.get(name, "x")), path)
+            made_up = 1 if f"<int:{name}>" in path else values.get(name, "x")
+            path = re.sub(rf"<(?:[^:>]+:)?{name}>", str(made_up), path)
         path = path.replace("<any(csv, xlsx):fmt>", "csv")
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             found.append((method, path))
