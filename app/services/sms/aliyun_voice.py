@@ -22,6 +22,7 @@ from alibabacloud_tea_openapi.utils_models import Config as SdkConfig
 from darabonba.runtime import RuntimeOptions
 from Tea.exceptions import TeaException
 
+from app.services import numbers
 from app.services.sms.aliyun import OK, RULES, aliyun_phone
 from app.services.sms.base import E164, SmsError
 from app.services.sms.mainland import Retrier, Rules, guarded, parse_endpoint, provider_breaker, refusal
@@ -58,7 +59,7 @@ VOICE_RULES = Rules(
 
 def spaced(code: str) -> str:
     """The code's digits apart, so a text-to-speech voice reads them one by one."""
-    if not code.isdigit():
+    if not numbers.digits(code):
         raise ValueError("a voice code is a string of digits")
     return "，".join(code)
 
