@@ -6,11 +6,15 @@ import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from babel import Locale
 from flask import Flask, request, session
 from flask import Request as FlaskRequest
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.security import CleanJSONProvider, CleanMultiDict, CleanString
+from app.sessions import CookieSessions
 
 if TYPE_CHECKING:
     from babel import support
@@ -23,6 +27,7 @@ def create_app(config: Any | None = None, env: Mapping[str, str] | None = None) 
     config = config or load_config(env)
     app = Flask(__name__, instance_path=config.INSTANCE_PATH, instance_relative_config=False)
     app.request_class = Request
+    app.session_interface = CookieSessions()
     app.json = CleanJSONProvider(app)
     app.url_map.converters["default"] = app.url_map.converters["string"] = CleanString
     app.config.update(config.as_dict())
@@ -47,7 +52,7 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from app import db, security
-    from app.extensions import babel, csrf, limiter, login_manager
+    from app.extensions import babel, csrf, limiter, login_manager, skip_limiter_hook_where_free
     from app.services import limits
     from app.services.cards import CardSigner
     from app.services.crypto import PiiCipher
@@ -59,6 +64,7 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     login_manager.init_app(app)
     limiter.init_app(app)
+    skip_limiter_hook_where_free(app)
     limits.protect_keys(limiter.storage, app.config["PII_INDEX_KEY"])  # no address or token in clear
     security.init_app(app)
     app.extensions["pii"] = PiiCipher(app.config["PII_ENCRYPTION_KEYS"], app.config["PII_INDEX_KEY"])
@@ -242,13 +248,23 @@ def template_globals() -> dict[str, object]:
     return {"get_locale": get_locale}
 
 
-def select_locale() -> str:
+def select_locale() -> Locale:
     """The worker's choice, else the browser's preference, else Chinese."""
     chosen = session.get("lang")
-    if chosen in ("zh_Hans_CN", "en"):
-        return chosen
-    best = request.accept_languages.best_match(["zh", "en"], default="zh")
-    return "en" if best == "en" else "zh_Hans_CN"
+    if chosen in LOCALES:
+        return LOCALES[chosen]
+    return _preferred(request.environ.get("HTTP_ACCEPT_LANGUAGE", ""))
+
+
+# Parsed once: Flask-Babel would parse the name the selector returns on every request.
+LOCALES = {name: Locale.parse(name) for name in ("zh_Hans_CN", "en")}
+
+
+@functools.lru_cache(maxsize=512)
+def _preferred(accept_language: str) -> Locale:
+    """The locale an Accept-Language header asks for; the few headers browsers send are cached."""
+    best = parse_accept_header(accept_language, LanguageAccept).best_match(["zh", "en"], default="zh")
+    return LOCALES["en" if best == "en" else "zh_Hans_CN"]
 
 
 def register_blueprints(app: Flask) -> None:
