@@ -98,6 +98,17 @@ def test_security_headers_on_every_response_errors_included(app, path):
     }
 
 
+def test_a_header_the_view_set_is_kept_and_never_doubled(app):
+    @app.get("/__own")
+    def own():  # type: ignore[no-untyped-def]
+        return "x", 200, {"cache-control": "private, max-age=60", "X-Frame-Options": "SAMEORIGIN"}
+
+    headers = app.test_client().get("/__own").headers
+    assert headers.getlist("Cache-Control") == ["private, max-age=60"], "the view's own value, once"
+    assert headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert headers.getlist("X-Content-Type-Options") == ["nosniff"], "the others are still added"
+
+
 def test_no_hsts_over_plain_http_in_development(env, station):
     app = app_with(env, PUBLIC_BASE_URL="http://127.0.0.1:5000")
     assert "Strict-Transport-Security" not in app.test_client().get("/").headers
