@@ -202,6 +202,9 @@ def test_the_library_still_has_the_private_hook_we_override():
 
     assert hasattr(MemoryStorage, library_adapter.PRIVATE_EXPIRY_HOOK)
     assert "self.__schedule_expiry()" in inspect.getsource(MemoryStorage.incr)
+    from flask_limiter import Limiter
+
+    assert f"app.before_request(self.{library_adapter.PRIVATE_REQUEST_HOOK})" in inspect.getsource(Limiter.init_app)
 
 
 def test_only_the_adapter_reaches_into_a_rate_limit_librarys_private_names():
@@ -236,3 +239,29 @@ def test_flask_limiter_skips_the_join_pages_through_its_public_filter(app, path,
     assert client.get("/login").status_code == 200
     assert resolved and not any(endpoint.startswith("join.") for endpoint in resolved), resolved
     assert isinstance(limiter, Limiter)
+
+
+def test_the_join_pages_skip_flask_limiters_hook_the_others_still_run_it(env, path, monkeypatch):
+    from flask import request
+    from flask_limiter import Limiter
+
+    from app import create_app
+    from config import TestingConfig
+
+    checked: list[str] = []
+    real = Limiter._check_request_limit
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        checked.append(str(request.endpoint))
+        return real(self, *args, **kwargs)
+
+    # The app's hook wraps the bound method it found at start-up: patch before building the app.
+    monkeypatch.setattr(Limiter, "_check_request_limit", counting)
+    app = create_app(TestingConfig(env))
+    try:
+        client = app.test_client()
+        assert client.get(path).status_code == 200
+        assert client.get("/login").status_code == 200
+        assert checked and set(checked) == {"auth.login"}, checked  # its hook, and its decorated limit
+    finally:
+        app.extensions["db_engine"].dispose()
