@@ -95,6 +95,16 @@ def when_ready(server):  # type: ignore[no-untyped-def]
     start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
 
 
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """Compile the worker's page templates before this worker takes its first request."""
+    from flask import Flask
+
+    if isinstance(worker.wsgi, Flask):  # the app of `gunicorn wsgi:app` (not a benchmark's baseline)
+        from app.web import warm_templates
+
+        warm_templates(worker.wsgi)
+
+
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     from prometheus_client import multiprocess
 
