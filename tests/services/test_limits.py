@@ -204,7 +204,12 @@ def test_the_library_still_has_the_private_hook_we_override():
     assert "self.__schedule_expiry()" in inspect.getsource(MemoryStorage.incr)
     from flask_limiter import Limiter
 
-    assert f"app.before_request(self.{library_adapter.PRIVATE_REQUEST_HOOK})" in inspect.getsource(Limiter.init_app)
+    source = inspect.getsource(Limiter.init_app)
+    assert f"app.before_request(self.{library_adapter.PRIVATE_REQUEST_HOOK})" in source
+    assert "app.after_request(partial(Limiter.__inject_headers, self))" in source
+    assert "app.teardown_request(self.__release_context)" in source
+    assert hasattr(Limiter, library_adapter.PRIVATE_AFTER_HOOK)
+    assert hasattr(Limiter, library_adapter.PRIVATE_TEARDOWN_HOOK)
 
 
 def test_only_the_adapter_reaches_into_a_rate_limit_librarys_private_names():
@@ -241,27 +246,32 @@ def test_flask_limiter_skips_the_join_pages_through_its_public_filter(app, path,
     assert isinstance(limiter, Limiter)
 
 
-def test_the_join_pages_skip_flask_limiters_hook_the_others_still_run_it(env, path, monkeypatch):
+def test_the_join_pages_skip_flask_limiters_hooks_the_others_still_run_them(env, path, monkeypatch):
     from flask import request
     from flask_limiter import Limiter
 
     from app import create_app
+    from app.services.limits import library_adapter
     from config import TestingConfig
 
-    checked: list[str] = []
-    real = Limiter._check_request_limit
+    ran: list[tuple[str, str]] = []
+    adapter = library_adapter
+    hooks = (adapter.PRIVATE_REQUEST_HOOK, adapter.PRIVATE_AFTER_HOOK, adapter.PRIVATE_TEARDOWN_HOOK)
+    for hook in hooks:
+        real = getattr(Limiter, hook)
 
-    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        checked.append(str(request.endpoint))
-        return real(self, *args, **kwargs)
+        def counting(self, *args, real=real, hook=hook, **kwargs):  # type: ignore[no-untyped-def]
+            ran.append((hook, str(request.endpoint)))
+            return real(self, *args, **kwargs)
 
-    # The app's hook wraps the bound method it found at start-up: patch before building the app.
-    monkeypatch.setattr(Limiter, "_check_request_limit", counting)
+        # The app's hooks wrap what they found at start-up: patch before building the app.
+        monkeypatch.setattr(Limiter, hook, counting)
     app = create_app(TestingConfig(env))
     try:
         client = app.test_client()
         assert client.get(path).status_code == 200
+        assert ran == [], "a join page runs none of Flask-Limiter's hooks"
         assert client.get("/login").status_code == 200
-        assert checked and set(checked) == {"auth.login"}, checked  # its hook, and its decorated limit
+        assert {hook for hook, endpoint in ran if endpoint == "auth.login"} == set(hooks), ran
     finally:
         app.extensions["db_engine"].dispose()

@@ -2,8 +2,8 @@
 
 `limits`' in-process store has no public hook for its expiry sweeps, so `SweptMemoryStorage`
 overrides the name-mangled `MemoryStorage.__schedule_expiry`; Flask-Limiter has no way to keep
-its before_request hook off a blueprint, so `skip_request_hook` wraps the hook it registered,
-`Limiter._check_request_limit`. Nothing else in the app may use
+its request hooks off a blueprint, so `skip_request_hooks` wraps the three it registers (its
+`_check_request_limit`, `__inject_headers` and `__release_context`). Nothing else in the app may use
 a private name of `limits` or Flask-Limiter: tests/services/test_limits.py
 (test_the_library_still_has_the_private_hook_we_override) fails when an upgrade renames it.
 """
@@ -19,21 +19,45 @@ from limits.storage import MemoryStorage
 
 # The private method of MemoryStorage, called by every write, that starts the expiry timer.
 PRIVATE_EXPIRY_HOOK = "_MemoryStorage__schedule_expiry"
-# The private method of Flask-Limiter's Limiter that init_app registers as a before_request hook.
+# The private methods of Flask-Limiter's Limiter that init_app registers on an app: before each
+# request (check the limits), after it (add the rate-limit headers) and at its teardown.
 PRIVATE_REQUEST_HOOK = "_check_request_limit"
+PRIVATE_AFTER_HOOK = "_Limiter__inject_headers"
+PRIVATE_TEARDOWN_HOOK = "_Limiter__release_context"
 
 
-def skip_request_hook(hooks: list[Any], limiter: object, is_free: Callable[[], bool]) -> None:
-    """Replace Flask-Limiter's request hook in `hooks` (an app's before_request functions) by one
-    that returns at once when `is_free()`. A hook that is not there fails start-up (ValueError)."""
+def skip_request_hooks(app: Any, limiter: object, is_free: Callable[[], bool]) -> None:
+    """Replace the three hooks Flask-Limiter registered on `app` (a Flask app) by ones that do
+    nothing when `is_free()`. A hook that is not there fails start-up (ValueError)."""
     check = getattr(limiter, PRIVATE_REQUEST_HOOK)
-    position = hooks.index(check)
+    inject = getattr(type(limiter), PRIVATE_AFTER_HOOK)
+    release = getattr(limiter, PRIVATE_TEARDOWN_HOOK)
 
-    @functools.wraps(check)
     def check_unless_free() -> object:
         return None if is_free() else check()
 
-    hooks[position] = check_unless_free
+    def inject_unless_free(response: Any) -> Any:
+        return response if is_free() else inject(limiter, response)
+
+    def release_unless_free(exc: BaseException | None) -> None:
+        if not is_free():
+            release(exc)
+
+    before, after = app.before_request_funcs.setdefault(None, []), app.after_request_funcs.setdefault(None, [])
+    _replace(before, lambda hook: hook == check, check_unless_free)
+    _replace(after, lambda hook: _partial_of(hook, inject, limiter), inject_unless_free)
+    _replace(app.teardown_request_funcs.setdefault(None, []), lambda hook: hook == release, release_unless_free)
+
+
+def _partial_of(hook: Any, func: Any, limiter: object) -> bool:
+    return isinstance(hook, functools.partial) and hook.func is func and hook.args == (limiter,)
+
+
+def _replace(hooks: list[Any], found: Callable[[Any], bool], replacement: Any) -> None:
+    positions = [i for i, hook in enumerate(hooks) if found(hook)]
+    if len(positions) != 1:
+        raise ValueError(f"Flask-Limiter's hook for {replacement.__name__} found {len(positions)} times")
+    hooks[positions[0]] = replacement
 
 
 class SweptMemoryStorage(MemoryStorage):
