@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask, session
 from flask.sessions import SecureCookieSessionInterface
 
@@ -70,3 +71,45 @@ def test_a_tampered_cookie_gives_an_empty_session(app: Flask) -> None:
     client = app.test_client()
     client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB"))
     assert client.get("/__whoami").text == "None"
+
+
+def _answer(
+    app: Flask, interface: SecureCookieSessionInterface, data: dict[str, object], vary: str | None
+) -> dict[str, list[str]]:
+    from flask.sessions import SecureCookieSession
+
+    session = SecureCookieSession(data)
+    session["touched"] = True  # modified, as a view would leave it
+    response = app.response_class("x")
+    if vary is not None:
+        response.headers["Vary"] = vary
+    interface.save_session(app, session, response)
+    cookie = response.headers.get("Set-Cookie", "")
+    name, _, rest = cookie.partition("=")
+    # The attributes after the value; Expires is now + the lifetime, which may tick between calls.
+    attributes = [part.strip() for part in rest.split(";")[1:] if not part.strip().startswith("Expires=")]
+    return {"cookie": [name, *attributes], "vary": response.headers.getlist("Vary"), "expires": ["Expires=" in cookie]}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"SESSION_COOKIE_SECURE": True, "SESSION_COOKIE_NAME": "__Host-session", "SESSION_COOKIE_SAMESITE": "Strict"},
+        {
+            "SESSION_COOKIE_DOMAIN": "join.example.org",
+            "SESSION_COOKIE_PARTITIONED": True,
+            "SESSION_COOKIE_SECURE": True,
+        },
+        {"SESSION_PERMANENT": True, "SESSION_REFRESH_EACH_REQUEST": True},
+    ],
+)
+@pytest.mark.parametrize("vary", [None, "Accept-Language", "Accept-Language, cookie"])
+def test_the_cookie_and_vary_are_flasks_own(app: Flask, settings: dict[str, object], vary: str | None) -> None:
+    app.config.update(settings)
+    with app.test_request_context("/"):
+        for data in ({"csrf_token": "a" * 40}, {}, {"_permanent": True, "lang": "en"}):
+            ours = _answer(app, CookieSessions(), data, vary)
+            stock = _answer(app, _stock(app), data, vary)
+            assert ours == stock, (settings, vary, data)
+            assert "HttpOnly" in ours["cookie"], "a cookie with its attributes was set"
