@@ -253,7 +253,9 @@ def select_locale() -> Locale:
     chosen = session.get("lang")
     if chosen in LOCALES:
         return LOCALES[chosen]
-    return _preferred(request.environ.get("HTTP_ACCEPT_LANGUAGE", ""))
+    header = request.environ.get("HTTP_ACCEPT_LANGUAGE", "")
+    # Browsers send a few short headers; a long one (anyone can send anything) is not kept.
+    return _preferred(header) if len(header) <= 200 else _preferred.__wrapped__(header)
 
 
 # Parsed once: Flask-Babel would parse the name the selector returns on every request.
