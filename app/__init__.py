@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from babel import Locale
@@ -20,12 +20,41 @@ if TYPE_CHECKING:
     from babel import support
 
 
+class ScanJoinFlask(Flask):
+    """Flask with one change: `ensure_sync` remembers its answer per function.
+
+    Flask asks it of every hook, view and error handler it calls, on every request (14 times for a
+    poster page), and each time `inspect` unwraps the function to see whether it is a coroutine
+    function (~1.5 µs apiece). The functions a request calls are the few registered at start-up,
+    and whether one is a coroutine function never changes, so the answer is kept; an unhashable
+    callable, or one past the first 4,096 seen, is asked about every time, as in Flask.
+    """
+
+    SYNC_CACHE_SIZE = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_functions: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return self._sync_functions[func]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable
+            return super().ensure_sync(func)
+        sync = super().ensure_sync(func)
+        if len(self._sync_functions) < self.SYNC_CACHE_SIZE:
+            self._sync_functions[func] = sync
+        return sync
+
+
 def create_app(config: Any | None = None, env: Mapping[str, str] | None = None) -> Flask:
     """Build the app from a config object, or from `env` / the process environment."""
     from config import load_config
 
     config = config or load_config(env)
-    app = Flask(__name__, instance_path=config.INSTANCE_PATH, instance_relative_config=False)
+    app = ScanJoinFlask(__name__, instance_path=config.INSTANCE_PATH, instance_relative_config=False)
     app.request_class = Request
     app.session_interface = CookieSessions()
     app.json = CleanJSONProvider(app)
@@ -33,15 +62,24 @@ def create_app(config: Any | None = None, env: Mapping[str, str] | None = None) 
     app.config.update(config.as_dict())
     app.config["APP_ENV"] = config.ENV_NAME
     app.config["TESTING"] = config.TESTING
-    if config.PROXY_FIX_X_FOR:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.PROXY_FIX_X_FOR, x_proto=1)  # type: ignore[method-assign]
     configure_logging(app)
     register_extensions(app)
     register_blueprints(app)
     register_events(app)
     register_errorhandlers(app)
     register_commands(app)
+    register_middleware(app, config.PROXY_FIX_X_FOR)
     return app
+
+
+def register_middleware(app: Flask, proxies: int) -> None:
+    """A poster's first visits answered before Flask's request cycle (app/web/worker/first_visit.py),
+    then, outermost, the client's address and scheme as the trusted proxies give them."""
+    from app.web.worker.first_visit import FirstVisits
+
+    app.wsgi_app = FirstVisits(app, app.wsgi_app)  # type: ignore[method-assign]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=1)  # type: ignore[method-assign]
 
 
 def configure_logging(app: Flask) -> None:
@@ -60,7 +98,13 @@ def register_extensions(app: Flask) -> None:
     from app.services.tokens import QrSigner
 
     db.init_app(app)
+    # CSRFProtect's own hook looks up exemptions (and builds a name from the view) before it looks
+    # at the method, on every GET too; Flask-WTF's documented alternative is to turn the default
+    # check off and call protect() where it applies: here, in the same place among the hooks,
+    # for the methods it checks (POST, PUT, PATCH, DELETE) only.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)
+    app.before_request(security.check_csrf)
     babel.init_app(app, locale_selector=select_locale)
     login_manager.init_app(app)
     limiter.init_app(app)
@@ -253,13 +297,18 @@ def select_locale() -> Locale:
     chosen = session.get("lang")
     if chosen in LOCALES:
         return LOCALES[chosen]
-    header = request.environ.get("HTTP_ACCEPT_LANGUAGE", "")
+    return locale_for_header(request.environ.get("HTTP_ACCEPT_LANGUAGE", ""))
+
+
+def locale_for_header(header: str) -> Locale:
+    """What an Accept-Language header asks for (zh_Hans_CN when it asks for neither language)."""
     # Browsers send a few short headers; a long one (anyone can send anything) is not kept.
     return _preferred(header) if len(header) <= 200 else _preferred.__wrapped__(header)
 
 
 # Parsed once: Flask-Babel would parse the name the selector returns on every request.
 LOCALES = {name: Locale.parse(name) for name in ("zh_Hans_CN", "en")}
+LOCALE_NAMES = {locale: name for name, locale in LOCALES.items()}  # str(locale), without rebuilding it
 
 
 @functools.lru_cache(maxsize=512)

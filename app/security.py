@@ -56,6 +56,13 @@ def reject_cross_site() -> None:
         abort(403)
 
 
+def check_csrf() -> None:
+    """Flask-WTF's CSRF check (its exemptions applied) on the methods it protects; a GET skips it."""
+    config = current_app.config
+    if config["WTF_CSRF_ENABLED"] and request.method in config["WTF_CSRF_METHODS"]:
+        current_app.extensions["csrf"].protect(apply_exemptions=True)
+
+
 # Every answer's hardening headers, in order; a view that set one of them keeps its own value.
 ALWAYS = (
     ("Content-Security-Policy", CSP),
@@ -68,12 +75,24 @@ ALWAYS = (
 )
 
 
+_HARDENING = {
+    (https, static): (
+        *ALWAYS,
+        *((("Strict-Transport-Security", HSTS),) if https else ()),
+        *(() if static else (("Cache-Control", "no-store"),)),
+    )
+    for https in (False, True)
+    for static in (False, True)
+}
+
+
+def hardening_headers(https: bool, static: bool) -> tuple[tuple[str, str], ...]:
+    """The hardening headers of an answer over HTTPS or not, for a static file or not."""
+    return _HARDENING[https, static]
+
+
 def add_headers(response: Response) -> Response:
-    wanted = [*ALWAYS]
-    if _served_over_https():
-        wanted.append(("Strict-Transport-Security", HSTS))
-    if request.endpoint != "static":
-        wanted.append(("Cache-Control", "no-store"))
+    wanted = hardening_headers(_served_over_https(), request.endpoint == "static")
     # One pass over the headers already set, instead of a failed lookup per header (each one
     # raises and catches an exception inside Werkzeug): this runs on every answer.
     present = {name.lower() for name in response.headers.keys()}

@@ -388,10 +388,14 @@ def postgres_database(admin_url: str = "postgresql://postgres@127.0.0.1:5432/tes
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
 
 
-def wrk(url: str, *, seconds: int = 10, threads: int = 2, connections: int = 50) -> dict[str, float]:
-    """Requests per second and latency percentiles from wrk (installed at /usr/bin/wrk)."""
+def wrk(
+    url: str, *, seconds: int = 10, threads: int = 2, connections: int = 50, headers: dict[str, str] | None = None
+) -> dict[str, float]:
+    """Requests per second and latency percentiles from wrk (installed at /usr/bin/wrk); `headers`
+    are sent with every request."""
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
     out = subprocess.run(  # noqa: S603 - fixed arguments, a local URL
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", *extra, url],
         capture_output=True,
         text=True,
         check=True,

@@ -113,3 +113,158 @@ def test_the_cookie_and_vary_are_flasks_own(app: Flask, settings: dict[str, obje
             stock = _answer(app, _stock(app), data, vary)
             assert ours == stock, (settings, vary, data)
             assert "HttpOnly" in ours["cookie"], "a cookie with its attributes was set"
+
+
+# --- the same bytes as Flask and Flask-WTF, made cheaper ---------------------------------------
+
+FROZEN = 1_800_000_000
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every itsdangerous timestamp signer (ours inherits it) signs at one fixed second."""
+    from itsdangerous import TimestampSigner
+
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: FROZEN)
+
+
+SESSIONS: list[dict[str, object]] = [
+    {},
+    {"csrf_token": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"},  # a real one: 40 random hex digits
+    {"csrf_token": "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12", "lang": "en", "_fresh": False, "n": 3, "nothing": None},
+    {"name": '张三 é "quoted" \\ </script>'},  # non-ASCII, escapes: the provider's ensure_ascii
+    {"z": "last", "a": "first"},  # key order: the provider sorts
+    {" t": "a tag's key alone"},  # Flask wraps a one-key dict whose key is a tag
+    {" t": "a tag's key", "other": "x"},
+]
+
+
+def _tagged_cases() -> list[dict[str, object]]:
+    import uuid
+    from datetime import UTC, datetime
+
+    from markupsafe import Markup
+
+    class Text(str):
+        pass
+
+    return [
+        {"m": Markup("<b>markup</b>")},
+        {"when": datetime(2026, 12, 1, 8, 0, tzinfo=UTC)},
+        {"id": uuid.UUID(int=7)},
+        {"raw": b"\x00bytes"},
+        {"pair": ("a", 1)},
+        {"flashes": [("message", "saved")]},
+        {"nested": {"a": 1}},
+        {"sub": Text("a str subclass")},
+        {"f": 1.5},
+    ]
+
+
+@pytest.mark.parametrize("data", SESSIONS + _tagged_cases())
+def test_session_json_is_flasks_tagged_json(app: Flask, data: dict[str, object]) -> None:
+    from app.sessions import _SessionJSON
+
+    stock = SecureCookieSessionInterface.serializer
+    with app.app_context():
+        assert _SessionJSON(stock).dumps(data) == stock.dumps(data)
+        assert _SessionJSON(stock).loads(stock.dumps(data)) == data
+
+
+@pytest.mark.usefixtures("frozen_clock")
+@pytest.mark.parametrize("data", SESSIONS + _tagged_cases())
+def test_the_cookie_value_is_byte_for_byte_flasks(app: Flask, data: dict[str, object]) -> None:
+    app.config["SECRET_KEY_FALLBACKS"] = ["an-older-key-" + "o" * 40]
+    with app.app_context():
+        ours = CookieSessions().get_signing_serializer(app)
+        stock = _stock(app).get_signing_serializer(app)
+        assert ours is not None and stock is not None
+        if not stock.dumps(data).startswith("."):  # Flask did not compress it: neither do we
+            assert ours.dumps(data) == stock.dumps(data)
+        assert ours.loads(stock.dumps(data)) == stock.loads(ours.dumps(data)) == data
+
+
+def test_a_first_visit_opens_an_empty_session_without_reading_cookies(app: Flask) -> None:
+    sessions = CookieSessions()
+    with app.test_request_context("/"):
+        from flask import request
+
+        opened = sessions.open_session(app, request)
+        assert opened is not None and dict(opened) == {} and not opened.modified
+    cookie = sessions.get_signing_serializer(app).dumps({"who": "w2"})  # type: ignore[union-attr]
+    header = f"{app.config['SESSION_COOKIE_NAME']}={cookie}"
+    with app.test_request_context("/", headers={"Cookie": header}):
+        from flask import request
+
+        assert dict(sessions.open_session(app, request) or {}) == {"who": "w2"}, "a cookie is still read"
+    app.secret_key = None
+    with app.test_request_context("/"):
+        from flask import request
+
+        assert sessions.open_session(app, request) is None, "no key, no session: Flask's own answer"
+
+
+@pytest.mark.usefixtures("frozen_clock")
+@pytest.mark.parametrize("secret", [None, "a-csrf-only-secret-" + "c" * 30])
+def test_csrf_token_is_flask_wtfs_token(app: Flask, secret: str | None) -> None:
+    from flask import g
+    from flask_wtf.csrf import generate_csrf, validate_csrf
+
+    from app.sessions import csrf_token
+
+    if secret is None:
+        app.config.pop("WTF_CSRF_SECRET_KEY", None)  # SECRET_KEY signs it
+    else:
+        app.config["WTF_CSRF_SECRET_KEY"] = secret
+    with app.test_request_context("/"):
+        ours = csrf_token()
+        assert csrf_token() == ours, "one token a request, as Flask-WTF keeps it in g"
+        raw = session["csrf_token"]
+        assert len(raw) == 40 and int(raw, 16) >= 0, "Flask-WTF's raw secret: 40 hex digits"
+        delattr(g, "csrf_token")
+        assert generate_csrf() == ours, "the same raw secret and second give Flask-WTF's bytes"
+        validate_csrf(ours)  # raises when it does not accept it
+    with app.test_request_context("/"):
+        session["csrf_token"] = raw
+        assert csrf_token() == ours, "a session that has a secret keeps it"
+        session["csrf_token"] = {1, 2}  # not JSON: Flask-WTF starts again
+        delattr(g, "csrf_token")
+        fresh = csrf_token()
+        assert session["csrf_token"] != raw and isinstance(session["csrf_token"], str)
+        validate_csrf(fresh)
+
+
+def test_a_csrf_token_from_another_key_is_refused(app: Flask) -> None:
+    from flask_wtf.csrf import validate_csrf
+    from wtforms import ValidationError
+
+    from app.sessions import csrf_token
+
+    with app.test_request_context("/"):
+        token = csrf_token()
+        app.secret_key = "another-key-" + "k" * 40
+        with pytest.raises(ValidationError):
+            validate_csrf(token)
+
+
+@pytest.mark.usefixtures("frozen_clock")
+@pytest.mark.parametrize("fallbacks", [None, ["an-older-key-" + "o" * 40]])
+def test_the_quick_signer_signs_as_the_serializer_does(app: Flask, fallbacks: list[str] | None) -> None:
+    import json
+
+    from app.sessions import QuickSigner, csrf_serializer, new_csrf_secret
+
+    app.config["SECRET_KEY_FALLBACKS"] = fallbacks
+    with app.app_context():
+        sessions = CookieSessions().get_signing_serializer(app)
+        assert sessions is not None
+        for _ in range(20):
+            secret = new_csrf_secret()
+            payload = {"csrf_token": secret}
+            assert QuickSigner(sessions).sign(json.dumps(payload, separators=(",", ":")).encode()) == sessions.dumps(
+                payload
+            )
+            csrf = csrf_serializer(app)
+            assert QuickSigner(csrf).sign(json.dumps(secret).encode()) == csrf.dumps(secret)
+        with pytest.raises(ValueError, match="small payloads"):
+            QuickSigner(sessions).sign(b"x" * COMPRESS_FROM)

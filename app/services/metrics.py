@@ -10,6 +10,7 @@ sums them; without it the process's own registry is read.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -70,9 +71,25 @@ def redis_up(up: bool) -> None:
     REDIS_UP.set(1 if up else 0)
 
 
+# The methods a label may name; any other (a client may send any token) is "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Each (endpoint, method, status) child of REQUEST_SECONDS, looked up once: `labels()` takes a
+# lock and checks its arguments on every call, and this runs after every request. The keys are
+# closed sets (the routes' endpoints, METHODS, the statuses the app answers with), so the map
+# stays small; it stops growing at a bound all the same.
+_REQUEST_CHILDREN: dict[tuple[str, str, int], Any] = {}
+_REQUEST_CHILDREN_MAX = 4096
+
+
 def request_done(endpoint: str | None, method: str, status: int, seconds: float) -> None:
     # An unmatched URL (a 404) is one label value, never the path someone typed.
-    REQUEST_SECONDS.labels(endpoint or "unmatched", method, str(status)).observe(seconds)
+    key = (endpoint or "unmatched", method if method in METHODS else "other", status)
+    child = _REQUEST_CHILDREN.get(key)
+    if child is None:
+        child = REQUEST_SECONDS.labels(key[0], key[1], str(status))
+        if len(_REQUEST_CHILDREN) < _REQUEST_CHILDREN_MAX:
+            _REQUEST_CHILDREN[key] = child
+    child.observe(seconds)
 
 
 def exposition() -> bytes:

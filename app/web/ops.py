@@ -58,8 +58,8 @@ def metrics_page():  # type: ignore[no-untyped-def]
 @bp.before_app_request
 def start_request() -> None:
     g.started = time.perf_counter()
-    g.request_id = logs.new_request_id(request.headers.get("X-Request-ID"))
-    g.request_id_token = logs.REQUEST_ID.set(g.request_id)  # every log line of this request names it
+    g.request_id = request_id = logs.new_request_id(request.environ.get("HTTP_X_REQUEST_ID"))
+    g.request_id_token = logs.REQUEST_ID.set(request_id)  # every log line of this request names it
 
 
 @bp.teardown_app_request

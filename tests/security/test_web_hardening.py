@@ -201,3 +201,59 @@ def test_forms_work_without_cookies_from_elsewhere(app, path):
     client.delete_cookie("session")
     assert client.post(path, data=data).status_code == 400
     assert submit(browser(app), path).status_code == 303
+
+
+# Routes a POST may reach without a CSRF token, and why: each checks its caller another way.
+CSRF_EXEMPT = {
+    "api.": "the API: bearer tokens only, cookie requests checked in api.core.authenticate",
+    "sms_hooks.": "providers' delivery reports, signed by the provider",
+    "twilio_hooks.": "Twilio's callbacks, signed with X-Twilio-Signature",
+    "admin.import_places": "a large upload: the form checks the token once the body limit is raised",
+    "admin_import.": "a large upload: the form checks the token once the body limit is raised",
+}
+
+
+def _example_url(app, rule) -> str:  # type: ignore[no-untyped-def]
+    from app.web import DatabaseId
+    from app.web.worker.poster import QrTokenConverter
+
+    values = {}
+    for name, converter in rule._converters.items():
+        values[name] = (
+            1 if isinstance(converter, DatabaseId) else "a" * 21 if isinstance(converter, QrTokenConverter) else "x"
+        )
+    with app.test_request_context():
+        from flask import url_for
+
+        return url_for(rule.endpoint, **values)
+
+
+def test_every_unsafe_method_outside_the_exemptions_is_checked_for_a_csrf_token(app):
+    """The CSRF check runs from our own hook (app.security.check_csrf, WTF_CSRF_CHECK_DEFAULT off):
+    a POST, PUT, PATCH or DELETE to any route but the exempt ones is refused without a token,
+    whoever sends it, before the view runs."""
+    app.config["WTF_CSRF_ENABLED"] = True
+    client = app.test_client()
+    checked = exempt_seen = 0
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}):
+            url = _example_url(app, rule)
+            answer = client.open(url, method=method, data={"x": "1"})
+            if any(rule.endpoint.startswith(prefix) for prefix in CSRF_EXEMPT):
+                exempt_seen += 1
+                assert b"CSRF" not in answer.data, (rule.endpoint, method)
+                continue
+            checked += 1
+            assert answer.status_code == 400, (rule.endpoint, method, answer.status_code)
+    assert checked >= 30 and exempt_seen >= 5, (checked, exempt_seen)
+
+
+def test_a_get_does_no_csrf_work(app, path, monkeypatch):
+    app.config["WTF_CSRF_ENABLED"] = True
+
+    def refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("CSRFProtect.protect ran for a GET")
+
+    monkeypatch.setattr(app.extensions["csrf"], "protect", refuse)
+    assert app.test_client().get(path).status_code == 200
+    assert app.test_client().head(path).status_code == 200

@@ -4,11 +4,11 @@ choices, the funnel counters and the cached scan page."""
 from __future__ import annotations
 
 import secrets
+from datetime import date
 
 from flask import abort, current_app, make_response, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_wtf.csrf import generate_csrf
 from werkzeug.routing import BaseConverter
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3 has it; types-WTForms 3.2 lacks it
 
@@ -17,6 +17,7 @@ from app.models import JoinAttempt, PlaceKind, utcnow
 from app.services import limits, membership, page_cache, places
 from app.services.sms import backends
 from app.services.tokens import TOKEN_PATTERN
+from app.sessions import csrf_token
 from app.web.errors import render_error
 from app.web.worker import flow
 from app.web.worker.forms import JoinForm, please_choose
@@ -88,7 +89,7 @@ def prepare(form: JoinForm, place: places.ResolvedPlace) -> None:
         form.workplace.choices = [SelectChoice(str(place.workplace.id), place.workplace.name)]
         form.workplace.data = str(place.workplace.id)
     if not form.form_key.data:
-        form.form_key.data = secrets.token_urlsafe(16)
+        form.form_key.data = new_form_key()
 
 
 def fill_from(form: JoinForm, attempt: JoinAttempt, name: str) -> None:
@@ -123,9 +124,7 @@ def scan_page(token: str):  # type: ignore[no-untyped-def]
     if not cache.enabled or "_flashes" in session:
         return _scan_uncached(token)
     refuse_blocked_address()
-    # The page depends on the token, the language, the day (tokens expire by date) and the
-    # path with its query (the language switch links back to it).
-    key = (request.full_path, str(get_locale()), utcnow().date())
+    key = page_key(request.full_path, str(get_locale()), utcnow().date())
     page = cache.get(key)
     if page is None:
         generation = page_cache.generation()
@@ -138,7 +137,19 @@ def scan_page(token: str):  # type: ignore[no-untyped-def]
         page = cache.put(key, body, count_key(place), generation)
     extra: tuple[PlaceKind, int, int] = page.extra  # count_key(place), stored by put() above
     count(*extra, "scans")
-    return cache.fill(page, csrf_token=generate_csrf(), form_key=secrets.token_urlsafe(16))
+    return cache.fill(page, csrf_token=csrf_token(), form_key=new_form_key())
+
+
+def page_key(full_path: str, locale: str, day: date) -> tuple[str, str, date]:
+    """A cached page's key: the page depends on the token, the language, the day (tokens expire
+    by date) and the path with its query (the language switch links back to it). `full_path` is
+    Werkzeug's `request.full_path`: the path, "?", the query string (empty or not)."""
+    return (full_path, locale, day)
+
+
+def new_form_key() -> str:
+    """The join form's idempotency key: one per page served."""
+    return secrets.token_urlsafe(16)
 
 
 def _scan_uncached(token: str):  # type: ignore[no-untyped-def]

@@ -1,0 +1,162 @@
+"""A poster page's first visit, answered before Flask's request cycle when its page is cached.
+
+A crowd scanning a poster is almost all first visits: a GET of the poster's URL, no cookie, no
+query. Such a request can only ever get the cached join page with a new session (holding
+Flask-WTF's CSRF secret), its signed CSRF token and a new form key. Flask's request cycle (the
+request and app contexts, routing, a dozen hooks, the session interface, the response object)
+costs several times what that answer needs, so this WSGI layer answers it directly from the same
+page cache, with the same parts the cycle would use:
+
+* the page and its key: `poster.page_key`, `page_cache.PageCache` (filled only by the Flask
+  view: a miss here goes to Flask, which renders and caches the page);
+* the language: `app.locale_for_header`, what `select_locale` picks for a visitor with no session;
+* the bad-token block (`Limits.bad_tokens_blocked`, failing open as the view does) and the scan
+  counter (`FunnelBuffer.add`);
+* the session cookie: `CookieSessions`' serializer and cookie settings; the CSRF token:
+  `app.sessions.csrf_token_for`, which Flask-WTF accepts on the POST;
+* the response headers: `app.security.hardening_headers`, the request id of `app/logs.py`,
+  `Vary: Cookie`, and the request's timing in the metrics under `join.scan`.
+
+Anything else goes to Flask unchanged: another method or path, a query string, a cookie (a
+returning visitor, a language chosen, a message to show), a Host that is not one of
+TRUSTED_HOSTS' exact names, an address blocked for bad tokens (Flask renders the 429), a page
+not in the cache, SERVER_NAME set, or the cache turned off. tests/web/test_first_visit.py checks
+that both paths give the same answer, and fails when a hook is added to the app that this layer
+does not know about.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from werkzeug.http import dump_cookie
+
+from app import LOCALE_NAMES, locale_for_header, logs
+from app.models import utcnow
+from app.security import hardening_headers
+from app.services import limits, metrics
+from app.services.tokens import TOKEN_PATTERN
+from app.sessions import QuickSigner, csrf_serializer, new_csrf_secret
+from app.web.worker.poster import new_form_key, page_key
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+ENDPOINT = "join.scan"
+_POSTER_PATH = re.compile(f"/{TOKEN_PATTERN}")
+_PORT = re.compile(r":\d{1,5}$")
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class _Signers(NamedTuple):
+    keys: tuple[object, ...]
+    session: QuickSigner
+    csrf: QuickSigner
+    field_json: bytes  # WTF_CSRF_FIELD_NAME as a JSON string
+
+
+class FirstVisits:
+    """WSGI middleware in front of `app`'s own `wsgi_app` (inside ProxyFix, so REMOTE_ADDR and
+    the scheme are the client's)."""
+
+    def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
+        self.app, self.wsgi_app = app, wsgi_app
+        self._known: _Signers | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        answer = self._answer(environ)
+        if answer is None:
+            return self.wsgi_app(environ, start_response)
+        status, headers, body = answer
+        start_response(status, headers)
+        metrics.request_done(ENDPOINT, "GET", 200, time.perf_counter() - started)
+        return [body]
+
+    def _answer(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        """The first visit's answer, or None: Flask answers."""
+        if (
+            environ.get("REQUEST_METHOD") != "GET"
+            or "HTTP_COOKIE" in environ
+            or environ.get("QUERY_STRING")
+            or not _POSTER_PATH.fullmatch(environ.get("PATH_INFO", ""))
+        ):
+            return None
+        app = self.app
+        config = app.config
+        cache = app.extensions["scan_pages"]
+        if not cache.enabled or config.get("SERVER_NAME") or not self._host_trusted(environ.get("HTTP_HOST", "")):
+            return None
+        locale = locale_for_header(environ.get("HTTP_ACCEPT_LANGUAGE", ""))
+        today = utcnow().date()
+        page = cache.get(page_key(environ["PATH_INFO"] + "?", LOCALE_NAMES.get(locale) or str(locale), today))
+        if page is None or self._blocked(environ):
+            return None
+        # From here on the page is served: count it, sign the visitor's secrets, answer.
+        app.extensions["funnel"].add(*page.extra, "scans", today)
+        quick = self._signers()
+        raw = new_csrf_secret()
+        token = quick.csrf.sign(b'"%s"' % raw.encode())  # JSON of the secret, as Flask-WTF signs it
+        body = cache.fill(page, csrf_token=token, form_key=new_form_key()).encode()
+        headers = [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("X-Request-ID", logs.new_request_id(environ.get("HTTP_X_REQUEST_ID"))),
+            ("Set-Cookie", self._session_cookie(quick, raw)),
+            ("Vary", "Cookie"),
+        ]
+        https = environ.get("wsgi.url_scheme") == "https"
+        headers += hardening_headers(https or config.get("PUBLIC_BASE_URL", "").startswith("https://"), static=False)
+        app.extensions["funnel"].flush_if_due()  # what the app context's teardown does
+        return "200 OK", headers, body
+
+    def _host_trusted(self, host: str) -> bool:
+        trusted = self.app.config.get("TRUSTED_HOSTS")
+        if not trusted:
+            return True
+        name = _PORT.sub("", host).lower()
+        return any(name == entry.lower() for entry in trusted if not entry.startswith("."))
+
+    def _blocked(self, environ: dict[str, Any]) -> bool:
+        guard = self.app.extensions["phone_proof"].limits
+        try:
+            return bool(guard.bad_tokens_blocked(limits.ip_key(environ.get("REMOTE_ADDR"))))
+        except limits.LimiterUnavailable:
+            return False  # reading a poster costs nothing: the page still opens (as the view does)
+
+    def _signers(self) -> _Signers:
+        """The two signers for the app's current keys (made again when a key changes)."""
+        app = self.app
+        config = app.config
+        keys = (app.secret_key, tuple(config.get("SECRET_KEY_FALLBACKS") or ()), config.get("WTF_CSRF_SECRET_KEY"))
+        known = self._known
+        if known is not None and known.keys == keys:
+            return known
+        serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+        field = json.dumps(config.get("WTF_CSRF_FIELD_NAME", "csrf_token")).encode()
+        self._known = known = _Signers(keys, QuickSigner(serializer), QuickSigner(csrf_serializer(app)), field)
+        return known
+
+    def _session_cookie(self, quick: _Signers, csrf_secret: str) -> str:
+        """The new session {field: secret} signed as CookieSessions signs it (Flask's tagged JSON
+        of a one-key dict of text is the plain JSON object), in the cookie Flask would set."""
+        app = self.app
+        interface = app.session_interface
+        value = quick.session.sign(b'{%s:"%s"}' % (quick.field_json, csrf_secret.encode()))
+        return dump_cookie(
+            interface.get_cookie_name(app),
+            value,
+            path=interface.get_cookie_path(app),
+            domain=interface.get_cookie_domain(app),
+            secure=interface.get_cookie_secure(app),
+            httponly=interface.get_cookie_httponly(app),
+            samesite=interface.get_cookie_samesite(app),
+            partitioned=interface.get_cookie_partitioned(app),
+            max_size=app.config.get("MAX_COOKIE_SIZE", 4093),
+        )
