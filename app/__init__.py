@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Mapping
+from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any
 
 from babel import Locale
@@ -25,27 +27,24 @@ class ScanJoinFlask(Flask):
 
     Flask asks it of every hook, view and error handler it calls, on every request (14 times for a
     poster page), and each time `inspect` unwraps the function to see whether it is a coroutine
-    function (~1.5 µs apiece). The functions a request calls are the few registered at start-up,
-    and whether one is a coroutine function never changes, so the answer is kept; an unhashable
-    callable, or one past the first 4,096 seen, is asked about every time, as in Flask.
+    function (~1.5 µs apiece). Whether a function is one never changes, so plain functions and
+    bound methods found not to be are remembered, weakly: a callable made per request (a
+    class-based view's bound method, an `after_this_request` closure) leaves the set with its last
+    reference. Coroutine functions and other callables are asked about every time, as in Flask.
     """
-
-    SYNC_CACHE_SIZE = 4096
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._sync_functions: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._sync_functions: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        try:
-            return self._sync_functions[func]
-        except KeyError:
-            pass
-        except TypeError:  # unhashable
+        if type(func) not in (FunctionType, MethodType):
             return super().ensure_sync(func)
+        if func in self._sync_functions:
+            return func
         sync = super().ensure_sync(func)
-        if len(self._sync_functions) < self.SYNC_CACHE_SIZE:
-            self._sync_functions[func] = sync
+        if sync is func:
+            self._sync_functions.add(func)
         return sync
 
 

@@ -46,7 +46,9 @@ def test_a_coroutine_function_is_still_refused_or_wrapped_as_flask_does() -> Non
         assert wrapped is not view and wrapped() == "ok"
 
 
-def test_unhashable_callables_and_a_full_cache_are_asked_every_time() -> None:
+def test_other_callables_are_asked_every_time_and_per_request_ones_are_not_kept() -> None:
+    import gc
+
     app = ScanJoinFlask(__name__)
 
     class Unhashable:
@@ -56,8 +58,14 @@ def test_unhashable_callables_and_a_full_cache_are_asked_every_time() -> None:
             return "ok"
 
     thing = Unhashable()
-    assert app.ensure_sync(thing) is thing
-    app.SYNC_CACHE_SIZE = 1
-    first, second = (lambda: 1), (lambda: 2)
-    assert app.ensure_sync(first) is first and app.ensure_sync(second) is second
-    assert len(app._sync_functions) == 1
+    assert app.ensure_sync(thing) is thing and len(app._sync_functions) == 0
+
+    class View:
+        def dispatch(self) -> str:
+            return "ok"
+
+    bound = View().dispatch  # a class-based view's bound method: one per request
+    assert app.ensure_sync(bound) == bound and len(app._sync_functions) == 1
+    del bound
+    gc.collect()
+    assert len(app._sync_functions) == 0, "nothing made for one request outlives it"

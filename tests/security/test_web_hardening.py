@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from flask import request
 from sqlalchemy.exc import OperationalError
 
 import config as settings
@@ -233,6 +234,15 @@ def test_every_unsafe_method_outside_the_exemptions_is_checked_for_a_csrf_token(
     a POST, PUT, PATCH or DELETE to any route but the exempt ones is refused without a token,
     whoever sends it, before the view runs."""
     app.config["WTF_CSRF_ENABLED"] = True
+    csrf = app.extensions["csrf"]
+    protected: list[str] = []
+    original = csrf.protect
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        protected.append(request.endpoint)
+        return original(*args, **kwargs)
+
+    csrf.protect = recording
     client = app.test_client()
     checked = exempt_seen = 0
     for rule in app.url_map.iter_rules():
@@ -245,6 +255,7 @@ def test_every_unsafe_method_outside_the_exemptions_is_checked_for_a_csrf_token(
                 continue
             checked += 1
             assert answer.status_code == 400, (rule.endpoint, method, answer.status_code)
+            assert protected[-1:] == [rule.endpoint], ("Flask-WTF did not check", rule.endpoint, method)
     assert checked >= 30 and exempt_seen >= 5, (checked, exempt_seen)
 
 

@@ -18,9 +18,10 @@ page cache, with the same parts the cycle would use:
   `Vary: Cookie`, and the request's timing in the metrics under `join.scan`.
 
 Anything else goes to Flask unchanged: another method or path, a query string, a cookie (a
-returning visitor, a language chosen, a message to show), a Host that is not one of
-TRUSTED_HOSTS' exact names, an address blocked for bad tokens (Flask renders the 429), a page
-not in the cache, SERVER_NAME set, or the cache turned off. tests/web/test_first_visit.py checks
+returning visitor, a language chosen, a message to show), a Host that Flask's own check of
+TRUSTED_HOSTS refuses (Flask answers the 400), an address blocked for bad tokens (Flask renders
+the 429), a page not in the cache, SERVER_NAME set, the cache turned off, or an error here
+(logged; Flask then answers the request as if this layer were not there). tests/web/test_first_visit.py checks
 that both paths give the same answer, and fails when a hook is added to the app that this layer
 does not know about.
 """
@@ -28,12 +29,15 @@ does not know about.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from werkzeug.exceptions import SecurityError
 from werkzeug.http import dump_cookie
+from werkzeug.wsgi import get_host
 
 from app import LOCALE_NAMES, locale_for_header, logs
 from app.models import utcnow
@@ -46,9 +50,9 @@ from app.web.worker.poster import new_form_key, page_key
 if TYPE_CHECKING:
     from flask import Flask
 
+log = logging.getLogger(__name__)
 ENDPOINT = "join.scan"
 _POSTER_PATH = re.compile(f"/{TOKEN_PATTERN}")
-_PORT = re.compile(r":\d{1,5}$")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -70,36 +74,43 @@ class FirstVisits:
         self._known: _Signers | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        started = time.perf_counter()
-        answer = self._answer(environ)
-        if answer is None:
-            return self.wsgi_app(environ, start_response)
-        status, headers, body = answer
-        start_response(status, headers)
-        metrics.request_done(ENDPOINT, "GET", 200, time.perf_counter() - started)
-        return [body]
-
-    def _answer(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
-        """The first visit's answer, or None: Flask answers."""
         if (
             environ.get("REQUEST_METHOD") != "GET"
             or "HTTP_COOKIE" in environ
             or environ.get("QUERY_STRING")
             or not _POSTER_PATH.fullmatch(environ.get("PATH_INFO", ""))
         ):
-            return None
+            return self.wsgi_app(environ, start_response)
+        started = time.perf_counter()
+        request_id = logs.new_request_id(environ.get("HTTP_X_REQUEST_ID"))
+        context = logs.REQUEST_ID.set(request_id)  # a line logged meanwhile names this request
+        try:
+            answer = self._answer(environ, request_id)
+        except Exception:  # a defect here must not cost the visitor the page: Flask answers it
+            log.exception("first visit not answered before Flask; Flask answers it")
+            answer = None
+        finally:
+            logs.REQUEST_ID.reset(context)
+        if answer is None:
+            return self.wsgi_app(environ, start_response)
+        headers, body = answer
+        start_response("200 OK", headers)
+        metrics.request_done(ENDPOINT, "GET", 200, time.perf_counter() - started)
+        self.app.extensions["funnel"].flush_if_due()  # what the app context's teardown does
+        return [body]
+
+    def _answer(self, environ: dict[str, Any], request_id: str) -> tuple[list[tuple[str, str]], bytes] | None:
+        """The first visit's headers and body, or None: Flask answers."""
         app = self.app
         config = app.config
         cache = app.extensions["scan_pages"]
-        if not cache.enabled or config.get("SERVER_NAME") or not self._host_trusted(environ.get("HTTP_HOST", "")):
+        if not cache.enabled or config.get("SERVER_NAME") or not _host_trusted(environ, config.get("TRUSTED_HOSTS")):
             return None
         locale = locale_for_header(environ.get("HTTP_ACCEPT_LANGUAGE", ""))
         today = utcnow().date()
         page = cache.get(page_key(environ["PATH_INFO"] + "?", LOCALE_NAMES.get(locale) or str(locale), today))
         if page is None or self._blocked(environ):
             return None
-        # From here on the page is served: count it, sign the visitor's secrets, answer.
-        app.extensions["funnel"].add(*page.extra, "scans", today)
         quick = self._signers()
         raw = new_csrf_secret()
         token = quick.csrf.sign(b'"%s"' % raw.encode())  # JSON of the secret, as Flask-WTF signs it
@@ -107,21 +118,14 @@ class FirstVisits:
         headers = [
             ("Content-Type", "text/html; charset=utf-8"),
             ("Content-Length", str(len(body))),
-            ("X-Request-ID", logs.new_request_id(environ.get("HTTP_X_REQUEST_ID"))),
+            ("X-Request-ID", request_id),
             ("Set-Cookie", self._session_cookie(quick, raw)),
             ("Vary", "Cookie"),
         ]
         https = environ.get("wsgi.url_scheme") == "https"
         headers += hardening_headers(https or config.get("PUBLIC_BASE_URL", "").startswith("https://"), static=False)
-        app.extensions["funnel"].flush_if_due()  # what the app context's teardown does
-        return "200 OK", headers, body
-
-    def _host_trusted(self, host: str) -> bool:
-        trusted = self.app.config.get("TRUSTED_HOSTS")
-        if not trusted:
-            return True
-        name = _PORT.sub("", host).lower()
-        return any(name == entry.lower() for entry in trusted if not entry.startswith("."))
+        app.extensions["funnel"].add(*page.extra, "scans", today)  # last: counted only when served
+        return headers, body
 
     def _blocked(self, environ: dict[str, Any]) -> bool:
         guard = self.app.extensions["phone_proof"].limits
@@ -134,13 +138,19 @@ class FirstVisits:
         """The two signers for the app's current keys (made again when a key changes)."""
         app = self.app
         config = app.config
-        keys = (app.secret_key, tuple(config.get("SECRET_KEY_FALLBACKS") or ()), config.get("WTF_CSRF_SECRET_KEY"))
+        field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+        keys = (
+            app.secret_key,
+            tuple(config.get("SECRET_KEY_FALLBACKS") or ()),
+            config.get("WTF_CSRF_SECRET_KEY"),
+            field,
+        )
         known = self._known
         if known is not None and known.keys == keys:
             return known
         serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
-        field = json.dumps(config.get("WTF_CSRF_FIELD_NAME", "csrf_token")).encode()
-        self._known = known = _Signers(keys, QuickSigner(serializer), QuickSigner(csrf_serializer(app)), field)
+        field_json = json.dumps(field).encode()
+        self._known = known = _Signers(keys, QuickSigner(serializer), QuickSigner(csrf_serializer(app)), field_json)
         return known
 
     def _session_cookie(self, quick: _Signers, csrf_secret: str) -> str:
@@ -160,3 +170,14 @@ class FirstVisits:
             partitioned=interface.get_cookie_partitioned(app),
             max_size=app.config.get("MAX_COOKIE_SIZE", 4093),
         )
+
+
+def _host_trusted(environ: dict[str, Any], trusted: list[str] | None) -> bool:
+    """Flask's own check of the Host against TRUSTED_HOSTS (Werkzeug's `get_host`)."""
+    if trusted is None:
+        return True
+    try:
+        get_host(environ, trusted)
+    except SecurityError:
+        return False
+    return True
