@@ -38,7 +38,8 @@ test-postgres: $(VENV)/.test-deps translations
 
 # Benchmarks (real processes on 127.0.0.1; results go into docs/benchmarks.md by hand).
 bench: $(VENV)/.test-deps
-	$(BIN)/python -m bench.scan_page
+	$(BIN)/python -m bench.scan_page --returning
+	$(BIN)/python -m bench.scan_page --database postgres --returning
 	$(BIN)/python -m bench.joins --database sqlite
 	$(BIN)/python -m bench.joins --database postgres
 	$(BIN)/python -m bench.provider_latency

@@ -1,6 +1,7 @@
 """Scan page (GET of a join URL) requests per second under gunicorn, against hello-world Flask.
 
-    .venv/bin/python -m bench.scan_page [--seconds 4] [--rounds 5] [--workers 4] [--threads 2]
+    .venv/bin/python -m bench.scan_page [--database sqlite|postgres] [--seconds 4] [--rounds 5]
+                                          [--workers 4] [--threads 2] [--returning]
 
 Both apps are served by gunicorn.conf.py with the same workers and threads, side by side (the
 idle one waits on its socket), and loaded in turn by wrk -t2 -c50 from the same machine:
@@ -8,6 +9,9 @@ hello-world, then the scan page, `--rounds` times, so a drift in the machine's s
 host's neighbours) lands on both. Each round gives a ratio; the figure is their median, with
 the lowest and highest beside it. Every request is a first visit (wrk keeps no cookies), so
 each answer carries a new session cookie and CSRF token. Target: median ratio >= 0.5.
+
+`--database postgres` serves ScanJoin from a fresh PostgreSQL database with its limits in Redis (as
+bench.joins does): the bad-token check of each scan is then a Redis round trip.
 
 A first visit of a cached page is answered before Flask's request cycle
 (app/web/worker/first_visit.py). With `--returning`, a third series sends the session cookie a
@@ -19,16 +23,19 @@ first visits'.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import statistics
 import tempfile
 from pathlib import Path
 
-from bench.harness import Server, prepare, report, server_env, wrk
+from bench.harness import Server, postgres_database, prepare, report, server_env, wrk
+from bench.joins import REDIS_URL
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--seconds", type=int, default=4, help="of each wrk run")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=4)
@@ -38,11 +45,15 @@ def main() -> None:
     bases: list[dict[str, float]] = []
     scans: list[dict[str, float]] = []
     returns: list[dict[str, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
+        if args.database == "postgres":
+            url, extra = stack.enter_context(postgres_database()), {"REDIS_URL": REDIS_URL}
+        else:
+            url, extra = f"sqlite:///{work / 'scan.db'}", {}
         # No worker recycling while measuring: hello-world, answering more requests, would reach
         # gunicorn's max_requests sooner and pay restarts the scan page does not (a steady state).
-        env = server_env(f"sqlite:///{work / 'scan.db'}", work, GUNICORN_MAX_REQUESTS="0")
+        env = server_env(url, work, GUNICORN_MAX_REQUESTS="0", **extra)
         path = prepare(env, 1)[0]
         sizing = {"workers": args.workers, "threads": args.threads}
         with (
@@ -69,7 +80,7 @@ def main() -> None:
             ("returning visits: median ratio", f"{statistics.median(again):.2f}"),
         ]
     report(
-        "Scan page vs hello-world Flask",
+        f"Scan page vs hello-world Flask ({args.database})",
         [
             ("gunicorn", f"{args.workers} gthread workers × {args.threads} threads, no recycling"),
             ("load", f"wrk -t2 -c50, {args.rounds} rounds of {args.seconds} s for each app, in turn"),

@@ -107,3 +107,50 @@ def test_the_worker_path_forgives_on_a_360px_phone(live_app, chromium):  # type:
     page.click("form:not(.resend) button[type=submit]")
     page.wait_for_url("**/join/done")
     context.close()
+
+
+def test_a_first_visit_answered_before_flask_joins_in_a_phone_browser(live_app, chromium):  # type: ignore[no-untyped-def]
+    """The crowd's case: the poster's page is cached (someone scanned it already), a new phone
+    opens it with no cookie, and the answer comes from app/web/worker/first_visit.py. The page, its
+    session cookie and its CSRF token must carry that rider through the join like any other."""
+    from flask import request_started
+
+    assert live_app.app.config["WTF_CSRF_ENABLED"], "the form's CSRF token is checked on the POST"
+    path = district_poster(live_app)
+    first = chromium.new_context(locale="zh-CN", user_agent=WECHAT, java_script_enabled=False)
+    first.new_page().goto(live_app.url + path)  # renders the page and caches it
+    first.close()
+    through_flask: list[str] = []
+
+    def note(_sender, **_extra):  # type: ignore[no-untyped-def]
+        from flask import request as flask_request
+
+        through_flask.append(f"{flask_request.method} {flask_request.path}")
+
+    request_started.connect(note, live_app.app)
+    try:
+        context = chromium.new_context(
+            locale="zh-CN", user_agent=WECHAT, java_script_enabled=False, viewport={"width": 360, "height": 740}
+        )
+        page = context.new_page()
+        page.goto(live_app.url + path)
+        assert f"GET {path}" not in through_flask, "the cached page was answered before Flask"
+        assert page.evaluate("document.scrollingElement.scrollWidth") <= 360, "no sideways scrolling"
+        assert small_taps(page) == [], "tap targets of the form"
+        assert page.locator("html").get_attribute("lang") == "zh-Hans"
+        screenshot(page, "worker-first-visit-360.png")
+        page.fill("input[name=name]", "李小红")
+        page.fill("input[name=phone]", factories.phone(3)[3:])
+        page.select_option("select[name=platform]", "eleme")
+        page.select_option("select[name=workplace]", index=1)
+        page.check("input[name=consent]")
+        page.click("form button[type=submit]")
+        page.wait_for_url("**/join/code")
+        assert f"POST {path}" in through_flask, "the form itself is Flask's, CSRF check included"
+        page.fill("input[name=code]", last_code(live_app.outbox))
+        page.click("form:not(.resend) button[type=submit]")
+        page.wait_for_url("**/join/done")
+        screenshot(page, "worker-first-visit-done-360.png")
+        context.close()
+    finally:
+        request_started.disconnect(note, live_app.app)
