@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -168,3 +169,63 @@ def test_times_are_written_as_before_whichever_database_formats_them(db, pii, di
         ("2026-03-04T05:06:07+00:00", "2026-03-05T23:59:59+00:00", "o@example.org"),
     ]
     assert export._iso(datetime(2026, 3, 4, 5, 6, 7, 999999, tzinfo=UTC)) == "2026-03-04T05:06:07+00:00"
+
+
+# --- the next batch fetched while this one is written (PostgreSQL) ----------------------------
+
+
+def test_batches_fetched_ahead_come_in_order_and_end():
+    batches = [[n, n + 1] for n in range(0, 40, 2)]
+    assert list(export._fetched_ahead(iter(batches))) == batches
+    assert list(export._fetched_ahead(iter([]))) == []
+
+
+def test_an_error_while_fetching_is_raised_to_the_caller():
+    def failing():  # type: ignore[no-untyped-def]
+        yield [1]
+        yield [2]
+        raise RuntimeError("the cursor broke")
+
+    got = []
+    with pytest.raises(RuntimeError, match="the cursor broke"):
+        for batch in export._fetched_ahead(failing()):
+            got.append(batch)
+    assert got == [[1], [2]]
+    assert not [t for t in threading.enumerate() if t.name == "export-fetch"]
+
+
+def test_closing_early_stops_and_waits_for_the_fetching_thread():
+    fetched = []
+
+    def endless():  # type: ignore[no-untyped-def]
+        n = 0
+        while True:
+            fetched.append(n)
+            yield [n]
+            n += 1
+
+    ahead = export._fetched_ahead(endless())
+    assert next(ahead) == [0]
+    ahead.close()
+    assert not [t for t in threading.enumerate() if t.name == "export-fetch"], "the thread ended with the close"
+    assert len(fetched) <= 4, "it fetched at most the queue's depth ahead, then stopped"
+
+
+def test_the_stream_fetches_ahead_on_postgresql_only_and_gives_everything_back(db, pii, district, monkeypatch):
+    """PostgreSQL's server-side cursor is read a batch ahead by a thread; SQLite reads in-process."""
+    for n in range(1, 51):
+        make_member(db, pii, district, n)
+    db.commit()
+    monkeypatch.setattr(export, "BATCH", 10)
+    monkeypatch.setattr(export, "CHUNK", 1)
+    pool = db.get_bind().pool
+    held = pool.checkedout()
+    stream = export.csv_stream(db, pii, None, roster.RosterFilter(), finish=lambda n, ok: None)
+    next(stream)
+    fetching = [t for t in threading.enumerate() if t.name == "export-fetch"]
+    assert bool(fetching) == (db.get_bind().dialect.name == "postgresql")
+    stream.close()
+    assert not [t for t in threading.enumerate() if t.name == "export-fetch"], "no thread outlives the stream"
+    assert pool.checkedout() == held, "the connection went back after the thread ended"
+    body = b"".join(export.csv_stream(db, pii, None, roster.RosterFilter(), finish=lambda n, ok: None))
+    assert len(list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))) == 51
