@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app import db as app_db
-from app.db import make_engine
+from app.db import fetched_ahead, make_engine
 from app.models import Workplace
 from tests.conftest import TEST_DATABASE
 
@@ -168,3 +169,43 @@ def test_a_writer_gives_up_after_the_busy_timeout_with_database_is_locked(sqlite
         assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
     holder.execute("ROLLBACK")
     engine.dispose()
+
+
+# --- fetched_ahead: a streamed result read a batch ahead by a thread -------------------------
+
+
+def test_batches_fetched_ahead_come_in_order_and_end():
+    batches = [[n, n + 1] for n in range(0, 40, 2)]
+    assert list(fetched_ahead(iter(batches))) == batches
+    assert list(fetched_ahead(iter([]))) == []
+
+
+def test_an_error_while_fetching_is_raised_to_the_caller():
+    def failing():  # type: ignore[no-untyped-def]
+        yield [1]
+        yield [2]
+        raise RuntimeError("the cursor broke")
+
+    got = []
+    with pytest.raises(RuntimeError, match="the cursor broke"):
+        for batch in fetched_ahead(failing()):
+            got.append(batch)
+    assert got == [[1], [2]]
+    assert not [t for t in threading.enumerate() if t.name == "export-fetch"]
+
+
+def test_closing_early_stops_and_waits_for_the_fetching_thread():
+    fetched = []
+
+    def endless():  # type: ignore[no-untyped-def]
+        n = 0
+        while True:
+            fetched.append(n)
+            yield [n]
+            n += 1
+
+    ahead = fetched_ahead(endless())
+    assert next(ahead) == [0]
+    ahead.close()
+    assert not [t for t in threading.enumerate() if t.name == "export-fetch"], "the thread ended with the close"
+    assert len(fetched) <= 4, "it fetched at most the queue's depth ahead, then stopped"

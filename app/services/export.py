@@ -17,13 +17,11 @@ import contextlib
 import csv
 import io
 import tempfile
-import threading
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from queue import Full, Queue
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import xlsxwriter  # type: ignore[import-untyped]
@@ -31,6 +29,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import String, func, type_coerce
 from sqlmodel import Session
 
+from app.db import fetched_ahead
 from app.models import District, ExportJob, Member, User, Workplace, utcnow
 from app.services import audit
 from app.services.crypto import PiiCipher
@@ -185,7 +184,7 @@ def _rows(
     with Session(bind) as own, contextlib.ExitStack() as stop_fetching:
         batches: Iterator[Any] = own.execute(stmt).partitions()
         if bind.dialect.name == "postgresql":
-            ahead = _fetched_ahead(batches)
+            ahead = fetched_ahead(batches)
             stop_fetching.callback(ahead.close)  # its thread ends before the session closes
             batches = ahead
         for (
@@ -216,55 +215,6 @@ def _rows(
                 repeated(by),
                 safe(reason),
             ]
-
-
-class _Failed(NamedTuple):
-    error: Exception
-
-
-def _fetched_ahead(batches: Iterator[Any], depth: int = 2) -> Generator[Any, None, None]:
-    """`batches`, each fetched by a thread of its own while the one before is written.
-
-    On PostgreSQL the rows come from a server-side cursor a batch at a time: without this, the
-    server prepares a batch while this process waits, then this process formats it while the
-    server waits (~3.4 s of a million-row CSV's ~15 s, measured). The thread is the only user of
-    the cursor until it ends, and it is stopped and waited for before this generator returns,
-    raises or is closed, so the caller's session never closes under it. An error while fetching
-    is raised here, in the caller's thread.
-    """
-    ready: Queue[Any] = Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def hand_over(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def fetch() -> None:
-        try:
-            for batch in batches:
-                if not hand_over(batch):
-                    return
-        except Exception as error:  # noqa: BLE001 - handed to the caller's thread, which raises it
-            hand_over(_Failed(error))
-            return
-        hand_over(done)
-
-    thread = threading.Thread(target=fetch, name="export-fetch", daemon=True)
-    thread.start()
-    try:
-        while (item := ready.get()) is not done:
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _same(value: str) -> str:

@@ -171,44 +171,7 @@ def test_times_are_written_as_before_whichever_database_formats_them(db, pii, di
     assert export._iso(datetime(2026, 3, 4, 5, 6, 7, 999999, tzinfo=UTC)) == "2026-03-04T05:06:07+00:00"
 
 
-# --- the next batch fetched while this one is written (PostgreSQL) ----------------------------
-
-
-def test_batches_fetched_ahead_come_in_order_and_end():
-    batches = [[n, n + 1] for n in range(0, 40, 2)]
-    assert list(export._fetched_ahead(iter(batches))) == batches
-    assert list(export._fetched_ahead(iter([]))) == []
-
-
-def test_an_error_while_fetching_is_raised_to_the_caller():
-    def failing():  # type: ignore[no-untyped-def]
-        yield [1]
-        yield [2]
-        raise RuntimeError("the cursor broke")
-
-    got = []
-    with pytest.raises(RuntimeError, match="the cursor broke"):
-        for batch in export._fetched_ahead(failing()):
-            got.append(batch)
-    assert got == [[1], [2]]
-    assert not [t for t in threading.enumerate() if t.name == "export-fetch"]
-
-
-def test_closing_early_stops_and_waits_for_the_fetching_thread():
-    fetched = []
-
-    def endless():  # type: ignore[no-untyped-def]
-        n = 0
-        while True:
-            fetched.append(n)
-            yield [n]
-            n += 1
-
-    ahead = export._fetched_ahead(endless())
-    assert next(ahead) == [0]
-    ahead.close()
-    assert not [t for t in threading.enumerate() if t.name == "export-fetch"], "the thread ended with the close"
-    assert len(fetched) <= 4, "it fetched at most the queue's depth ahead, then stopped"
+# --- the next batch fetched while this one is written (PostgreSQL; app.db.fetched_ahead) -------
 
 
 def test_the_stream_fetches_ahead_on_postgresql_only_and_gives_everything_back(db, pii, district, monkeypatch):
