@@ -163,10 +163,10 @@ def fetched_ahead(batches: Iterator[Any], depth: int = 2) -> Generator[Any, None
 
     On PostgreSQL the rows come from a server-side cursor a batch at a time: without this, the
     server prepares a batch while this process waits, then this process works while the server
-    waits (~3.4 s of a million-row CSV export's ~15 s, measured; app/services/export.py). The thread is the only user of
-    the cursor until it ends, and it is stopped and waited for before this generator returns,
-    raises or is closed, so the caller's session never closes under it. An error while fetching
-    is raised here, in the caller's thread.
+    waits (~3.4 s of a million-row CSV export's ~15 s, measured; app/services/export.py). The
+    thread is the only user of the cursor until it ends, and it is stopped and waited for before
+    this generator returns, raises or is closed, so the caller's session never closes under it.
+    An error while fetching is raised here, in the caller's thread.
     """
     ready: Queue[Any] = Queue(maxsize=depth)
     stop = threading.Event()

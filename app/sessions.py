@@ -100,10 +100,6 @@ class _SmallUncompressed(_CachedSignerSerializer):
         return base64_encode(text)
 
 
-class _SessionSerializer(_SmallUncompressed):
-    pass
-
-
 class QuickSigner:
     """What `serializer.dumps` gives for a small JSON payload, in one function.
 
@@ -117,7 +113,8 @@ class QuickSigner:
 
     def __init__(self, serializer: URLSafeTimedSerializer) -> None:
         signer = serializer.make_signer(serializer.salt)
-        assert isinstance(signer, TimestampSigner) and isinstance(signer.algorithm, HMACAlgorithm)  # noqa: S101
+        if not isinstance(signer, TimestampSigner) or not isinstance(signer.algorithm, HMACAlgorithm):
+            raise TypeError("QuickSigner follows itsdangerous' timed HMAC signer only")
         self.key, self.timestamp = signer.derive_key(), signer.get_timestamp
         self.digest = signer.algorithm.digest_method().name
         self.sep = want_bytes(signer.sep)
@@ -172,7 +169,7 @@ class CookieSessions(SecureCookieSessionInterface):
         keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)  # current key last
         serializer = self._serializers.get(keys)
         if serializer is None:
-            serializer = _SessionSerializer(
+            serializer = _SmallUncompressed(
                 list(keys),  # itsdangerous takes a list of keys, the current one last
                 salt=self.salt,
                 serializer=_SessionJSON(self.serializer),
@@ -180,6 +177,18 @@ class CookieSessions(SecureCookieSessionInterface):
             )
             self._serializers[keys] = serializer  # a race builds two equal ones: harmless
         return serializer
+
+    def cookie_attributes(self, app: Flask) -> dict[str, Any]:
+        """The session cookie's attributes as the app's settings give them (Flask's getters), for
+        every cookie this app sets: here and the first-visit answer (app/web/worker/first_visit.py)."""
+        return {
+            "httponly": self.get_cookie_httponly(app),
+            "domain": self.get_cookie_domain(app),
+            "path": self.get_cookie_path(app),
+            "secure": self.get_cookie_secure(app),
+            "partitioned": self.get_cookie_partitioned(app),
+            "samesite": self.get_cookie_samesite(app),
+        }
 
     def open_session(self, app: Flask, request: Any) -> SecureCookieSession | None:
         if app.secret_key and "HTTP_COOKIE" not in request.environ:
@@ -195,12 +204,7 @@ class CookieSessions(SecureCookieSessionInterface):
             self.get_cookie_name(app),
             self.get_signing_serializer(app).dumps(dict(session)),  # type: ignore[union-attr]
             expires=self.get_expiration_time(app, session),
-            httponly=self.get_cookie_httponly(app),
-            domain=self.get_cookie_domain(app),
-            path=self.get_cookie_path(app),
-            secure=self.get_cookie_secure(app),
-            partitioned=self.get_cookie_partitioned(app),
-            samesite=self.get_cookie_samesite(app),
+            **self.cookie_attributes(app),
         )
         vary = response.headers.get("Vary")
         if vary is None:

@@ -162,13 +162,8 @@ class FirstVisits:
         return dump_cookie(
             interface.get_cookie_name(app),
             value,
-            path=interface.get_cookie_path(app),
-            domain=interface.get_cookie_domain(app),
-            secure=interface.get_cookie_secure(app),
-            httponly=interface.get_cookie_httponly(app),
-            samesite=interface.get_cookie_samesite(app),
-            partitioned=interface.get_cookie_partitioned(app),
             max_size=app.config.get("MAX_COOKIE_SIZE", 4093),
+            **interface.cookie_attributes(app),  # type: ignore[attr-defined]  # CookieSessions'
         )
 
 
